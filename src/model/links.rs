@@ -54,6 +54,9 @@ pub struct Link<'a> {
     pub to: &'a CardId,
     /// The JSON pointer of the target, relative to the card (`/answers/1/to`).
     pub field: Field,
+    /// Whether the engine waits for the visitor (or an agent, or a timer) before following
+    /// this link. Links that do not wait chain within one step, so a cycle of them spins.
+    pub waits: bool,
 }
 
 /// The place of a link's target inside its card, as a JSON pointer suffix.
@@ -78,7 +81,23 @@ impl Card {
     /// Every way on from this card, in the order written.
     pub fn links(&self) -> Vec<Link<'_>> {
         let mut out = Vec::new();
-        let mut push = |kind, to, field| out.push(Link { kind, to, field });
+        let implicit_consent =
+            matches!(self, Card::Consent(c) if c.mode == super::ConsentMode::Implicit);
+        let mut push = |kind, to, field| {
+            let waits = match kind {
+                LinkKind::Next | LinkKind::Rule(_) | LinkKind::Otherwise | LinkKind::Offline => {
+                    false
+                }
+                LinkKind::Agreed => !implicit_consent,
+                _ => true,
+            };
+            out.push(Link {
+                kind,
+                to,
+                field,
+                waits,
+            })
+        };
         fn next(n: &Next) -> Option<&CardId> {
             match n {
                 Next::Goto(id) => Some(id),
