@@ -326,3 +326,20 @@ impl miette::Diagnostic for Report<'_> {
         Some(Box::new(self.labels.iter().cloned()))
     }
 }
+
+/// The table of every code as Markdown (code, severity, meaning), as the README shows it.
+pub fn codes_markdown() -> String {
+    let mut out = String::from("| code | severity | meaning |\n|---|---|---|\n");
+    for code in Code::ALL {
+        let severity = match code.severity() {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        out.push_str(&format!(
+            "| `{}` | {severity} | {} |\n",
+            code.as_str(),
+            code.summary().replace('|', "\\|")
+        ));
+    }
+    out
+}

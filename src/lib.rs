@@ -18,6 +18,7 @@
 //! ```
 
 pub mod check;
+pub mod cli;
 pub mod diagnostic;
 pub mod model;
 pub mod program;

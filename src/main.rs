@@ -1,6 +1,5 @@
-fn main() {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&playbook::model::schema()).unwrap()
-    );
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    playbook::cli::Cli::parse().run()
 }

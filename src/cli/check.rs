@@ -1,0 +1,65 @@
+//! `playbook check`.
+
+use std::path::PathBuf;
+
+use super::{EXIT_ERRORS, EXIT_OK, EXIT_USAGE, OutputFormat, load, print_err, print_out, theme};
+use crate::diagnostic::{Diagnostic, Severity};
+
+pub(super) fn run(files: &[PathBuf], format: OutputFormat, deny_warnings: bool) -> u8 {
+    let mut code = EXIT_OK;
+    let mut reports = Vec::new();
+    for path in files {
+        let loaded = match load(path) {
+            Ok(l) => l,
+            Err(e) => {
+                print_err(&format!("error: cannot read {}: {e}\n", path.display()));
+                code = code.max(EXIT_USAGE);
+                continue;
+            }
+        };
+        let (diagnostics, map) = match loaded.result {
+            Ok((playbook, map)) => (crate::check::check(playbook).diagnostics, map),
+            Err(diags) => (diags, Default::default()),
+        };
+        let fails = |d: &Diagnostic| d.is_error() || deny_warnings;
+        let failed = diagnostics.iter().any(fails);
+        if failed {
+            code = code.max(EXIT_ERRORS);
+        }
+        match format {
+            OutputFormat::Text => {
+                let theme = theme();
+                for d in &diagnostics {
+                    print_err(&d.render_with(&loaded.file, &map, theme.clone()));
+                    print_err("\n");
+                }
+                let count = |s| diagnostics.iter().filter(|d| d.severity() == s).count();
+                let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
+                let verdict = if failed { "failed" } else { "ok" };
+                print_err(&format!(
+                    "{}: {verdict} ({errors} error{}, {warnings} warning{})\n",
+                    loaded.file.name,
+                    plural(errors),
+                    plural(warnings)
+                ));
+            }
+            OutputFormat::Json => reports.push(serde_json::json!({
+                "file": loaded.file.name,
+                "ok": !failed,
+                "diagnostics": diagnostics
+                    .iter()
+                    .map(|d| d.to_json(&loaded.file, &map))
+                    .collect::<Vec<_>>(),
+            })),
+        }
+    }
+    if format == OutputFormat::Json {
+        let doc = serde_json::json!({ "ok": code == EXIT_OK, "files": reports });
+        print_out(&format!("{doc:#}\n"));
+    }
+    code
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

@@ -1,0 +1,73 @@
+//! Reading a playbook file: size limit, UTF-8, and the reader chosen by extension.
+
+use std::path::Path;
+
+use crate::diagnostic::{Code, Diagnostic};
+use crate::model::Playbook;
+use crate::source::{SourceFile, SourceMap, Span};
+
+/// Files larger than this are refused before they are read as text (10 MiB).
+pub const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
+
+/// A file read from disk: its text, and the playbook or the diagnostics that stopped it.
+pub struct Loaded {
+    /// The file as shown in diagnostics (invalid UTF-8 replaced).
+    pub file: SourceFile,
+    /// The playbook and its spans, or why it could not be read.
+    pub result: Result<(Playbook, SourceMap), Vec<Diagnostic>>,
+}
+
+/// Reads and parses a playbook file. `Err` only for I/O problems (missing file, permissions);
+/// every problem with the content is a diagnostic in [`Loaded::result`].
+pub fn load(path: &Path) -> std::io::Result<Loaded> {
+    let name = path.display().to_string();
+    let size = std::fs::metadata(path)?.len();
+    if size > MAX_FILE_BYTES {
+        return Ok(Loaded {
+            file: SourceFile::new(name, String::new()),
+            result: Err(vec![
+                Diagnostic::new(
+                    Code::TooLarge,
+                    format!(
+                        "the file is {size} bytes; a playbook may be at most {MAX_FILE_BYTES} bytes (10 MiB)"
+                    ),
+                )
+                .with_help("split the playbook, or check that this is the file you meant"),
+            ]),
+        });
+    }
+    let bytes = std::fs::read(path)?;
+    Ok(from_bytes(name, bytes))
+}
+
+/// Parses a playbook from raw bytes named `name` (the extension picks the reader).
+pub fn from_bytes(name: String, bytes: Vec<u8>) -> Loaded {
+    match String::from_utf8(bytes) {
+        Ok(text) => {
+            let result = crate::syntax::read(&name, &text);
+            Loaded {
+                file: SourceFile::new(name, text),
+                result,
+            }
+        }
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            // The lossy text has a replacement character where the bad byte was; point at it.
+            let at = text
+                .char_indices()
+                .map(|(i, _)| i)
+                .find(|&i| i >= at)
+                .unwrap_or(text.len());
+            let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+            Loaded {
+                file: SourceFile::new(name, text),
+                result: Err(vec![
+                    Diagnostic::new(Code::Syntax, "the file is not valid UTF-8")
+                        .at_span(Span::new(at, end), "this byte is not UTF-8")
+                        .with_help("save the file as UTF-8"),
+                ]),
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The `playbook` command line: argument types (clap) and one function per subcommand.
+//!
+//! `main.rs` only parses [`Cli`] and calls [`Cli::run`]. Each subcommand reads files, calls the
+//! library, and renders results; none of them holds product logic.
+
+mod check;
+mod fmt;
+mod load;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use load::{Loaded, MAX_FILE_BYTES, load};
+
+/// Exit code: everything fine (warnings allowed).
+pub const EXIT_OK: u8 = 0;
+/// Exit code: a playbook has errors (or `fmt --check` found unformatted files).
+pub const EXIT_ERRORS: u8 = 1;
+/// Exit code: bad usage or an I/O problem (a file that cannot be read or written).
+pub const EXIT_USAGE: u8 = 2;
+
+/// Author, check, convert and run chatbot playbooks.
+#[derive(Debug, Parser)]
+#[command(name = "playbook", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check playbooks and print their diagnostics.
+    ///
+    /// Exits 0 when no file has errors (warnings are printed), 1 when any file has errors,
+    /// 2 for usage or I/O problems.
+    Check {
+        /// Playbook files (`.playbook` for the DSL, `.json` for JSON).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Output format: rustc-like text on stderr, or JSON on stdout for editors.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Format playbooks in place, or convert them between the DSL and JSON.
+    Fmt {
+        /// Playbook files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write nothing; exit 1 if a file is not formatted (or its conversion is stale).
+        #[arg(long)]
+        check: bool,
+        /// Convert to this format, writing beside the input with the new extension
+        /// (`demo.playbook` → `demo.json`).
+        #[arg(long, value_enum)]
+        to: Option<FileFormat>,
+        /// Print the result to stdout instead of writing files.
+        #[arg(long, conflicts_with = "check")]
+        stdout: bool,
+    },
+    /// Print the JSON Schema of the JSON playbook format.
+    Schema,
+}
+
+/// How `check` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable, like rustc.
+    Text,
+    /// One JSON document on stdout.
+    Json,
+}
+
+/// The two file formats of a playbook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FileFormat {
+    /// The DSL (`.playbook`).
+    Dsl,
+    /// JSON (`.json`).
+    Json,
+}
+
+impl FileFormat {
+    /// The format a path's extension names (`.json` is JSON, anything else the DSL).
+    pub fn of(path: &std::path::Path) -> Self {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("json") => FileFormat::Json,
+            _ => FileFormat::Dsl,
+        }
+    }
+
+    /// The file extension, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            FileFormat::Dsl => "playbook",
+            FileFormat::Json => "json",
+        }
+    }
+}
+
+impl Cli {
+    /// Runs the chosen subcommand and returns the process exit code.
+    pub fn run(self) -> ExitCode {
+        let code = match self.command {
+            Command::Check {
+                files,
+                format,
+                deny_warnings,
+            } => check::run(&files, format, deny_warnings),
+            Command::Fmt {
+                files,
+                check,
+                to,
+                stdout,
+            } => fmt::run(&files, check, to, stdout),
+            Command::Schema => {
+                let schema = crate::model::schema();
+                let text = serde_json::to_string_pretty(&schema).expect("a schema serializes");
+                print_out(&format!("{text}\n"));
+                EXIT_OK
+            }
+        };
+        ExitCode::from(code)
+    }
+}
+
+/// Writes to stdout, treating a closed pipe (`playbook schema | head`) as done rather than
+/// as a reason to panic.
+pub(crate) fn print_out(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// Writes to stderr, ignoring a closed pipe.
+pub(crate) fn print_err(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
+}
+
+/// The miette theme for stderr: colour on a terminal, plain otherwise.
+pub(crate) fn theme() -> miette::GraphicalTheme {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    }
+}
