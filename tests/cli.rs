@@ -1,0 +1,165 @@
+//! The `playbook` binary end to end: exit codes, output formats, and files left untouched.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn playbook(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_playbook"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the binary runs")
+}
+
+fn examples() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "playbook" || e == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn every_example_checks_clean() {
+    let files = examples();
+    assert!(files.len() >= 4);
+    let args: Vec<&str> = std::iter::once("check")
+        .chain(files.iter().map(|p| p.to_str().unwrap()))
+        .chain(["--deny-warnings"])
+        .collect();
+    let out = playbook(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn every_example_is_formatted() {
+    for file in examples() {
+        let out = playbook(&["fmt", "--check", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{}: {}", file.display(), stderr(&out));
+    }
+}
+
+#[test]
+fn missing_file_is_an_io_error() {
+    let out = playbook(&["check", "no/such/file.playbook"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot read no/such/file.playbook"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(playbook(&["check"]).status.code(), Some(2));
+    assert_eq!(playbook(&["frobnicate"]).status.code(), Some(2));
+}
+
+#[test]
+fn errors_exit_1_with_position_and_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.playbook");
+    std::fs::write(&path, "playbook \"x\" { start a }\nmessage a \"hi\" -> nowhere\n").unwrap();
+    let out = playbook(&["check", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("E011"), "{err}");
+    assert!(err.contains("broken.playbook:2:"), "{err}");
+}
+
+#[test]
+fn json_output_for_editors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.playbook");
+    std::fs::write(&path, "playbook \"x\" { start a }\nmessage a \"hi\" -> nowhere\n").unwrap();
+    let out = playbook(&["check", "--format", "json", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["ok"], false);
+    let diag = &doc["files"][0]["diagnostics"][0];
+    assert_eq!(diag["code"], "E011");
+    assert_eq!(diag["severity"], "error");
+    assert_eq!(diag["labels"][0]["start"]["line"], 2);
+}
+
+#[test]
+fn warnings_pass_unless_denied() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("warn.playbook");
+    std::fs::write(&path, "playbook \"x\" { start a }\nmessage a \"hi\" end\nmessage b \"never\" end\n")
+        .unwrap();
+    let p = path.to_str().unwrap();
+    let out = playbook(&["check", p]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("W001"));
+    assert_eq!(playbook(&["check", "--deny-warnings", p]).status.code(), Some(1));
+}
+
+#[test]
+fn fmt_never_writes_a_file_with_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.playbook");
+    let text = "playbook \"x\" { start a }\nmessage a \"hi\" ->\n";
+    std::fs::write(&path, text).unwrap();
+    let out = playbook(&["fmt", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+}
+
+#[test]
+fn invalid_utf8_and_oversized_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bytes.playbook");
+    std::fs::write(&bad, b"playbook \"x\xff\" { start a }\n").unwrap();
+    let out = playbook(&["check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not valid UTF-8"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("bytes.playbook:1:12"), "{}", stderr(&out));
+
+    let big = dir.path().join("big.playbook");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(playbook::cli::MAX_FILE_BYTES + 1).unwrap();
+    let out = playbook(&["check", big.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("E007"), "{}", stderr(&out));
+}
+
+#[test]
+fn converts_dsl_to_json_and_back_losslessly() {
+    let dir = tempfile::tempdir().unwrap();
+    for file in examples() {
+        let name = file.file_name().unwrap();
+        let copy = dir.path().join(name);
+        std::fs::copy(&file, &copy).unwrap();
+        let other = match playbook::cli::FileFormat::of(&copy) {
+            playbook::cli::FileFormat::Dsl => "json",
+            playbook::cli::FileFormat::Json => "dsl",
+        };
+        let out = playbook(&["fmt", "--to", other, copy.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let converted = copy.with_extension(if other == "json" { "json" } else { "playbook" });
+        let a = playbook::syntax::read(copy.to_str().unwrap(), &std::fs::read_to_string(&copy).unwrap())
+            .unwrap()
+            .0;
+        let b = playbook::syntax::read(
+            converted.to_str().unwrap(),
+            &std::fs::read_to_string(&converted).unwrap(),
+        )
+        .unwrap()
+        .0;
+        assert_eq!(a, b, "{}", file.display());
+    }
+}
+
+#[test]
+fn schema_is_json() {
+    let out = playbook(&["schema"]);
+    assert_eq!(out.status.code(), Some(0));
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(schema["$defs"]["Card"].is_object());
+}
