@@ -16,9 +16,12 @@ pub(crate) fn parse_json(text: &str) -> Result<(Playbook, SourceMap), Vec<Diagno
         let at = offset_of(text, e.line(), e.column());
         let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
         vec![
-            Diagnostic::new(Code::Json, format!("this is not valid JSON: {}", strip_pos(&e)))
-                .at_span(Span::new(at, end), "")
-                .with_help("check for a missing comma, quote or bracket near here"),
+            Diagnostic::new(
+                Code::Json,
+                format!("this is not valid JSON: {}", strip_pos(&e)),
+            )
+            .at_span(Span::new(at, end), "")
+            .with_help("check for a missing comma, quote or bracket near here"),
         ]
     })?;
     let mut map = SourceMap::new();
@@ -155,7 +158,8 @@ fn shape_error(text: &str, root: &Value, map: &SourceMap, path: &Path, msg: &str
     };
     let mut code = Code::Json;
     let mut label_span = span;
-    let mut help = "compare with the JSON schema (`playbook schema`) or docs/language.md".to_owned();
+    let mut help =
+        "compare with the JSON schema (`playbook schema`) or docs/language.md".to_owned();
     if let Some(s) = root.pointer(&ptr).and_then(Value::as_str) {
         if let Err(e) = s.parse::<Duration>()
             && msg.contains(&e.to_string())
@@ -244,8 +248,8 @@ impl Indexer<'_> {
                     }
                     let ks = self.at;
                     self.string();
-                    let key: String = serde_json::from_str(&self.src[ks..self.at])
-                        .unwrap_or_default();
+                    let key: String =
+                        serde_json::from_str(&self.src[ks..self.at]).unwrap_or_default();
                     self.ws();
                     self.at += 1; // `:`
                     self.value(format!("{ptr}/{}", pointer_segment(&key)));

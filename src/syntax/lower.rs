@@ -63,9 +63,7 @@ pub(crate) fn lower(file: P<'_>) -> Result<(Playbook, SourceMap), Vec<Diagnostic
         l.errors.push(
             Diagnostic::new(Code::InvalidValue, "the playbook has no header")
                 .at_span(Span::new(0, 0), "")
-                .with_help(
-                    "start the file with `playbook \"Name\" { start first_card }`",
-                ),
+                .with_help("start the file with `playbook \"Name\" { start first_card }`"),
         );
     }
     match header {
@@ -362,7 +360,11 @@ impl Lower {
             _ => None,
         };
         // A card is only built when everything inside it was read.
-        if self.errors.len() > before { None } else { card }
+        if self.errors.len() > before {
+            None
+        } else {
+            card
+        }
     }
 
     fn next(&mut self, p: P<'_>, ptr: &str) -> Option<Next> {
@@ -634,7 +636,8 @@ impl Lower {
                     match n.as_str().parse::<f64>() {
                         Ok(value) if value.is_finite() => {
                             self.record(&format!("{wp}/value"), ns);
-                            cond = Some(Box::new(move |var| Condition::Compare { var, cmp, value }));
+                            cond =
+                                Some(Box::new(move |var| Condition::Compare { var, cmp, value }));
                         }
                         _ => {
                             self.error(
@@ -703,9 +706,17 @@ impl Lower {
         let what = "this livechat card";
         let head = Span::new(sp.start, sp.start + "livechat".len());
         for (seen, field, example) in [
-            (online.seen, "online", "online \"Connecting you with our team...\""),
+            (
+                online.seen,
+                "online",
+                "online \"Connecting you with our team...\"",
+            ),
             (wait.seen, "wait", "wait 2m"),
-            (offline.seen, "offline", "offline \"Sorry, nobody is available right now.\""),
+            (
+                offline.seen,
+                "offline",
+                "offline \"Sorry, nobody is available right now.\"",
+            ),
             (on_closed.seen, "on closed", "on closed -> card_id"),
             (on_offline.seen, "on offline", "on offline -> card_id"),
         ] {
@@ -874,16 +885,19 @@ impl Lower {
         };
         if !allowed.contains(&name) {
             self.error(
-                Diagnostic::new(Code::InvalidValue, format!("a {kind} has no `{name}` field"))
-                    .at_span(fs, "")
-                    .with_help(format!(
-                        "the fields of a {kind} are: {}",
-                        allowed
-                            .iter()
-                            .map(|a| format!("`{a}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )),
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    format!("a {kind} has no `{name}` field"),
+                )
+                .at_span(fs, "")
+                .with_help(format!(
+                    "the fields of a {kind} are: {}",
+                    allowed
+                        .iter()
+                        .map(|a| format!("`{a}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
             );
             return;
         }
@@ -930,8 +944,10 @@ impl Lower {
             }
             Rule::f_owner => {
                 self.record(&fp, fs);
-                let v = f.into_inner().find(|p| p.as_rule() != Rule::kw_owner).and_then(|o| {
-                    match o.as_rule() {
+                let v = f
+                    .into_inner()
+                    .find(|p| p.as_rule() != Rule::kw_owner)
+                    .and_then(|o| match o.as_rule() {
                         Rule::owner_user => last(o)
                             .and_then(|s| self.string(s, &format!("{fp}/user")))
                             .map(Owner::User),
@@ -939,8 +955,7 @@ impl Lower {
                             .and_then(|s| self.string(s, &format!("{fp}/pool")))
                             .map(Owner::Pool),
                         _ => Some(Owner::Agent),
-                    }
-                });
+                    });
                 rec.owner.set(v, fs, &what, &mut self.errors);
             }
             Rule::f_labels => {

@@ -89,9 +89,16 @@ fn indent(s: &mut String, depth: usize) {
 }
 
 fn header(out: &mut Printer, h: &Header) {
-    out.top(format!("playbook {} {{", escape(&h.name)), "/playbook".into());
+    out.top(
+        format!("playbook {} {{", escape(&h.name)),
+        "/playbook".into(),
+    );
     if let Some(bot) = &h.bot {
-        out.line(1, format!("bot {}", escape(bot)), Some("/playbook/bot".into()));
+        out.line(
+            1,
+            format!("bot {}", escape(bot)),
+            Some("/playbook/bot".into()),
+        );
     }
     if let Some(lang) = &h.language {
         let l = if is_word(lang) {
@@ -99,9 +106,17 @@ fn header(out: &mut Printer, h: &Header) {
         } else {
             escape(lang)
         };
-        out.line(1, format!("language {l}"), Some("/playbook/language".into()));
+        out.line(
+            1,
+            format!("language {l}"),
+            Some("/playbook/language".into()),
+        );
     }
-    out.line(1, format!("start {}", h.start), Some("/playbook/start".into()));
+    out.line(
+        1,
+        format!("start {}", h.start),
+        Some("/playbook/start".into()),
+    );
     if let Some(g) = &h.greeting {
         out.line(
             1,
@@ -153,7 +168,11 @@ fn idle(out: &mut Printer, i: &Idle, ptr: &str) {
         IdleAction::Nudge(t) => format!("nudge {}", tpl(t)),
         IdleAction::Goto(id) => format!("-> {id}"),
     };
-    out.line(1, format!("idle {} {then}", i.after), Some(format!("{ptr}/idle")));
+    out.line(
+        1,
+        format!("idle {} {then}", i.after),
+        Some(format!("{ptr}/idle")),
+    );
 }
 
 fn list(items: &[String]) -> String {
@@ -174,7 +193,11 @@ fn card(out: &mut Printer, card: &Card, ptr: &str) {
             );
         }
         Card::Question(c) => {
-            let save = c.save.as_ref().map(|v| format!(" save {v}")).unwrap_or_default();
+            let save = c
+                .save
+                .as_ref()
+                .map(|v| format!(" save {v}"))
+                .unwrap_or_default();
             out.top(
                 format!("question {} {}{save} {{", c.id, tpl(&c.text)),
                 ptr.into(),
@@ -202,7 +225,11 @@ fn card(out: &mut Printer, card: &Card, ptr: &str) {
                 InputKind::Number => "number".to_owned(),
                 InputKind::Pattern(p) => format!("pattern {}", escape(p.source())),
             };
-            let save = c.save.as_ref().map(|v| format!(" save {v}")).unwrap_or_default();
+            let save = c
+                .save
+                .as_ref()
+                .map(|v| format!(" save {v}"))
+                .unwrap_or_default();
             let has_block = c.reprompt.is_some() || c.give_up.is_some() || c.idle.is_some();
             out.top(
                 format!(
@@ -272,7 +299,11 @@ fn card(out: &mut Printer, card: &Card, ptr: &str) {
                 out.line(1, format!("route {to}{avail}"), at("route"));
             }
             out.line(1, format!("on closed -> {}", c.on_closed), at("on_closed"));
-            out.line(1, format!("on offline -> {}", c.on_offline), at("on_offline"));
+            out.line(
+                1,
+                format!("on offline -> {}", c.on_offline),
+                at("on_offline"),
+            );
             if let Some(t) = &c.on_timeout {
                 out.line(1, format!("on timeout -> {t}"), at("on_timeout"));
             }

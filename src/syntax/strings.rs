@@ -142,7 +142,8 @@ pub(crate) fn source_offset(literal: &str, offset: usize) -> usize {
 pub(crate) fn is_word(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         && !s.contains("->")
 }
 
@@ -152,7 +153,13 @@ mod tests {
 
     #[test]
     fn escapes_round_trip() {
-        for s in ["", "a\"b\\c\nd\te", "caf\u{e9} \u{1F600}", "\u{0}\r\u{7f}", "{{x}}"] {
+        for s in [
+            "",
+            "a\"b\\c\nd\te",
+            "caf\u{e9} \u{1F600}",
+            "\u{0}\r\u{7f}",
+            "{{x}}",
+        ] {
             assert_eq!(unescape(&escape(s)).unwrap(), s, "{s:?}");
         }
         assert_eq!(unescape(r#""\u{1F600}x""#).unwrap(), "\u{1F600}x");
