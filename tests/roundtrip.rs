@@ -173,6 +173,7 @@ fn a_large_playbook_parses_quickly() {
     let formatted = syntax::format(&text).expect("formats");
     let format_time = t.elapsed();
     assert!(formatted.len() > text.len() / 2);
+    eprintln!("10k cards: parse {parse_time:?}, format {format_time:?}");
     // Generous for unoptimised test builds on a shared machine; release is far below a
     // second (see docs/language.md).
     assert!(parse_time.as_secs() < 10, "parse took {parse_time:?}");

@@ -377,3 +377,53 @@ fn json_reader_maps_pointers_and_names_paths() {
     assert!(syntax::read("a.JSON", &json).is_ok());
     assert!(syntax::read("a.playbook", &json).is_err());
 }
+
+/// The code blocks of docs/language.md that hold a whole playbook parse and pass the checks,
+/// and every fragment with cards parses once given a header.
+#[test]
+fn the_language_reference_examples_parse() {
+    let doc = include_str!("../docs/language.md");
+    // Untagged fenced blocks are DSL; ```json blocks are JSON.
+    let mut blocks: Vec<String> = Vec::new();
+    let mut current: Option<String> = None;
+    for line in doc.lines() {
+        match (&mut current, line.starts_with("```")) {
+            (None, true) if line == "```" => current = Some(String::new()),
+            (None, true) => current = Some("json".into()),
+            (Some(b), true) => {
+                if !b.starts_with("json") {
+                    blocks.push(std::mem::take(b));
+                }
+                current = None;
+            }
+            (Some(b), false) if !b.starts_with("json") => {
+                b.push_str(line);
+                b.push('\n');
+            }
+            _ => {}
+        }
+    }
+    assert!(blocks.len() > 10, "found {} blocks", blocks.len());
+    let mut whole = 0;
+    for block in &blocks {
+        let block = block.as_str();
+        let trimmed = block.trim_start();
+        let text = if block.contains("playbook \"") {
+            whole += 1;
+            block.to_owned()
+        } else if trimmed.starts_with("idle ") {
+            continue;
+        } else {
+            format!("playbook \"doc\" {{ start x }}\n{block}")
+        };
+        let (p, _) = parse(&text);
+        if block.contains("playbook \"") && block.contains("A demo-request bot") {
+            let checked = playbook::check::check(p);
+            assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+        }
+    }
+    assert!(whole >= 2);
+    for var in SYSTEM_VARIABLES {
+        assert!(doc.contains(&format!("`{var}`")), "{var} is not documented");
+    }
+}

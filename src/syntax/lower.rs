@@ -1120,7 +1120,7 @@ struct Rec {
 }
 
 fn is_record_field(r: Rule) -> bool {
-    field_names(r).0 != ""
+    !field_names(r).0.is_empty()
 }
 
 /// The DSL keyword and JSON key of a capture field rule.
@@ -1162,8 +1162,7 @@ fn last(p: P<'_>) -> Option<P<'_>> {
 
 fn first_line(s: &str) -> String {
     s.lines()
-        .filter(|l| !l.trim().is_empty())
-        .last()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or(s)
         .trim()
         .to_owned()
