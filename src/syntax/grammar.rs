@@ -50,6 +50,7 @@ fn syntax_error(text: &str, e: pest::error::Error<Rule>) -> Diagnostic {
                 c.len_utf8()
             }
         }));
+    let found_len = if rest.starts_with("->") { 2 } else { found_len };
     let span = Span::new(pos, if at_eof { pos } else { pos + found_len });
     if rest.starts_with('"') && !rest[1..].lines().next().is_some_and(|l| l.contains('"')) {
         return Diagnostic::new(Code::Syntax, "this string is never closed")
@@ -142,8 +143,10 @@ fn describe(rule: Rule) -> String {
         Rule::rparen => "`)`",
         Rule::comma => "`,`",
         Rule::outcome => "an outcome (`qualified`, `disqualified` or `none`)",
-        Rule::input_kind => "an input kind (`text`, `email`, `phone`, `number` or `pattern`)",
-        Rule::cmp_op => "a comparison (`is`, `in`, `<`, `<=`, `>` or `>=`)",
+        Rule::input_kind | Rule::input_pattern => {
+            "an input kind (`text`, `email`, `phone`, `number` or `pattern \"regex\"`)"
+        }
+        Rule::cmp_op => "a comparison (`<`, `<=`, `>` or `>=`)",
         Rule::availability => "`available` or `anytime`",
         Rule::record_type => "a record type (`lead`, `deal` or `activity`)",
         Rule::activity_type => {
@@ -161,7 +164,6 @@ fn describe(rule: Rule) -> String {
         Rule::answer => "an answer (`\"label\" -> card`)",
         Rule::free_text => "`free text`",
         Rule::expect => "`expect`",
-        Rule::input_pattern => "`pattern`",
         Rule::when_rule => "`when`",
         Rule::otherwise => "`else`",
         Rule::is_not_set | Rule::is_set | Rule::is_value => "`is`",

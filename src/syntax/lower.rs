@@ -348,6 +348,9 @@ impl Lower {
     fn card(&mut self, p: P<'_>, ptr: &str) -> Option<Card> {
         let before = self.errors.len();
         self.record(ptr, span(&p));
+        if let Some(kw) = p.clone().into_inner().next() {
+            self.record(&format!("{ptr}/kind"), span(&kw));
+        }
         let card = match p.as_rule() {
             Rule::message => self.message(p, ptr).map(Card::Message),
             Rule::question => self.question(p, ptr).map(Card::Question),
