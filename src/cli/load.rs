@@ -7,7 +7,7 @@ use crate::model::Playbook;
 use crate::source::{SourceFile, SourceMap, Span};
 
 /// Files larger than this are refused before they are read as text (10 MiB).
-pub const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
+pub const MAX_FILE_BYTES: u64 = crate::syntax::MAX_FILE_BYTES as u64;
 
 /// A file read from disk: its text, and the playbook or the diagnostics that stopped it.
 pub struct Loaded {
