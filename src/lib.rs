@@ -19,6 +19,7 @@
 
 pub mod check;
 pub mod diagnostic;
+pub mod graph;
 pub mod model;
 pub mod program;
 pub mod source;
