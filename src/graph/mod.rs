@@ -120,7 +120,10 @@ impl FlowGraph {
     }
 
     /// A node's outgoing edges, in the order its card writes them.
-    pub fn out_edges(&self, node: NodeIndex) -> impl Iterator<Item = (EdgeIndex, NodeIndex, &Edge)> {
+    pub fn out_edges(
+        &self,
+        node: NodeIndex,
+    ) -> impl DoubleEndedIterator<Item = (EdgeIndex, NodeIndex, &Edge)> + ExactSizeIterator {
         // petgraph lists a node's edges newest first; the order written is the reverse.
         let mut edges: Vec<_> = self
             .graph
@@ -235,9 +238,11 @@ impl Paths {
 /// The label shown on a link.
 fn link_label(card: &Card, kind: LinkKind) -> String {
     match (card, kind) {
-        (Card::Question(q), LinkKind::Answer(i)) => {
-            q.answers.get(i).map(|a| a.label.clone()).unwrap_or_default()
-        }
+        (Card::Question(q), LinkKind::Answer(i)) => q
+            .answers
+            .get(i)
+            .map(|a| a.label.clone())
+            .unwrap_or_default(),
         (Card::Branch(b), LinkKind::Rule(i)) => b
             .rules
             .get(i)
