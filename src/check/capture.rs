@@ -19,13 +19,13 @@ pub(super) fn check(playbook: &Playbook, out: &mut Vec<Diagnostic>) {
         match &c.record {
             RecordSpec::Lead(l) => {
                 if l.title.is_none() {
-                    out.push(title(missing("title"), &record, kind));
+                    out.push(title(missing("title"), &format!("{record}/title"), kind));
                 }
                 contact(&l.person, &l.organization, &record, kind, out, missing);
             }
             RecordSpec::Deal(d) => {
                 if d.title.is_none() {
-                    out.push(title(missing("title"), &record, kind));
+                    out.push(title(missing("title"), &format!("{record}/title"), kind));
                 }
                 contact(&d.person, &d.organization, &record, kind, out, missing);
             }
@@ -33,7 +33,7 @@ pub(super) fn check(playbook: &Playbook, out: &mut Vec<Diagnostic>) {
                 if a.subject.is_none() {
                     out.push(
                         missing("subject")
-                            .at(&record, "this activity needs a subject")
+                            .at(format!("{record}/subject"), "this activity needs a subject")
                             .with_help("add a subject, e.g. `subject \"Call back {name}\"`"),
                     );
                 }
@@ -42,8 +42,10 @@ pub(super) fn check(playbook: &Playbook, out: &mut Vec<Diagnostic>) {
     }
 }
 
-fn title(d: Diagnostic, record: &str, kind: &str) -> Diagnostic {
-    d.at(record, format!("this {kind} needs a title"))
+/// A missing title, pointed at where it would be written (a source map falls back to the
+/// record itself).
+fn title(d: Diagnostic, at: &str, kind: &str) -> Diagnostic {
+    d.at(at, format!("this {kind} needs a title"))
         .with_help(format!(
             "add a title, e.g. `title \"Demo request ({{email}})\"`; the CRM shows it in its {kind} list"
         ))

@@ -120,6 +120,11 @@ fn mermaid_escape(s: &str) -> String {
             '<' => out.push_str("#lt;"),
             '>' => out.push_str("#gt;"),
             '&' => out.push_str("#amp;"),
+            // Braces and bars are safe inside quotes in current Mermaid, but older renderers
+            // trip on them; entity codes show the same text everywhere.
+            '{' => out.push_str("#123;"),
+            '}' => out.push_str("#125;"),
+            '|' => out.push_str("#124;"),
             '\n' | '\r' | '\t' => out.push(' '),
             c => out.push(c),
         }
@@ -223,12 +228,18 @@ pub(super) fn dot(g: &FlowGraph, playbook: &Playbook) -> String {
         );
         for (_, to, edge) in g.out_edges(node) {
             let to = g.card(to);
-            let style = if edge.waits { "" } else { ", style=bold" };
-            let _ = writeln!(
-                out,
-                "    n{i} -> n{to} [label=\"{}\"{style}];",
-                dot_escape(&edge.label)
-            );
+            let mut attrs = Vec::new();
+            if !edge.label.is_empty() {
+                attrs.push(format!("label=\"{}\"", dot_escape(&edge.label)));
+            }
+            if !edge.waits {
+                attrs.push("style=bold".to_owned());
+            }
+            if attrs.is_empty() {
+                let _ = writeln!(out, "    n{i} -> n{to};");
+            } else {
+                let _ = writeln!(out, "    n{i} -> n{to} [{}];", attrs.join(", "));
+            }
         }
         if let Some((label, outcome)) = own_end(card) {
             let _ = writeln!(
@@ -236,7 +247,11 @@ pub(super) fn dot(g: &FlowGraph, playbook: &Playbook) -> String {
                 "    n{i}_out [shape=doublecircle, label=\"{}\"];",
                 dot_escape(&end_text(outcome))
             );
-            let _ = writeln!(out, "    n{i} -> n{i}_out [label=\"{label}\"];");
+            if label.is_empty() {
+                let _ = writeln!(out, "    n{i} -> n{i}_out;");
+            } else {
+                let _ = writeln!(out, "    n{i} -> n{i}_out [label=\"{label}\"];");
+            }
         }
     }
     out.push_str("}\n");
