@@ -303,8 +303,9 @@ fn dead_end_is_reported_once_at_its_cause() {
 
 /// A playbook of `n` cards in blocks of ten, each block a question, an ask, a branch, three
 /// messages, a capture and three more cards, looping back to earlier blocks through the
-/// visitor; one live chat at the end.
-fn generated(n: usize) -> Playbook {
+/// visitor; one live chat at the end. With `warnings`, every block saves its own variable and
+/// reads the next block's, so there are a thousand variables and as many W002 warnings.
+fn generated(n: usize, warnings: bool) -> Playbook {
     let blocks = n / 10;
     let mut cards = Vec::with_capacity(n);
     for b in 0..blocks {
@@ -314,7 +315,16 @@ fn generated(n: usize) -> Playbook {
             "chat".to_owned()
         };
         let back = format!("q{}", b / 2);
-        let var = format!("v{}", b % 64);
+        let var = if warnings {
+            format!("w{b}")
+        } else {
+            format!("v{}", b % 64)
+        };
+        let later = if warnings {
+            format!("{{w{}}}", b + 1)
+        } else {
+            "{v1}".to_owned()
+        };
         cards.extend([
             serde_json::json!({"kind": "question", "id": format!("q{b}"), "text": "Pick ({v0})", "save": "v0",
                 "answers": [{"label": "on", "to": format!("a{b}")}, {"label": "back", "to": back},
@@ -326,7 +336,7 @@ fn generated(n: usize) -> Playbook {
                 {"when": {"op": "is_set", "var": "v1"}, "to": format!("n{b}")}],
                 "otherwise": format!("o{b}")}),
             serde_json::json!({"kind": "message", "id": format!("m{b}"), "text": "m {v0}", "then": {"goto": format!("c{b}")}}),
-            serde_json::json!({"kind": "message", "id": format!("n{b}"), "text": "n {v1}", "then": {"goto": format!("c{b}")}}),
+            serde_json::json!({"kind": "message", "id": format!("n{b}"), "text": format!("n {later}"), "then": {"goto": format!("c{b}")}}),
             serde_json::json!({"kind": "message", "id": format!("o{b}"), "text": "o", "then": {"goto": format!("c{b}")}}),
             serde_json::json!({"kind": "capture", "id": format!("c{b}"), "record": {"type": "lead", "title": "t {v0}",
                 "organization": "o"}, "then": {"goto": format!("k{b}")}}),
@@ -344,7 +354,7 @@ fn generated(n: usize) -> Playbook {
 
 #[test]
 fn big_generated_playbook_checks() {
-    let p = generated(10_000);
+    let p = generated(10_000, false);
     assert!(p.cards.len() > 10_000);
     let started = std::time::Instant::now();
     let checked = check(p);
@@ -355,4 +365,20 @@ fn big_generated_playbook_checks() {
         "{:#?}",
         &checked.diagnostics[..checked.diagnostics.len().min(5)]
     );
+
+    // Three thousand cards keep the debug-build suite fast; 10,000 was measured by hand.
+    let p = generated(3_000, true);
+    let started = std::time::Instant::now();
+    let checked = check(p);
+    eprintln!(
+        "checked 3,000 cards with {} diagnostics in {:?}",
+        checked.diagnostics.len(),
+        started.elapsed()
+    );
+    let mut codes: Vec<Code> = checked.diagnostics.iter().map(|d| d.code).collect();
+    codes.sort();
+    codes.dedup();
+    // Every block reads the next block's variable; the last block's is never saved.
+    assert_eq!(codes, [Code::UnsetVariable, Code::MaybeUnset]);
+    assert!(checked.diagnostics.len() >= 299);
 }

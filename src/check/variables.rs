@@ -58,13 +58,18 @@ pub(super) fn check(cx: &Ctx<'_>, out: &mut Vec<Diagnostic>) {
 
     // E015, and the variables worth tracking for W002.
     let mut index: HashMap<&str, usize> = HashMap::new();
+    // The spelling suggestion of each never-saved name, computed once per name.
+    let mut suggestions: HashMap<&str, Option<&str>> = HashMap::new();
     for r in &reads {
         let name = r.var.as_str();
         if r.var.is_system() {
             continue;
         }
         if !saved.contains(name) {
-            out.push(never_set(cx, r, &saved));
+            let s = *suggestions
+                .entry(name)
+                .or_insert_with(|| suggest(name, &saved));
+            out.push(never_set(cx, r, s));
         } else if !r.test_only {
             let next = FIRST_VAR + index.len();
             index.entry(name).or_insert(next);
@@ -168,8 +173,10 @@ pub(super) fn check(cx: &Ctx<'_>, out: &mut Vec<Diagnostic>) {
                 )),
             );
         } else if cx.reachable[v.index()] && !flow.has(v, bit) {
-            let parents = flow.unset_search(cx, bit);
-            let path = path_to(cx, &parents, i);
+            let parents = unset_paths
+                .entry(bit)
+                .or_insert_with(|| flow.unset_search(cx, bit));
+            let path = path_to(cx, parents, i);
             out.push(
                 Diagnostic::new(
                     Code::UnlinkedActivity,
@@ -186,9 +193,9 @@ pub(super) fn check(cx: &Ctx<'_>, out: &mut Vec<Diagnostic>) {
     }
 }
 
-fn never_set(cx: &Ctx<'_>, r: &Read<'_>, saved: &HashSet<&str>) -> Diagnostic {
+fn never_set(cx: &Ctx<'_>, r: &Read<'_>, suggestion: Option<&str>) -> Diagnostic {
     let var = r.var;
-    let help = match suggest(var.as_str(), saved) {
+    let help = match suggestion {
         Some(s) => format!("did you mean `{s}`?"),
         None => {
             format!("save it with `save {var}` on a question or ask card, or stop reading it here")

@@ -17,6 +17,9 @@ use petgraph::visit::EdgeRef;
 
 use crate::model::{Card, Condition, Field, LinkKind, Playbook};
 
+/// The most cards [`FlowGraph::describe_path`] names.
+pub const MAX_SHOWN_PATH: usize = 12;
+
 /// One link of the flow: why it is followed, how to show it, and whether the engine waits
 /// before following it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,12 +184,20 @@ impl FlowGraph {
         sccs
     }
 
-    /// The card ids along a path, joined by ` → ` (for messages).
+    /// The card ids along a path, joined by ` → ` (for messages). A path longer than
+    /// [`MAX_SHOWN_PATH`] cards shows its first and last cards around a `…`, so that a
+    /// message stays readable (and the cost of many messages stays linear).
     pub fn describe_path(&self, playbook: &Playbook, path: &[NodeIndex]) -> String {
-        path.iter()
-            .map(|&n| playbook.cards[self.card(n)].id().as_str())
-            .collect::<Vec<_>>()
-            .join(" → ")
+        let id = |n: &NodeIndex| playbook.cards[self.card(*n)].id().as_str();
+        if path.len() <= MAX_SHOWN_PATH {
+            return path.iter().map(id).collect::<Vec<_>>().join(" → ");
+        }
+        let head = MAX_SHOWN_PATH / 3;
+        let tail = MAX_SHOWN_PATH - head - 1;
+        let mut parts: Vec<&str> = path[..head].iter().map(id).collect();
+        parts.push("…");
+        parts.extend(path[path.len() - tail..].iter().map(id));
+        parts.join(" → ")
     }
 
     /// The playbook as a Mermaid flowchart (`flowchart TD`).
