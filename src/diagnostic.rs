@@ -73,6 +73,7 @@ codes! {
     SystemVariable = "E020", Error, "A card saves to a variable the engine provides (`channel`, `page_url`…).";
     Unreachable = "W001", Warning, "No path from the start reaches this card.";
     MaybeUnset = "W002", Warning, "A template or condition reads a variable that some paths leave unset.";
+    UnlinkedActivity = "W003", Warning, "An activity links to a lead or deal that some paths have not made yet.";
 }
 
 impl fmt::Display for Code {

@@ -5,7 +5,7 @@
 //! CRM leads, deals and activities). This crate reads playbooks written in a small DSL or in
 //! JSON, checks them, and runs them.
 //!
-//! The data flows one way: text → [`model`] → graph → checked [`Program`] → engine.
+//! The data flows one way: text → [`model`] → [`graph`] → checked [`Program`] → engine.
 //!
 //! ```
 //! let text = r#"
@@ -20,6 +20,7 @@
 pub mod check;
 pub mod cli;
 pub mod diagnostic;
+pub mod graph;
 pub mod model;
 pub mod program;
 pub mod source;

@@ -1,13 +1,25 @@
 //! Static checks: every rule a playbook must follow before a visitor meets it.
 //!
 //! One pass per file; every pass runs and every diagnostic is kept (a user fixes ten problems
-//! in one go, not one per run). Passes read the model and speak in JSON pointers; they never
-//! see text or spans. Only [`check`] makes a [`Program`].
+//! in one go, not one per run). Passes read the model and its [`FlowGraph`] and speak in JSON
+//! pointers; they never see text or spans. Every pass is linear (or near-linear) in cards and
+//! links, so a playbook of 10,000 cards checks in milliseconds. Only [`check`] makes a
+//! [`Program`].
 
+mod answers;
+mod capture;
+mod dead_ends;
 mod ids;
+mod livechat;
+mod reach;
+mod routes;
+mod spin;
+mod system_vars;
 mod targets;
+mod variables;
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Location};
+use crate::graph::FlowGraph;
 use crate::model::Playbook;
 use crate::program::Program;
 
@@ -33,23 +45,85 @@ impl Checked {
     }
 }
 
+/// What the graph-based passes share, computed once.
+pub(crate) struct Ctx<'a> {
+    /// The playbook being checked.
+    pub playbook: &'a Playbook,
+    /// Its flow graph (built even when targets are missing).
+    pub graph: FlowGraph,
+    /// Which nodes a path from the start reaches, by node index.
+    pub reachable: Vec<bool>,
+}
+
 /// Runs every check over a playbook.
 pub fn check(playbook: Playbook) -> Checked {
-    let mut diagnostics = Vec::new();
-    ids::check(&playbook, &mut diagnostics);
-    targets::check(&playbook, &mut diagnostics);
+    let mut diagnostics = diagnose(&playbook);
     let program = if diagnostics.iter().any(Diagnostic::is_error) {
         None
     } else {
         Some(Program::new_unchecked(playbook))
     };
+    diagnostics.shrink_to_fit();
     Checked {
         diagnostics,
         program,
     }
 }
 
+/// Every diagnostic of a playbook, sorted by the place its first label points at (header
+/// first, then card order), then by code; passes keep their own order within that.
+pub fn diagnose(playbook: &Playbook) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    ids::check(playbook, &mut out);
+    targets::check(playbook, &mut out);
+    answers::check(playbook, &mut out);
+    capture::check(playbook, &mut out);
+    routes::check(playbook, &mut out);
+    system_vars::check(playbook, &mut out);
+
+    let graph = FlowGraph::new(playbook);
+    let reachable = graph.reachable_from_start();
+    let cx = Ctx {
+        playbook,
+        graph,
+        reachable,
+    };
+    reach::check(&cx, &mut out);
+    dead_ends::check(&cx, &mut out);
+    livechat::check(&cx, &mut out);
+    spin::check(&cx, &mut out);
+    variables::check(&cx, &mut out);
+
+    out.sort_by_key(|d| (place(d), d.code));
+    out
+}
+
+/// Where a diagnostic sorts: the header, a card (by index), or nowhere in particular.
+fn place(d: &Diagnostic) -> (u8, usize) {
+    match d.labels.first().map(|l| &l.at) {
+        Some(Location::Pointer(p)) => match p.strip_prefix("/cards/") {
+            Some(rest) => {
+                let i = rest.split('/').next().and_then(|s| s.parse().ok());
+                (1, i.unwrap_or(usize::MAX))
+            }
+            None => (0, 0),
+        },
+        Some(Location::Span(s)) => (0, s.start),
+        None => (2, 0),
+    }
+}
+
 /// The JSON pointer of card `i`.
 pub(crate) fn card_ptr(i: usize) -> String {
     format!("/cards/{i}")
+}
+
+/// `a`, `a` and `b`, `a`, `b` and `c`: card ids for a message, each in backticks.
+pub(crate) fn list_ids<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
+    let ids: Vec<String> = ids.into_iter().map(|i| format!("`{i}`")).collect();
+    match ids.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
 }

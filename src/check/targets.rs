@@ -51,7 +51,7 @@ pub(super) fn check(playbook: &Playbook, out: &mut Vec<Diagnostic>) {
 }
 
 /// The existing id closest to a misspelt one, if any is close enough.
-fn suggest<'a>(wrong: &str, ids: &HashSet<&'a str>) -> Option<&'a str> {
+pub(super) fn suggest<'a>(wrong: &str, ids: &HashSet<&'a str>) -> Option<&'a str> {
     let mut best: Option<(usize, &str)> = None;
     for &id in ids {
         let d = edit_distance(wrong, id);

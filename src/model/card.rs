@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::{CardId, Duration, RecordSpec, Template, VarName};
 
 /// One step of a conversation. `kind` selects the variant in JSON.
+// Cards live once in a `Vec` and are never moved around in bulk, so boxing the big variants
+// would cost an indirection on every access for no gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 // Cards live in one Vec read far more often than built; boxing variants would only add
