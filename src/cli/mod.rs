@@ -65,6 +65,14 @@ pub enum Command {
         #[arg(long, conflicts_with = "check")]
         stdout: bool,
     },
+    /// Print a playbook's graph of cards.
+    Graph {
+        /// The playbook file.
+        file: PathBuf,
+        /// Mermaid (paste into Markdown, GitHub renders it) or Graphviz DOT.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
+    },
     /// Print the JSON Schema of the JSON playbook format.
     Schema,
 }
@@ -76,6 +84,15 @@ pub enum OutputFormat {
     Text,
     /// One JSON document on stdout.
     Json,
+}
+
+/// How `graph` draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// A Mermaid flowchart.
+    Mermaid,
+    /// Graphviz DOT.
+    Dot,
 }
 
 /// The two file formats of a playbook.
@@ -120,6 +137,7 @@ impl Cli {
                 to,
                 stdout,
             } => fmt::run(&files, check, to, stdout),
+            Command::Graph { file, format } => graph(&file, format),
             Command::Schema => {
                 let schema = crate::model::schema();
                 let text = serde_json::to_string_pretty(&schema).expect("a schema serializes");
@@ -128,6 +146,33 @@ impl Cli {
             }
         };
         ExitCode::from(code)
+    }
+}
+
+fn graph(path: &std::path::Path, format: GraphFormat) -> u8 {
+    let loaded = match load(path) {
+        Ok(l) => l,
+        Err(e) => {
+            print_err(&format!("error: cannot read {}: {e}\n", path.display()));
+            return EXIT_USAGE;
+        }
+    };
+    match loaded.result {
+        Ok((playbook, _)) => {
+            // Drawn even when `check` would complain: a picture helps find the problem.
+            let graph = crate::graph::FlowGraph::new(&playbook);
+            print_out(&match format {
+                GraphFormat::Mermaid => graph.to_mermaid(&playbook),
+                GraphFormat::Dot => graph.to_dot(&playbook),
+            });
+            EXIT_OK
+        }
+        Err(diags) => {
+            for d in &diags {
+                print_err(&d.render_with(&loaded.file, &Default::default(), theme()));
+            }
+            EXIT_ERRORS
+        }
     }
 }
 
