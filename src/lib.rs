@@ -17,8 +17,11 @@
 //! assert!(!checked.has_errors());
 //! ```
 
+pub mod capture;
 pub mod check;
+pub mod desk;
 pub mod diagnostic;
+pub mod engine;
 pub mod model;
 pub mod program;
 pub mod source;
