@@ -60,6 +60,17 @@ pub struct DeskConversation {
     records: u32,
 }
 
+/// When an agent-made record is made, and where its conversation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// Now.
+    pub now: Instant,
+    /// The visitor's last channel.
+    pub channel: Channel,
+    /// The conversation's transcript length, so the ledger attaches the whole chat.
+    pub messages: u32,
+}
+
 /// Something an agent should be told.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "notification", rename_all = "snake_case")]
@@ -428,17 +439,19 @@ impl Desk {
     }
 
     /// An agent makes a lead or deal from a conversation the desk has seen (open or closed).
-    /// `messages` is the conversation's transcript length, so the ledger attaches it.
     pub fn create_record(
         &mut self,
         conversation: &str,
         agent: &str,
         kind: ManualKind,
         details: ManualDetails,
-        now: Instant,
-        channel: Channel,
-        messages: u32,
+        stamp: Stamp,
     ) -> Result<Record, DeskError> {
+        let Stamp {
+            now,
+            channel,
+            messages,
+        } = stamp;
         self.known(&[agent])?;
         let conv = self.conv_mut(conversation)?;
         conv.records += 1;
@@ -588,9 +601,11 @@ mod tests {
                     value: Some(5000.0),
                     ..Default::default()
                 },
-                Instant(7),
-                Channel::Web,
-                0,
+                Stamp {
+                    now: Instant(7),
+                    channel: Channel::Web,
+                    messages: 0,
+                },
             )
             .unwrap();
         assert_eq!(r.key, "c1/#desk-1");
@@ -610,9 +625,11 @@ mod tests {
                 "ana",
                 ManualKind::Lead,
                 Default::default(),
-                Instant(0),
-                Channel::Web,
-                0,
+                Stamp {
+                    now: Instant(0),
+                    channel: Channel::Web,
+                    messages: 0,
+                },
             )
             .unwrap_err();
         assert_eq!(err, DeskError::UnknownConversation("x".into()));

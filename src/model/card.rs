@@ -10,6 +10,9 @@ use super::{CardId, Duration, RecordSpec, Template, VarName};
 /// One step of a conversation. `kind` selects the variant in JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+// Cards live in one Vec read far more often than built; boxing variants would only add
+// indirection to the JSON format's types.
+#[allow(clippy::large_enum_variant)]
 pub enum Card {
     /// The bot says something, then goes on or ends.
     Message(Message),
