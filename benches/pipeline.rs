@@ -10,7 +10,13 @@ use criterion::{Criterion, criterion_group, criterion_main};
 fn generate(n: usize) -> String {
     let mut s = String::from("playbook \"Generated\" {\n  start c0\n}\n\n");
     for i in 0..n {
-        let next = |k: usize| if i + k < n { format!("c{}", i + k) } else { "done".into() };
+        let next = |k: usize| {
+            if i + k < n {
+                format!("c{}", i + k)
+            } else {
+                "done".into()
+            }
+        };
         match i % 5 {
             0 => s.push_str(&format!(
                 "question c{i} \"Question {i}?\" save v{i} {{\n  \"Yes\" -> {}\n  \"No\" -> {}\n}}\n\n",
@@ -43,8 +49,12 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("10k cards");
     group.sample_size(20);
-    group.bench_function("parse", |b| b.iter(|| playbook::syntax::parse(&text).unwrap()));
-    group.bench_function("check", |b| b.iter(|| playbook::check::check(playbook.clone())));
+    group.bench_function("parse", |b| {
+        b.iter(|| playbook::syntax::parse(&text).unwrap())
+    });
+    group.bench_function("check", |b| {
+        b.iter(|| playbook::check::check(playbook.clone()))
+    });
     group.bench_function("parse + check", |b| {
         b.iter(|| playbook::check::check(playbook::syntax::parse(&text).unwrap().0))
     });

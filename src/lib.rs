@@ -17,9 +17,12 @@
 //! assert!(!checked.has_errors());
 //! ```
 
+pub mod capture;
 pub mod check;
 pub mod cli;
+pub mod desk;
 pub mod diagnostic;
+pub mod engine;
 pub mod graph;
 pub mod model;
 pub mod program;

@@ -17,7 +17,10 @@ fn examples() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "playbook" || e == "json"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "playbook" || e == "json")
+        })
         .collect();
     files.sort();
     files
@@ -43,7 +46,13 @@ fn every_example_checks_clean() {
 fn every_example_is_formatted() {
     for file in examples() {
         let out = playbook(&["fmt", "--check", file.to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(0), "{}: {}", file.display(), stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            file.display(),
+            stderr(&out)
+        );
     }
 }
 
@@ -64,7 +73,11 @@ fn usage_errors_exit_2() {
 fn errors_exit_1_with_position_and_code() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.playbook");
-    std::fs::write(&path, "playbook \"x\" { start a }\nmessage a \"hi\" -> nowhere\n").unwrap();
+    std::fs::write(
+        &path,
+        "playbook \"x\" { start a }\nmessage a \"hi\" -> nowhere\n",
+    )
+    .unwrap();
     let out = playbook(&["check", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -76,7 +89,11 @@ fn errors_exit_1_with_position_and_code() {
 fn json_output_for_editors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.playbook");
-    std::fs::write(&path, "playbook \"x\" { start a }\nmessage a \"hi\" -> nowhere\n").unwrap();
+    std::fs::write(
+        &path,
+        "playbook \"x\" { start a }\nmessage a \"hi\" -> nowhere\n",
+    )
+    .unwrap();
     let out = playbook(&["check", "--format", "json", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -91,13 +108,19 @@ fn json_output_for_editors() {
 fn warnings_pass_unless_denied() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("warn.playbook");
-    std::fs::write(&path, "playbook \"x\" { start a }\nmessage a \"hi\" end\nmessage b \"never\" end\n")
-        .unwrap();
+    std::fs::write(
+        &path,
+        "playbook \"x\" { start a }\nmessage a \"hi\" end\nmessage b \"never\" end\n",
+    )
+    .unwrap();
     let p = path.to_str().unwrap();
     let out = playbook(&["check", p]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("W001"));
-    assert_eq!(playbook(&["check", "--deny-warnings", p]).status.code(), Some(1));
+    assert_eq!(
+        playbook(&["check", "--deny-warnings", p]).status.code(),
+        Some(1)
+    );
 }
 
 #[test]
@@ -119,7 +142,11 @@ fn invalid_utf8_and_oversized_files_are_refused() {
     let out = playbook(&["check", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not valid UTF-8"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("bytes.playbook:1:12"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bytes.playbook:1:12"),
+        "{}",
+        stderr(&out)
+    );
 
     let big = dir.path().join("big.playbook");
     let f = std::fs::File::create(&big).unwrap();
@@ -143,9 +170,12 @@ fn converts_dsl_to_json_and_back_losslessly() {
         let out = playbook(&["fmt", "--to", other, copy.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         let converted = copy.with_extension(if other == "json" { "json" } else { "playbook" });
-        let a = playbook::syntax::read(copy.to_str().unwrap(), &std::fs::read_to_string(&copy).unwrap())
-            .unwrap()
-            .0;
+        let a = playbook::syntax::read(
+            copy.to_str().unwrap(),
+            &std::fs::read_to_string(&copy).unwrap(),
+        )
+        .unwrap()
+        .0;
         let b = playbook::syntax::read(
             converted.to_str().unwrap(),
             &std::fs::read_to_string(&converted).unwrap(),

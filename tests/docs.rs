@@ -19,7 +19,9 @@ fn committed_schema_is_current() {
         if std::env::var_os("UPDATE_DOCS").is_some() {
             std::fs::write(&path, &expected).unwrap();
         } else {
-            panic!("docs/playbook.schema.json is stale: run `UPDATE_DOCS=1 cargo test --test docs`");
+            panic!(
+                "docs/playbook.schema.json is stale: run `UPDATE_DOCS=1 cargo test --test docs`"
+            );
         }
     }
 }
@@ -39,7 +41,9 @@ fn readme_lists_every_code() {
             let updated = format!("{}{table}{}", &readme[..a + start.len()], &readme[b..]);
             std::fs::write(&path, updated).unwrap();
         } else {
-            panic!("the README's diagnostics table is stale: run `UPDATE_DOCS=1 cargo test --test docs`");
+            panic!(
+                "the README's diagnostics table is stale: run `UPDATE_DOCS=1 cargo test --test docs`"
+            );
         }
     }
 }
@@ -54,7 +58,10 @@ fn json_examples_validate_against_the_schema() {
         if path.extension().is_some_and(|e| e == "json") {
             let value: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            let errors: Vec<String> = validator.iter_errors(&value).map(|e| e.to_string()).collect();
+            let errors: Vec<String> = validator
+                .iter_errors(&value)
+                .map(|e| e.to_string())
+                .collect();
             assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
             seen += 1;
         }

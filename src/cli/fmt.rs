@@ -29,7 +29,10 @@ pub(super) fn run(files: &[PathBuf], check: bool, to: Option<FileFormat>, stdout
                 for d in &diags {
                     print_err(&d.render_with(&loaded.file, &SourceMap::new(), theme()));
                 }
-                print_err(&format!("{}: not formatted: it has errors\n", loaded.file.name));
+                print_err(&format!(
+                    "{}: not formatted: it has errors\n",
+                    loaded.file.name
+                ));
                 code = code.max(EXIT_ERRORS);
                 continue;
             }
@@ -40,7 +43,9 @@ pub(super) fn run(files: &[PathBuf], check: bool, to: Option<FileFormat>, stdout
                 Ok(text) => text,
                 Err(_) => syntax::to_dsl(&playbook),
             },
-            (FileFormat::Json, FileFormat::Json) => with_schema_key(&loaded.file.text, to_json(&playbook)),
+            (FileFormat::Json, FileFormat::Json) => {
+                with_schema_key(&loaded.file.text, to_json(&playbook))
+            }
             (_, FileFormat::Dsl) => syntax::to_dsl(&playbook),
             (_, FileFormat::Json) => to_json(&playbook),
         };
@@ -91,8 +96,14 @@ fn with_schema_key(original: &str, formatted: String) -> String {
 }
 
 fn write_atomically(dest: &Path, text: &str) -> std::io::Result<()> {
-    let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.fmt-tmp"));
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, dest).inspect_err(|_| {

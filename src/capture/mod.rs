@@ -1,0 +1,542 @@
+//! CRM capture: lead, deal and activity records, made from a capture card's templates (by
+//! the engine), from an idle conversation, or by an agent on the desk; the ledger that stores
+//! them once per idempotency key; and the transcript attached to them.
+//!
+//! Owns the record format (serde, stable field order) and its defaults: source `Chatbot`, or
+//! `Live chat` once an agent joined; status `New` (leads) / `Open` (deals); owner a named user,
+//! the member of a distribution pool whose turn it is, or the agent who handled the chat.
+//! Must not: do I/O (sinks that write files live in the runtime), read a clock (times come in),
+//! or advance a pool by itself — the driver calls the desk's `note_capture` for each record
+//! the ledger accepted as new, so replays never move the round robin.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Channel, DeskView, Effect, Event, Instant, Speaker};
+use crate::model::{ActivityType, Owner, Part, PersonSpec, RecordSpec, Template};
+
+/// Source of records made by the bot alone.
+pub const SOURCE_CHATBOT: &str = "Chatbot";
+/// Source of records made in a conversation an agent joined.
+pub const SOURCE_LIVE_CHAT: &str = "Live chat";
+
+/// A CRM record, ready for a sink.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The idempotency key: `<conversation>/<card>` (`/#idle` for the unfinished-conversation
+    /// lead, `/#desk-<n>` for agent-made records). A sink stores one record per key.
+    pub key: String,
+    /// The conversation it came from.
+    pub conversation: String,
+    /// When it was made.
+    pub created_at: Instant,
+    /// The channel the visitor used last.
+    pub channel: Channel,
+    /// The owner's user name, when one could be resolved.
+    pub owner: Option<String>,
+    /// The distribution pool the owner was taken from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    /// The record itself.
+    pub data: RecordData,
+    /// How many transcript lines of the conversation precede it: the ledger attaches those.
+    pub messages: u32,
+}
+
+/// The three kinds of record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RecordData {
+    /// A lead.
+    Lead(Lead),
+    /// A deal.
+    Deal(Deal),
+    /// An activity.
+    Activity(Activity),
+}
+
+/// A contact person.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    /// Full name.
+    pub name: Option<String>,
+    /// Email address.
+    pub email: Option<String>,
+    /// Phone number.
+    pub phone: Option<String>,
+}
+
+/// A lead.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lead {
+    /// Title.
+    pub title: String,
+    /// Contact person.
+    pub person: Person,
+    /// Organization name.
+    pub organization: Option<String>,
+    /// Expected value (absent when the template did not render to a number).
+    pub value: Option<f64>,
+    /// Currency of the value.
+    pub currency: Option<String>,
+    /// Status (`New` by default).
+    pub status: String,
+    /// Source (`Chatbot` or `Live chat` by default).
+    pub source: String,
+    /// Labels.
+    pub labels: Vec<String>,
+    /// Custom fields.
+    pub fields: BTreeMap<String, String>,
+    /// A note (agent-made records).
+    pub note: Option<String>,
+}
+
+/// A deal.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Deal {
+    /// Title.
+    pub title: String,
+    /// Contact person.
+    pub person: Person,
+    /// Organization name.
+    pub organization: Option<String>,
+    /// Value.
+    pub value: Option<f64>,
+    /// Currency.
+    pub currency: Option<String>,
+    /// Pipeline.
+    pub pipeline: Option<String>,
+    /// Stage.
+    pub stage: Option<String>,
+    /// Status (`Open` by default).
+    pub status: String,
+    /// Source (`Chatbot` or `Live chat`).
+    pub source: String,
+    /// Labels.
+    pub labels: Vec<String>,
+    /// Custom fields.
+    pub fields: BTreeMap<String, String>,
+    /// A note (agent-made records).
+    pub note: Option<String>,
+}
+
+/// A follow-up activity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Activity {
+    /// Kind.
+    pub activity: ActivityType,
+    /// Subject line.
+    pub subject: String,
+    /// When it is due.
+    pub due: Option<Instant>,
+    /// A note.
+    pub note: Option<String>,
+    /// The key of the lead or deal of this conversation it belongs to.
+    pub link: Option<String>,
+}
+
+/// The values templates read (the engine implements it over a session).
+pub trait Values {
+    /// The value of a variable (playbook or system), if set.
+    fn value(&self, name: &str) -> Option<Cow<'_, str>>;
+}
+
+/// Renders a template over [`Values`]; unset variables render empty.
+pub fn render(t: &Template, values: &dyn Values) -> String {
+    let mut out = String::new();
+    for p in t.parts() {
+        match p {
+            Part::Text(s) => out.push_str(s),
+            Part::Var(v) => {
+                if let Some(x) = values.value(v.as_str()) {
+                    out.push_str(&x);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What a record needs besides its spec.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    /// The idempotency key.
+    pub key: String,
+    /// The conversation id.
+    pub conversation: &'a str,
+    /// Now.
+    pub now: Instant,
+    /// The visitor's last channel.
+    pub channel: Channel,
+    /// Whether an agent joined the conversation.
+    pub live_chat: bool,
+    /// The agent who handled the chat.
+    pub agent: Option<&'a str>,
+    /// Transcript lines so far.
+    pub messages: u32,
+    /// The key of this conversation's lead, if one was made.
+    pub lead: Option<String>,
+    /// The key of this conversation's deal, if one was made.
+    pub deal: Option<String>,
+}
+
+impl Context<'_> {
+    fn source(&self) -> String {
+        if self.live_chat {
+            SOURCE_LIVE_CHAT
+        } else {
+            SOURCE_CHATBOT
+        }
+        .to_owned()
+    }
+
+    fn record(&self, owner: (Option<String>, Option<String>), data: RecordData) -> Record {
+        Record {
+            key: self.key.clone(),
+            conversation: self.conversation.to_owned(),
+            created_at: self.now,
+            channel: self.channel,
+            owner: owner.0,
+            pool: owner.1,
+            data,
+            messages: self.messages,
+        }
+    }
+}
+
+/// Resolves an owner to (user, pool). No owner given means the handling agent, if any.
+pub fn resolve_owner(
+    owner: Option<&Owner>,
+    agent: Option<&str>,
+    desk: &dyn DeskView,
+) -> (Option<String>, Option<String>) {
+    match owner {
+        Some(Owner::User(u)) => (Some(u.clone()), None),
+        Some(Owner::Pool(p)) => (desk.pool_owner(p).map(str::to_owned), Some(p.clone())),
+        Some(Owner::Agent) | None => (agent.map(str::to_owned), None),
+    }
+}
+
+fn opt(t: &Option<Template>, v: &dyn Values) -> Option<String> {
+    t.as_ref().map(|t| render(t, v)).filter(|s| !s.is_empty())
+}
+
+fn person(p: &Option<PersonSpec>, v: &dyn Values) -> Person {
+    p.as_ref().map_or_else(Person::default, |p| Person {
+        name: opt(&p.name, v),
+        email: opt(&p.email, v),
+        phone: opt(&p.phone, v),
+    })
+}
+
+fn number(t: &Option<Template>, v: &dyn Values) -> Option<f64> {
+    opt(t, v).and_then(|s| crate::engine::parse_number(&s))
+}
+
+fn fields(f: &BTreeMap<String, Template>, v: &dyn Values) -> BTreeMap<String, String> {
+    f.iter().map(|(k, t)| (k.clone(), render(t, v))).collect()
+}
+
+/// Builds the record a capture card describes.
+pub fn build(spec: &RecordSpec, ctx: &Context<'_>, v: &dyn Values, desk: &dyn DeskView) -> Record {
+    match spec {
+        RecordSpec::Lead(l) => {
+            let owner = resolve_owner(l.owner.as_ref(), ctx.agent, desk);
+            ctx.record(
+                owner,
+                RecordData::Lead(Lead {
+                    title: opt(&l.title, v).unwrap_or_else(|| "Chatbot lead".to_owned()),
+                    person: person(&l.person, v),
+                    organization: opt(&l.organization, v),
+                    value: number(&l.value, v),
+                    currency: l.currency.clone(),
+                    status: opt(&l.status, v).unwrap_or_else(|| "New".to_owned()),
+                    source: opt(&l.source, v).unwrap_or_else(|| ctx.source()),
+                    labels: l.labels.clone(),
+                    fields: fields(&l.fields, v),
+                    note: None,
+                }),
+            )
+        }
+        RecordSpec::Deal(d) => {
+            let owner = resolve_owner(d.owner.as_ref(), ctx.agent, desk);
+            ctx.record(
+                owner,
+                RecordData::Deal(Deal {
+                    title: opt(&d.title, v).unwrap_or_else(|| "Chatbot deal".to_owned()),
+                    person: person(&d.person, v),
+                    organization: opt(&d.organization, v),
+                    value: number(&d.value, v),
+                    currency: d.currency.clone(),
+                    pipeline: d.pipeline.clone(),
+                    stage: d.stage.clone(),
+                    status: opt(&d.status, v).unwrap_or_else(|| "Open".to_owned()),
+                    source: ctx.source(),
+                    labels: d.labels.clone(),
+                    fields: fields(&d.fields, v),
+                    note: None,
+                }),
+            )
+        }
+        RecordSpec::Activity(a) => {
+            let owner = resolve_owner(a.owner.as_ref(), ctx.agent, desk);
+            let link = match a.link {
+                Some(crate::model::LinkTo::Lead) => ctx.lead.clone(),
+                Some(crate::model::LinkTo::Deal) => ctx.deal.clone(),
+                None => None,
+            };
+            ctx.record(
+                owner,
+                RecordData::Activity(Activity {
+                    activity: a.activity,
+                    subject: opt(&a.subject, v)
+                        .unwrap_or_else(|| format!("Chatbot {}", a.activity.name())),
+                    due: a.due.map(|d| ctx.now.after_ms(d.as_millis())),
+                    note: opt(&a.note, v),
+                    link,
+                }),
+            )
+        }
+    }
+}
+
+/// The "unfinished conversation" lead of an idle conversation that holds contact details:
+/// every variable goes into `fields` so nothing the visitor said is lost.
+pub fn unfinished(ctx: &Context<'_>, person: Person, fields: BTreeMap<String, String>) -> Record {
+    ctx.record(
+        (ctx.agent.map(str::to_owned), None),
+        RecordData::Lead(Lead {
+            title: "Unfinished conversation".to_owned(),
+            person,
+            status: "New".to_owned(),
+            source: ctx.source(),
+            fields,
+            ..Lead::default()
+        }),
+    )
+}
+
+/// Whether an agent makes a lead or a deal from a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ManualKind {
+    /// A lead.
+    Lead,
+    /// A deal.
+    Deal,
+}
+
+/// What an agent fills in to make a lead or deal from a conversation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ManualDetails {
+    /// Title.
+    pub title: String,
+    /// Value.
+    pub value: Option<f64>,
+    /// Currency.
+    pub currency: Option<String>,
+    /// Contact person.
+    pub person: Person,
+    /// Organization name.
+    pub organization: Option<String>,
+    /// A note.
+    pub note: Option<String>,
+}
+
+/// A record an agent made from a conversation (source `Live chat`, owner the agent).
+pub fn manual(kind: ManualKind, details: ManualDetails, ctx: &Context<'_>) -> Record {
+    let owner = (ctx.agent.map(str::to_owned), None);
+    let data = match kind {
+        ManualKind::Lead => RecordData::Lead(Lead {
+            title: details.title,
+            person: details.person,
+            organization: details.organization,
+            value: details.value,
+            currency: details.currency,
+            status: "New".to_owned(),
+            source: SOURCE_LIVE_CHAT.to_owned(),
+            note: details.note,
+            ..Lead::default()
+        }),
+        ManualKind::Deal => RecordData::Deal(Deal {
+            title: details.title,
+            person: details.person,
+            organization: details.organization,
+            value: details.value,
+            currency: details.currency,
+            status: "Open".to_owned(),
+            source: SOURCE_LIVE_CHAT.to_owned(),
+            note: details.note,
+            ..Deal::default()
+        }),
+    };
+    ctx.record(owner, data)
+}
+
+/// Who wrote a transcript line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "role", content = "name", rename_all = "snake_case")]
+pub enum Who {
+    /// The visitor.
+    Visitor,
+    /// The bot, under its display name.
+    Bot(String),
+    /// A human agent.
+    Agent(String),
+    /// The chat itself.
+    System,
+}
+
+/// One line of a conversation's transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    /// When.
+    pub at: Instant,
+    /// Who.
+    pub from: Who,
+    /// On which channel.
+    pub channel: Channel,
+    /// What.
+    pub text: String,
+    /// Buttons offered with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buttons: Vec<String>,
+}
+
+/// A conversation's transcript, built by the driver from accepted events and their effects.
+/// Its length matches the session's message counter, so a record's `messages` cursor picks
+/// "the transcript so far".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transcript {
+    /// The lines, oldest first.
+    pub lines: Vec<Line>,
+    last_buttons: Vec<String>,
+}
+
+impl Transcript {
+    /// Adds what one successful step showed: the visitor's message (a pressed button is
+    /// written as its label), then every message among the effects.
+    pub fn record(&mut self, event: &Event<'_>, now: Instant, effects: &[Effect<'_>]) {
+        match event {
+            Event::VisitorText { text, channel } => self.push(now, Who::Visitor, *channel, text),
+            Event::VisitorChoice { index, channel } => {
+                let label = self.last_buttons.get(*index).cloned().unwrap_or_default();
+                self.push(now, Who::Visitor, *channel, &label);
+            }
+            _ => {}
+        }
+        for e in effects {
+            match e {
+                Effect::Say {
+                    from,
+                    text,
+                    channel,
+                } => self.push(now, who(from), *channel, text),
+                Effect::Ask {
+                    from,
+                    text,
+                    buttons,
+                    channel,
+                    ..
+                } => {
+                    self.last_buttons = buttons.to_vec();
+                    self.lines.push(Line {
+                        at: now,
+                        from: who(from),
+                        channel: *channel,
+                        text: text.to_string(),
+                        buttons: buttons.to_vec(),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn push(&mut self, at: Instant, from: Who, channel: Channel, text: &str) {
+        self.lines.push(Line {
+            at,
+            from,
+            channel,
+            text: text.to_owned(),
+            buttons: Vec::new(),
+        });
+    }
+}
+
+fn who(s: &Speaker<'_>) -> Who {
+    match s {
+        Speaker::Bot(n) => Who::Bot(n.to_string()),
+        Speaker::Agent(n) => Who::Agent(n.to_string()),
+        Speaker::System => Who::System,
+    }
+}
+
+/// A record as stored, with its transcript.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stored {
+    /// The record.
+    pub record: Record,
+    /// The conversation up to the record.
+    pub transcript: Vec<Line>,
+}
+
+/// What [`Ledger::commit`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// The record is new and was stored.
+    New,
+    /// A record with this key exists; nothing changed.
+    Duplicate,
+}
+
+/// An in-memory record sink that stores each idempotency key once.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    records: Vec<Stored>,
+    keys: HashMap<String, usize>,
+}
+
+impl Ledger {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores a record unless its key is known; attaches the first `record.messages` lines
+    /// of `transcript`.
+    pub fn commit(&mut self, record: Record, transcript: &[Line]) -> Commit {
+        if self.keys.contains_key(&record.key) {
+            return Commit::Duplicate;
+        }
+        let n = (record.messages as usize).min(transcript.len());
+        self.keys.insert(record.key.clone(), self.records.len());
+        self.records.push(Stored {
+            transcript: transcript[..n].to_vec(),
+            record,
+        });
+        Commit::New
+    }
+
+    /// Every stored record, in the order committed.
+    pub fn records(&self) -> &[Stored] {
+        &self.records
+    }
+
+    /// The record with this key.
+    pub fn get(&self, key: &str) -> Option<&Stored> {
+        self.keys.get(key).map(|&i| &self.records[i])
+    }
+
+    /// How many records are stored.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether none is stored.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}

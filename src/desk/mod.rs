@@ -1,0 +1,652 @@
+//! The live-chat desk, in memory and deterministic: agents and their presence, teams,
+//! distribution pools, the Unassigned / Mine / Closed queues, routing, and agent
+//! notifications.
+//!
+//! Owns the desk's side of the live-chat rules: assign-to-self only while a conversation
+//! waits (two agents racing: the first call wins, the second gets
+//! [`DeskError::AlreadyAssigned`]); reassign only to an online agent; close once, never
+//! reopen; leads and deals can be made from any conversation the desk has seen, open or closed.
+//! Must not: know about playbooks or sessions (the driver keeps desk and engine in step by
+//! applying a desk change first and the matching engine event after it), read a clock, or do
+//! I/O. Iteration orders are fixed (`BTreeMap`s, entry sequence numbers), so the same calls
+//! give the same results.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::capture::{self, ManualDetails, ManualKind, Record};
+use crate::engine::{Channel, DeskView, Instant};
+use crate::model::{Availability, Route, RouteTarget};
+
+/// Whether an agent can take chats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    /// Available: counts for routing, may pick up and receive reassigned chats.
+    Online,
+    /// Signed in but not taking chats.
+    Away,
+    /// Signed out.
+    Offline,
+}
+
+/// Where a conversation is on the desk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "agent", rename_all = "snake_case")]
+pub enum ConvState {
+    /// In Unassigned, waiting for an agent.
+    Unassigned,
+    /// In this agent's Mine queue.
+    Assigned(String),
+    /// Closed by this agent; final.
+    Closed(String),
+    /// Left Unassigned because nobody picked it up in time; final.
+    TimedOut,
+}
+
+/// A conversation the desk knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeskConversation {
+    /// Where it is.
+    pub state: ConvState,
+    /// Who may take it.
+    pub route: Route,
+    /// The visitor's CRM owner, when known.
+    pub contact_owner: Option<String>,
+    /// Order of entry, for queue order.
+    seq: u64,
+    /// Records agents made from it so far.
+    records: u32,
+}
+
+/// When an agent-made record is made, and where its conversation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// Now.
+    pub now: Instant,
+    /// The visitor's last channel.
+    pub channel: Channel,
+    /// The conversation's transcript length, so the ledger attaches the whole chat.
+    pub messages: u32,
+}
+
+/// Something an agent should be told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "notification", rename_all = "snake_case")]
+pub enum Notification {
+    /// A conversation this agent may take entered Unassigned.
+    EnteredUnassigned {
+        /// Who is told.
+        agent: String,
+        /// Which conversation.
+        conversation: String,
+    },
+    /// The visitor wrote in a conversation this agent handles.
+    MessageArrived {
+        /// Who is told.
+        agent: String,
+        /// Which conversation.
+        conversation: String,
+    },
+    /// A conversation was assigned to this agent by someone else.
+    AssignedToYou {
+        /// Who is told.
+        agent: String,
+        /// Which conversation.
+        conversation: String,
+    },
+}
+
+/// Why the desk refused a request. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeskError {
+    /// No agent of that name.
+    #[error("no agent named `{0}`")]
+    UnknownAgent(String),
+    /// The desk has never seen the conversation.
+    #[error("no conversation `{0}` on the desk")]
+    UnknownConversation(String),
+    /// The conversation is already on the desk.
+    #[error("conversation `{0}` is already on the desk")]
+    AlreadyQueued(String),
+    /// Someone else already picked it up.
+    #[error("`{agent}` already picked up this conversation")]
+    AlreadyAssigned {
+        /// Who has it.
+        agent: String,
+    },
+    /// The conversation is closed (or timed out) and can't change any more.
+    #[error("the conversation is over on the desk")]
+    Closed,
+    /// The conversation is not assigned to anyone.
+    #[error("nobody handles this conversation yet")]
+    NotAssigned,
+    /// The agent is not the one handling it.
+    #[error("`{0}` does not handle this conversation")]
+    NotHandler(String),
+    /// The agent is not online.
+    #[error("`{0}` is not online")]
+    NotOnline(String),
+    /// The route does not name this agent.
+    #[error("`{0}` is not among the agents this conversation is routed to")]
+    NotRouted(String),
+    /// Reassigning to the agent who has it.
+    #[error("`{0}` already handles this conversation")]
+    SameAgent(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Agent {
+    presence: Presence,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pool {
+    members: Vec<String>,
+    next: usize,
+}
+
+/// The desk.
+#[derive(Debug, Clone, Default)]
+pub struct Desk {
+    agents: BTreeMap<String, Agent>,
+    teams: BTreeMap<String, Vec<String>>,
+    pools: BTreeMap<String, Pool>,
+    conversations: BTreeMap<String, DeskConversation>,
+    notifications: Vec<Notification>,
+    seq: u64,
+}
+
+impl Desk {
+    /// An empty desk.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or updates) an agent.
+    pub fn add_agent(&mut self, name: &str, presence: Presence) {
+        self.agents.insert(name.to_owned(), Agent { presence });
+    }
+
+    /// Changes an agent's presence.
+    pub fn set_presence(&mut self, name: &str, presence: Presence) -> Result<(), DeskError> {
+        let a = self
+            .agents
+            .get_mut(name)
+            .ok_or_else(|| DeskError::UnknownAgent(name.to_owned()))?;
+        a.presence = presence;
+        Ok(())
+    }
+
+    /// An agent's presence.
+    pub fn presence(&self, name: &str) -> Option<Presence> {
+        self.agents.get(name).map(|a| a.presence)
+    }
+
+    /// Defines a team; every member must be an agent.
+    pub fn add_team(&mut self, name: &str, members: &[&str]) -> Result<(), DeskError> {
+        self.known(members)?;
+        self.teams.insert(
+            name.to_owned(),
+            members.iter().map(|m| (*m).to_owned()).collect(),
+        );
+        Ok(())
+    }
+
+    /// Defines a distribution pool; its members own records in turn (round robin). Members
+    /// are CRM users and need not be agents.
+    pub fn add_pool(&mut self, name: &str, members: &[&str]) {
+        self.pools.insert(
+            name.to_owned(),
+            Pool {
+                members: members.iter().map(|m| (*m).to_owned()).collect(),
+                next: 0,
+            },
+        );
+    }
+
+    fn known(&self, names: &[&str]) -> Result<(), DeskError> {
+        match names.iter().find(|m| !self.agents.contains_key(**m)) {
+            Some(m) => Err(DeskError::UnknownAgent((*m).to_owned())),
+            None => Ok(()),
+        }
+    }
+
+    /// The agents a route names (whatever their presence), in name order.
+    pub fn route_agents(&self, route: &Route, contact_owner: Option<&str>) -> Vec<&str> {
+        match &route.to {
+            RouteTarget::Anyone => self.agents.keys().map(String::as_str).collect(),
+            RouteTarget::Agents(names) => {
+                let mut v: Vec<&str> = names
+                    .iter()
+                    .filter_map(|n| {
+                        self.agents
+                            .get_key_value(n.as_str())
+                            .map(|(k, _)| k.as_str())
+                    })
+                    .collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            }
+            RouteTarget::Team(t) => {
+                let mut v: Vec<&str> = self
+                    .teams
+                    .get(t)
+                    .map(|m| m.iter().map(String::as_str).collect())
+                    .unwrap_or_default();
+                v.sort_unstable();
+                v.dedup();
+                v
+            }
+            RouteTarget::Owner => contact_owner
+                .and_then(|o| self.agents.get_key_value(o))
+                .map(|(k, _)| vec![k.as_str()])
+                .unwrap_or_default(),
+        }
+    }
+
+    fn is(&self, agent: &str, p: Presence) -> bool {
+        self.agents.get(agent).is_some_and(|a| a.presence == p)
+    }
+
+    /// Puts a conversation in Unassigned and notifies the route's agents who are not
+    /// offline (or, for `availability: anyone`, every agent the route names).
+    pub fn enqueue(
+        &mut self,
+        conversation: &str,
+        route: &Route,
+        contact_owner: Option<&str>,
+    ) -> Result<(), DeskError> {
+        if self.conversations.contains_key(conversation) {
+            return Err(DeskError::AlreadyQueued(conversation.to_owned()));
+        }
+        let notify: Vec<String> = self
+            .route_agents(route, contact_owner)
+            .into_iter()
+            .filter(|a| {
+                route.availability == Availability::Anyone || !self.is(a, Presence::Offline)
+            })
+            .map(str::to_owned)
+            .collect();
+        for agent in notify {
+            self.notifications.push(Notification::EnteredUnassigned {
+                agent,
+                conversation: conversation.to_owned(),
+            });
+        }
+        self.seq += 1;
+        self.conversations.insert(
+            conversation.to_owned(),
+            DeskConversation {
+                state: ConvState::Unassigned,
+                route: route.clone(),
+                contact_owner: contact_owner.map(str::to_owned),
+                seq: self.seq,
+                records: 0,
+            },
+        );
+        Ok(())
+    }
+
+    fn conv_mut(&mut self, id: &str) -> Result<&mut DeskConversation, DeskError> {
+        self.conversations
+            .get_mut(id)
+            .ok_or_else(|| DeskError::UnknownConversation(id.to_owned()))
+    }
+
+    /// A conversation on the desk.
+    pub fn conversation(&self, id: &str) -> Option<&DeskConversation> {
+        self.conversations.get(id)
+    }
+
+    /// An agent assigns a waiting conversation to themselves. Of two agents racing, the first
+    /// call wins.
+    pub fn assign_self(&mut self, conversation: &str, agent: &str) -> Result<(), DeskError> {
+        self.known(&[agent])?;
+        if !self.is(agent, Presence::Online) {
+            return Err(DeskError::NotOnline(agent.to_owned()));
+        }
+        let conv = self
+            .conversations
+            .get(conversation)
+            .ok_or_else(|| DeskError::UnknownConversation(conversation.to_owned()))?;
+        match &conv.state {
+            ConvState::Unassigned => {}
+            ConvState::Assigned(a) => return Err(DeskError::AlreadyAssigned { agent: a.clone() }),
+            ConvState::Closed(_) | ConvState::TimedOut => return Err(DeskError::Closed),
+        }
+        if !self
+            .route_agents(&conv.route, conv.contact_owner.as_deref())
+            .contains(&agent)
+        {
+            return Err(DeskError::NotRouted(agent.to_owned()));
+        }
+        self.conv_mut(conversation)?.state = ConvState::Assigned(agent.to_owned());
+        Ok(())
+    }
+
+    /// Nobody picked the conversation up in time: it leaves Unassigned for good.
+    pub fn time_out(&mut self, conversation: &str) -> Result<(), DeskError> {
+        let conv = self.conv_mut(conversation)?;
+        match &conv.state {
+            ConvState::Unassigned => {
+                conv.state = ConvState::TimedOut;
+                Ok(())
+            }
+            ConvState::Assigned(a) => Err(DeskError::AlreadyAssigned { agent: a.clone() }),
+            ConvState::Closed(_) | ConvState::TimedOut => Err(DeskError::Closed),
+        }
+    }
+
+    fn handler_check(&self, conversation: &str, agent: &str) -> Result<(), DeskError> {
+        let conv = self
+            .conversations
+            .get(conversation)
+            .ok_or_else(|| DeskError::UnknownConversation(conversation.to_owned()))?;
+        match &conv.state {
+            ConvState::Assigned(a) if a == agent => Ok(()),
+            ConvState::Assigned(_) => Err(DeskError::NotHandler(agent.to_owned())),
+            ConvState::Unassigned => Err(DeskError::NotAssigned),
+            ConvState::Closed(_) | ConvState::TimedOut => Err(DeskError::Closed),
+        }
+    }
+
+    /// The handling agent passes the conversation to another online agent, who is notified.
+    pub fn reassign(&mut self, conversation: &str, by: &str, to: &str) -> Result<(), DeskError> {
+        self.handler_check(conversation, by)?;
+        self.known(&[to])?;
+        if by == to {
+            return Err(DeskError::SameAgent(to.to_owned()));
+        }
+        if !self.is(to, Presence::Online) {
+            return Err(DeskError::NotOnline(to.to_owned()));
+        }
+        self.conv_mut(conversation)?.state = ConvState::Assigned(to.to_owned());
+        self.notifications.push(Notification::AssignedToYou {
+            agent: to.to_owned(),
+            conversation: conversation.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// The handling agent closes the conversation, for good.
+    pub fn close(&mut self, conversation: &str, by: &str) -> Result<(), DeskError> {
+        self.handler_check(conversation, by)?;
+        self.conv_mut(conversation)?.state = ConvState::Closed(by.to_owned());
+        Ok(())
+    }
+
+    /// The visitor wrote: the handling agent is notified.
+    pub fn visitor_message(&mut self, conversation: &str) -> Result<(), DeskError> {
+        let conv = self
+            .conversations
+            .get(conversation)
+            .ok_or_else(|| DeskError::UnknownConversation(conversation.to_owned()))?;
+        match &conv.state {
+            ConvState::Assigned(a) => {
+                let agent = a.clone();
+                self.notifications.push(Notification::MessageArrived {
+                    agent,
+                    conversation: conversation.to_owned(),
+                });
+                Ok(())
+            }
+            ConvState::Unassigned => Ok(()),
+            ConvState::Closed(_) | ConvState::TimedOut => Err(DeskError::Closed),
+        }
+    }
+
+    fn queue(&self, pred: impl Fn(&ConvState) -> bool) -> Vec<&str> {
+        let mut v: Vec<(u64, &str)> = self
+            .conversations
+            .iter()
+            .filter(|(_, c)| pred(&c.state))
+            .map(|(id, c)| (c.seq, id.as_str()))
+            .collect();
+        v.sort_unstable();
+        v.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// The Unassigned queue, oldest first.
+    pub fn unassigned(&self) -> Vec<&str> {
+        self.queue(|s| *s == ConvState::Unassigned)
+    }
+
+    /// An agent's Mine queue, oldest first.
+    pub fn mine(&self, agent: &str) -> Vec<&str> {
+        self.queue(|s| matches!(s, ConvState::Assigned(a) if a == agent))
+    }
+
+    /// Closed conversations, oldest first.
+    pub fn closed(&self) -> Vec<&str> {
+        self.queue(|s| matches!(s, ConvState::Closed(_)))
+    }
+
+    /// Notifications since the last call, in order.
+    pub fn take_notifications(&mut self) -> Vec<Notification> {
+        std::mem::take(&mut self.notifications)
+    }
+
+    /// Moves a pool's round robin on after the ledger accepted a new record owned through it.
+    pub fn note_capture(&mut self, record: &Record) {
+        if let Some(p) = record.pool.as_ref().and_then(|p| self.pools.get_mut(p))
+            && !p.members.is_empty()
+        {
+            p.next = (p.next + 1) % p.members.len();
+        }
+    }
+
+    /// An agent makes a lead or deal from a conversation the desk has seen (open or closed).
+    pub fn create_record(
+        &mut self,
+        conversation: &str,
+        agent: &str,
+        kind: ManualKind,
+        details: ManualDetails,
+        stamp: Stamp,
+    ) -> Result<Record, DeskError> {
+        let Stamp {
+            now,
+            channel,
+            messages,
+        } = stamp;
+        self.known(&[agent])?;
+        let conv = self.conv_mut(conversation)?;
+        conv.records += 1;
+        let ctx = capture::Context {
+            key: format!("{conversation}/#desk-{}", conv.records),
+            conversation,
+            now,
+            channel,
+            live_chat: true,
+            agent: Some(agent),
+            messages,
+            lead: None,
+            deal: None,
+        };
+        Ok(capture::manual(kind, details, &ctx))
+    }
+}
+
+impl DeskView for Desk {
+    fn available(&self, route: &Route, contact_owner: Option<&str>) -> bool {
+        self.route_agents(route, contact_owner)
+            .iter()
+            .any(|a| self.is(a, Presence::Online))
+    }
+
+    fn is_online(&self, agent: &str) -> bool {
+        self.is(agent, Presence::Online)
+    }
+
+    fn pool_owner(&self, pool: &str) -> Option<&str> {
+        let p = self.pools.get(pool)?;
+        p.members
+            .get(p.next % p.members.len().max(1))
+            .map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desk() -> Desk {
+        let mut d = Desk::new();
+        d.add_agent("ana", Presence::Online);
+        d.add_agent("bob", Presence::Online);
+        d.add_agent("cy", Presence::Away);
+        d.add_agent("dee", Presence::Offline);
+        d.add_team("Sales", &["ana", "cy"]).unwrap();
+        d.add_pool("SDRs", &["sam", "tia"]);
+        d
+    }
+
+    fn team(t: &str) -> Route {
+        Route {
+            to: RouteTarget::Team(t.into()),
+            availability: Availability::Available,
+        }
+    }
+
+    #[test]
+    fn routing_and_availability() {
+        let d = desk();
+        assert_eq!(d.route_agents(&team("Sales"), None), ["ana", "cy"]);
+        assert!(d.available(&team("Sales"), None));
+        let owner = Route {
+            to: RouteTarget::Owner,
+            availability: Availability::Available,
+        };
+        assert!(!d.available(&owner, None));
+        assert!(d.available(&owner, Some("bob")));
+        assert!(!d.available(&owner, Some("dee")));
+        let named = Route {
+            to: RouteTarget::Agents(vec!["cy".into(), "dee".into(), "ghost".into()]),
+            availability: Availability::Available,
+        };
+        assert_eq!(d.route_agents(&named, None), ["cy", "dee"]);
+        assert!(!d.available(&named, None));
+        assert!(d.available(&Route::default(), None));
+        assert!(!DeskView::available(&Desk::new(), &Route::default(), None));
+    }
+
+    #[test]
+    fn queues_pickup_race_reassign_close() {
+        let mut d = desk();
+        d.enqueue("c1", &Route::default(), None).unwrap();
+        d.enqueue("c2", &team("Sales"), None).unwrap();
+        assert_eq!(
+            d.enqueue("c1", &Route::default(), None),
+            Err(DeskError::AlreadyQueued("c1".into()))
+        );
+        // Anyone: ana, bob, cy (away) notified; dee is offline.
+        let n = d.take_notifications();
+        assert_eq!(n.len(), 3 + 2);
+        assert_eq!(d.unassigned(), ["c1", "c2"]);
+        assert_eq!(
+            d.assign_self("c2", "bob"),
+            Err(DeskError::NotRouted("bob".into()))
+        );
+        assert_eq!(
+            d.assign_self("c1", "cy"),
+            Err(DeskError::NotOnline("cy".into()))
+        );
+        d.assign_self("c1", "ana").unwrap();
+        assert_eq!(
+            d.assign_self("c1", "bob"),
+            Err(DeskError::AlreadyAssigned {
+                agent: "ana".into()
+            })
+        );
+        assert_eq!(d.mine("ana"), ["c1"]);
+        assert_eq!(
+            d.reassign("c1", "bob", "ana"),
+            Err(DeskError::NotHandler("bob".into()))
+        );
+        assert_eq!(
+            d.reassign("c1", "ana", "dee"),
+            Err(DeskError::NotOnline("dee".into()))
+        );
+        d.reassign("c1", "ana", "bob").unwrap();
+        d.visitor_message("c1").unwrap();
+        assert_eq!(
+            d.take_notifications(),
+            [
+                Notification::AssignedToYou {
+                    agent: "bob".into(),
+                    conversation: "c1".into()
+                },
+                Notification::MessageArrived {
+                    agent: "bob".into(),
+                    conversation: "c1".into()
+                }
+            ]
+        );
+        d.close("c1", "bob").unwrap();
+        assert_eq!(d.close("c1", "bob"), Err(DeskError::Closed));
+        assert_eq!(d.reassign("c1", "bob", "ana"), Err(DeskError::Closed));
+        assert_eq!(d.assign_self("c1", "ana"), Err(DeskError::Closed));
+        assert_eq!(d.closed(), ["c1"]);
+        // Records can still be made from a closed conversation.
+        let r = d
+            .create_record(
+                "c1",
+                "bob",
+                ManualKind::Deal,
+                ManualDetails {
+                    title: "Big deal".into(),
+                    value: Some(5000.0),
+                    ..Default::default()
+                },
+                Stamp {
+                    now: Instant(7),
+                    channel: Channel::Web,
+                    messages: 0,
+                },
+            )
+            .unwrap();
+        assert_eq!(r.key, "c1/#desk-1");
+        assert_eq!(r.owner.as_deref(), Some("bob"));
+        d.time_out("c2").unwrap();
+        assert_eq!(d.assign_self("c2", "ana"), Err(DeskError::Closed));
+        assert!(d.unassigned().is_empty());
+    }
+
+    #[test]
+    fn pools_round_robin_on_new_records_only() {
+        let mut d = desk();
+        assert_eq!(d.pool_owner("SDRs"), Some("sam"));
+        let err = d
+            .create_record(
+                "x",
+                "ana",
+                ManualKind::Lead,
+                Default::default(),
+                Stamp {
+                    now: Instant(0),
+                    channel: Channel::Web,
+                    messages: 0,
+                },
+            )
+            .unwrap_err();
+        assert_eq!(err, DeskError::UnknownConversation("x".into()));
+        let rec = Record {
+            key: "k".into(),
+            conversation: "c".into(),
+            created_at: Instant(0),
+            channel: Channel::Web,
+            owner: Some("sam".into()),
+            pool: Some("SDRs".into()),
+            data: capture::RecordData::Lead(Default::default()),
+            messages: 0,
+        };
+        d.note_capture(&rec);
+        assert_eq!(d.pool_owner("SDRs"), Some("tia"));
+        d.note_capture(&rec);
+        assert_eq!(d.pool_owner("SDRs"), Some("sam"));
+        assert_eq!(d.pool_owner("nope"), None);
+    }
+}

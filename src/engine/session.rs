@@ -1,0 +1,352 @@
+//! One conversation's state: small, plain, serde.
+//!
+//! Layout, chosen so that a parked session costs well under 128 bytes: card and counters are
+//! integers, timers are two deadlines, and every string the session holds (conversation id,
+//! page URL, contact owner, handling agent, the visitor's answers) lives in ONE packed heap
+//! buffer ([`Vars`]) keyed by small integers. Keys and card indices refer to the compiled
+//! playbook, so a stored session must be resumed with the same playbook.
+
+use std::borrow::Cow;
+
+use serde::de::{SeqAccess, Visitor};
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::types::{Channel, Instant, Timer, TimerKind};
+use crate::CardIx;
+use crate::model::Outcome;
+
+/// Where a conversation is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Not started: only [`super::Event::Start`] is accepted.
+    #[default]
+    New,
+    /// Waiting for the visitor to answer the question, ask or consent card at `card`.
+    Asking,
+    /// At a live-chat card, waiting in Unassigned for an agent to pick it up.
+    Queued,
+    /// An agent handles the conversation.
+    Live,
+    /// Over, with this outcome.
+    Ended(Outcome),
+    /// Stopped with an error (the step limit).
+    Failed,
+}
+
+/// What a session is waiting for, as [`Session::status`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Not started yet.
+    New,
+    /// Waiting for the visitor, an agent or a timer.
+    Waiting,
+    /// Ended with an outcome.
+    Ended(Outcome),
+    /// Ended with an error.
+    Failed,
+}
+
+/// Bits of [`Session::flags`].
+pub(crate) mod flag {
+    /// An agent joined at some point: records say `Live chat`, the bot speaks as the agent.
+    pub const HANDOFF: u8 = 1;
+    /// The unfinished-conversation lead was captured.
+    pub const IDLE_CAPTURED: u8 = 2;
+    /// A lead was captured by a capture card.
+    pub const LEAD: u8 = 4;
+    /// The visitor gave explicit consent.
+    pub const CONSENTED: u8 = 8;
+}
+
+/// Reserved keys of [`Vars`]; playbook variables start at [`FIRST_USER_KEY`].
+pub(crate) mod key {
+    pub const CONVERSATION: u32 = 0;
+    pub const PAGE_URL: u32 = 1;
+    pub const CONTACT_OWNER: u32 = 2;
+    pub const AGENT: u32 = 3;
+    pub const FIRST_USER_KEY: u32 = 4;
+}
+
+/// An optional deadline stored in 8 bytes (`u64::MAX` = none); serde sees an `Option`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Deadline(u64);
+
+impl Deadline {
+    pub const NONE: Deadline = Deadline(u64::MAX);
+
+    pub fn get(self) -> Option<Instant> {
+        (self.0 != u64::MAX).then_some(Instant(self.0))
+    }
+
+    pub fn set(at: Instant) -> Deadline {
+        // u64::MAX ms is half a billion years away; clamp so it stays representable.
+        Deadline(at.0.min(u64::MAX - 1))
+    }
+}
+
+impl Serialize for Deadline {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Deadline {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Option::<Instant>::deserialize(d)?.map_or(Deadline::NONE, Deadline::set))
+    }
+}
+
+/// A conversation's state. Make one with [`Session::new`] and feed it
+/// [`super::Event::Start`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub(crate) card: CardIx,
+    pub(crate) phase: Phase,
+    pub(crate) channel: Channel,
+    pub(crate) flags: u8,
+    /// Invalid answers in a row at the current card.
+    pub(crate) tries: u32,
+    /// Transcript lines so far (visitor messages accepted + bot/agent/system messages), the
+    /// cursor that records use to attach "the transcript so far".
+    pub(crate) messages: u32,
+    pub(crate) started_at: Instant,
+    /// The Idle or Wait timer of the current card (its kind follows from the phase).
+    pub(crate) card_timer: Deadline,
+    pub(crate) capture_timer: Deadline,
+    pub(crate) vars: Vars,
+    /// Capture cards already run in this conversation (so a loop never captures twice, and an
+    /// activity finds the lead or deal to link to).
+    pub(crate) captured: Box<[CardIx]>,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Session {
+    /// A session that has not started.
+    pub fn new() -> Self {
+        Session {
+            card: 0,
+            phase: Phase::New,
+            channel: Channel::Web,
+            flags: 0,
+            tries: 0,
+            messages: 0,
+            started_at: Instant(0),
+            card_timer: Deadline::NONE,
+            capture_timer: Deadline::NONE,
+            vars: Vars::default(),
+            captured: Box::new([]),
+        }
+    }
+
+    /// What the session waits for, or how it ended.
+    pub fn status(&self) -> Status {
+        match self.phase {
+            Phase::New => Status::New,
+            Phase::Asking | Phase::Queued | Phase::Live => Status::Waiting,
+            Phase::Ended(o) => Status::Ended(o),
+            Phase::Failed => Status::Failed,
+        }
+    }
+
+    /// The phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The index of the current card (where it waits, or where it ended).
+    pub fn card(&self) -> CardIx {
+        self.card
+    }
+
+    /// The channel the visitor used last.
+    pub fn channel(&self) -> Channel {
+        self.channel
+    }
+
+    /// The conversation id given at start.
+    pub fn conversation(&self) -> &str {
+        self.vars.get(key::CONVERSATION).unwrap_or("")
+    }
+
+    /// The agent handling (or who last handled) the conversation.
+    pub fn agent(&self) -> Option<&str> {
+        self.vars.get(key::AGENT)
+    }
+
+    /// How many transcript lines the conversation has so far.
+    pub fn messages(&self) -> u32 {
+        self.messages
+    }
+
+    /// The timers the driver must have armed: after a restart, re-arm exactly these.
+    pub fn timers(&self) -> impl Iterator<Item = Timer> + '_ {
+        let card_kind = match self.phase {
+            Phase::Queued => Some(TimerKind::Wait),
+            Phase::Asking => Some(TimerKind::Idle),
+            _ => None,
+        };
+        let card = card_kind.and_then(|kind| self.card_timer.get().map(|at| Timer { kind, at }));
+        let capture = self.capture_timer.get().map(|at| Timer {
+            kind: TimerKind::IdleCapture,
+            at,
+        });
+        card.into_iter().chain(capture)
+    }
+
+    pub(crate) fn has(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+}
+
+/// Strings keyed by small integers, packed in one heap buffer: per entry a LEB128 key, a
+/// LEB128 length and the UTF-8 bytes. Small sessions thus cost one allocation for all their
+/// strings. Serialized as a list of `[key, text]` pairs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Vars(Box<[u8]>);
+
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+fn get_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut n: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        n |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(n);
+        }
+    }
+    None
+}
+
+impl Vars {
+    /// Every `(key, value)` pair, in insertion order.
+    pub fn iter(&self) -> VarsIter<'_> {
+        VarsIter {
+            buf: &self.0,
+            pos: 0,
+        }
+    }
+
+    /// The value under `key`.
+    pub fn get(&self, key: u32) -> Option<&str> {
+        self.iter().find(|&(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Sets `key` to `value`, replacing any earlier value.
+    pub fn set(&mut self, key: u32, value: &str) {
+        let mut out = Vec::with_capacity(self.0.len() + value.len() + 4);
+        for (k, v) in self.iter().filter(|&(k, _)| k != key) {
+            put_varint(&mut out, u64::from(k));
+            put_varint(&mut out, v.len() as u64);
+            out.extend_from_slice(v.as_bytes());
+        }
+        put_varint(&mut out, u64::from(key));
+        put_varint(&mut out, value.len() as u64);
+        out.extend_from_slice(value.as_bytes());
+        self.0 = out.into_boxed_slice();
+    }
+
+    /// The bytes used on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Iterator over [`Vars`]. A malformed buffer (impossible through the API) just ends it.
+pub struct VarsIter<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for VarsIter<'a> {
+    type Item = (u32, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let key = u32::try_from(get_varint(self.buf, &mut self.pos)?).ok()?;
+        let len = usize::try_from(get_varint(self.buf, &mut self.pos)?).ok()?;
+        let end = self.pos.checked_add(len)?;
+        let bytes = self.buf.get(self.pos..end)?;
+        self.pos = end;
+        std::str::from_utf8(bytes).ok().map(|s| (key, s))
+    }
+}
+
+impl Serialize for Vars {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        for pair in self.iter() {
+            seq.serialize_element(&pair)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Vars {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Vars;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of [key, text] pairs")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vars, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = seq.next_element::<(u32, Cow<'de, str>)>()? {
+                    put_varint(&mut out, u64::from(k));
+                    put_varint(&mut out, v.len() as u64);
+                    out.extend_from_slice(v.as_bytes());
+                }
+                Ok(Vars(out.into_boxed_slice()))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vars_pack_replace_and_round_trip() {
+        let mut v = Vars::default();
+        v.set(0, "conv-1");
+        v.set(300, "11-200");
+        v.set(0, "conv-2");
+        assert_eq!(v.get(0), Some("conv-2"));
+        assert_eq!(v.get(300), Some("11-200"));
+        assert_eq!(v.get(5), None);
+        assert_eq!(v.heap_bytes(), 1 + 1 + 6 + 2 + 1 + 6);
+        let json = serde_json::to_string(&v).unwrap();
+        assert_eq!(json, r#"[[300,"11-200"],[0,"conv-2"]]"#);
+        let back: Vars = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.get(300), Some("11-200"));
+    }
+
+    #[test]
+    fn session_is_small() {
+        assert!(
+            std::mem::size_of::<Session>() <= 72,
+            "{}",
+            std::mem::size_of::<Session>()
+        );
+    }
+}
