@@ -6,6 +6,8 @@
 mod check;
 mod fmt;
 mod load;
+mod loadgen;
+mod serve;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -75,6 +77,39 @@ pub enum Command {
     },
     /// Print the JSON Schema of the JSON playbook format.
     Schema,
+    /// Serve the playbooks of a folder over HTTP and WebSocket (see docs/api.md).
+    Serve {
+        /// The playbook folder.
+        #[arg(long, default_value = "playbooks")]
+        playbooks: PathBuf,
+        /// The data folder (created; holds the SQLite database).
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// The config file: agents, pools, webhook, limits (see playbook.toml.example).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Drive a running server with many conversations and print throughput.
+    Load {
+        /// The server.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// How many conversations to start.
+        #[arg(long, default_value_t = 1000)]
+        conversations: usize,
+        /// Visitor turns per conversation after the start.
+        #[arg(long, default_value_t = 2)]
+        turns: usize,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// The playbook to start.
+        #[arg(long, default_value = "demo")]
+        playbook: String,
+    },
 }
 
 /// How `check` reports.
@@ -138,6 +173,19 @@ impl Cli {
                 stdout,
             } => fmt::run(&files, check, to, stdout),
             Command::Graph { file, format } => graph(&file, format),
+            Command::Serve {
+                playbooks,
+                data,
+                addr,
+                config,
+            } => serve::run(playbooks, data, addr, config),
+            Command::Load {
+                addr,
+                conversations,
+                turns,
+                concurrency,
+                playbook,
+            } => loadgen::run(&addr, conversations, turns, concurrency, &playbook),
             Command::Schema => {
                 let schema = crate::model::schema();
                 let text = serde_json::to_string_pretty(&schema).expect("a schema serializes");
