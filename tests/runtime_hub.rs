@@ -324,3 +324,49 @@ fn json_lines_sink_writes_each_key_once_across_reopen() {
     let stored = o.records[0].clone();
     sink.put(&stored).unwrap();
 }
+
+#[test]
+fn a_visitor_back_after_the_idle_lead_updates_it_instead_of_adding_one() {
+    let text = r#"
+playbook "Gap" {
+  bot "Ava"
+  start email
+  idle capture 1h
+}
+ask email "Your email?" expect email save email -> company
+ask company "Your company?" expect text save company -> lead
+capture lead lead {
+  title "Lead from {company}"
+  person email "{email}"
+} -> done
+message done "Thanks!" end qualified
+"#;
+    let (pb, _) = playbook::syntax::read("gap.playbook", text).expect("parses");
+    let program = playbook::check::check(pb).into_result().expect("checks");
+    let sink = MemorySink::new();
+    let mut hub = Hub::from_program(program, desk(&[])).with_sink(sink.clone());
+    start(&mut hub, "c1");
+    hub.visitor_text("c1", "dana@example.com", WEB, at(1000))
+        .unwrap();
+    let idle = hub.advance(at(1000 + 3_600_000));
+    assert_eq!(idle.records.len(), 1);
+    assert_eq!(idle.records[0].record.key, "c1/#idle");
+    // Two hours later the visitor answers the open question and reaches the capture card.
+    let back = hub
+        .visitor_text("c1", "Acme", WEB, at(3 * 3_600_000))
+        .unwrap();
+    assert_eq!(back.records.len(), 1);
+    let lead = &back.records[0].record;
+    assert_eq!(lead.key, "c1/lead");
+    assert_eq!(lead.supersedes.as_deref(), Some("c1/#idle"));
+    assert!(matches!(&lead.data, RecordData::Lead(l) if l.title == "Lead from Acme"));
+    // One lead in the ledger, found under either key.
+    assert_eq!(hub.ledger().len(), 1);
+    assert_eq!(hub.ledger().get("c1/#idle").unwrap().record.key, "c1/lead");
+    // The sink saw both, the second saying what it replaces.
+    let seen = sink.records();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].record.supersedes.as_deref(), Some("c1/#idle"));
+    let json = serde_json::to_value(lead).unwrap();
+    assert_eq!(json["supersedes"], "c1/#idle");
+}
