@@ -17,7 +17,7 @@
 //!   due at the same instant always fire in the same order. [`Hub::advance`] fires each due
 //!   timer at `max(deadline, last time seen)` — virtual time never runs backwards.
 //! - **Time** is given by the caller with every call; a `now` older than one seen before is
-//!   raised to it.
+//!   raised to it. A refused call does not move the hub's clock.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -514,7 +514,8 @@ impl Hub {
         now: Instant,
         desk_op: Option<DeskOp<'_>>,
     ) -> Result<Outputs, HubError> {
-        let now = self.tick(now);
+        // The clock only moves on success: a refused call changes nothing.
+        let now = self.now.max(now);
         let engine = Arc::clone(&self.engines[self.convs[c as usize].playbook as usize]);
         let mut effects = Vec::new();
         match desk_op {
@@ -535,6 +536,7 @@ impl Hub {
                 self.convs[c as usize].session = next;
             }
         }
+        self.now = now;
         self.convs[c as usize]
             .transcript
             .record(&event, now, &effects);
