@@ -463,8 +463,11 @@ impl Core {
                 return Err(err);
             }
         }
+        let publish = self.note_kinds(&out);
         let v = value(self, &out);
-        Ok(self.finish(Some((now, &logged)), out, v))
+        let mut applied = self.finish(Some((now, &logged)), out, v);
+        applied.publish.visitor = publish.visitor;
+        Ok(applied)
     }
 
     fn typed_error(&mut self, logged: &Logged, now: u64) -> ApiError {
