@@ -119,7 +119,11 @@ pub fn run(path: &Path, agents: &[String], json: bool, start_ms: Option<u64>) ->
         agents,
         now,
         json,
-        channel: if json { Channel::Api } else { Channel::Terminal },
+        channel: if json {
+            Channel::Api
+        } else {
+            Channel::Terminal
+        },
         out: std::io::stdout().lock(),
     };
     if !json {
@@ -219,7 +223,10 @@ Agent commands:
 
 impl Run {
     fn raw(&mut self, s: &str) {
-        let _ = self.out.write_all(s.as_bytes()).and_then(|()| self.out.flush());
+        let _ = self
+            .out
+            .write_all(s.as_bytes())
+            .and_then(|()| self.out.flush());
     }
 
     fn line(&mut self, s: &str) {
@@ -227,7 +234,8 @@ impl Run {
     }
 
     fn json(&mut self, v: &impl serde::Serialize) {
-        let s = serde_json::to_string(v).unwrap_or_else(|e| json!({"error": e.to_string()}).to_string());
+        let s = serde_json::to_string(v)
+            .unwrap_or_else(|e| json!({"error": e.to_string()}).to_string());
         self.line(&s);
     }
 
@@ -355,7 +363,9 @@ impl Run {
                 return true;
             }
             _ => {
-                self.error(&format!("unknown or incomplete command `/{cmd}`; /help lists them"));
+                self.error(&format!(
+                    "unknown or incomplete command `/{cmd}`; /help lists them"
+                ));
                 None
             }
         };
@@ -401,18 +411,14 @@ impl Run {
                     return true;
                 }
             },
-            JsonEvent::VisitorText { text, channel } => self.hub.visitor_text(
-                CONVERSATION,
-                &text,
-                channel.unwrap_or(self.channel),
-                now,
-            ),
-            JsonEvent::VisitorChoice { index, channel } => self.hub.visitor_choice(
-                CONVERSATION,
-                index,
-                channel.unwrap_or(self.channel),
-                now,
-            ),
+            JsonEvent::VisitorText { text, channel } => {
+                self.hub
+                    .visitor_text(CONVERSATION, &text, channel.unwrap_or(self.channel), now)
+            }
+            JsonEvent::VisitorChoice { index, channel } => {
+                self.hub
+                    .visitor_choice(CONVERSATION, index, channel.unwrap_or(self.channel), now)
+            }
             JsonEvent::Pickup { agent } => match agent.or_else(|| self.default_agent()) {
                 Some(a) => self.hub.assign_self(CONVERSATION, &a, now),
                 None => Err(HubError::Desk(crate::desk::DeskError::NotOnline(
@@ -442,7 +448,10 @@ impl Run {
                 agent,
                 kind,
                 details,
-            } => match agent.or_else(|| self.handler()).or_else(|| self.default_agent()) {
+            } => match agent
+                .or_else(|| self.handler())
+                .or_else(|| self.default_agent())
+            {
                 Some(a) => self.hub.create_record(CONVERSATION, &a, kind, details, now),
                 None => Err(no_agent()),
             },
@@ -473,7 +482,9 @@ impl Run {
         for n in &o.notifications {
             let s = match n {
                 crate::desk::Notification::EnteredUnassigned { agent, .. } => {
-                    format!("  [desk] {agent}: a conversation is waiting in Unassigned (/pickup {agent})")
+                    format!(
+                        "  [desk] {agent}: a conversation is waiting in Unassigned (/pickup {agent})"
+                    )
                 }
                 crate::desk::Notification::MessageArrived { agent, .. } => {
                     format!("  [desk] {agent}: new message from the visitor")
@@ -561,7 +572,9 @@ impl Run {
             Some(Status::Failed) => "failed",
             _ => "open",
         };
-        self.line(&format!("  conversation {CONVERSATION}: {status}, desk: {state}"));
+        self.line(&format!(
+            "  conversation {CONVERSATION}: {status}, desk: {state}"
+        ));
     }
 }
 
