@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-pub use load::{Loaded, MAX_FILE_BYTES, load};
+pub use load::{Loaded, MAX_FILE_BYTES, expand, load};
 
 /// Exit code: everything fine (warnings allowed).
 pub const EXIT_OK: u8 = 0;
@@ -39,7 +39,8 @@ pub enum Command {
     /// Exits 0 when no file has errors (warnings are printed), 1 when any file has errors,
     /// 2 for usage or I/O problems.
     Check {
-        /// Playbook files (`.playbook` for the DSL, `.json` for JSON).
+        /// Playbook files (`.playbook` for the DSL, `.json` for JSON), or folders to search
+        /// for them.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Output format: rustc-like text on stderr, or JSON on stdout for editors.
@@ -51,7 +52,7 @@ pub enum Command {
     },
     /// Format playbooks in place, or convert them between the DSL and JSON.
     Fmt {
-        /// Playbook files.
+        /// Playbook files, or folders to search for them.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Write nothing; exit 1 if a file is not formatted (or its conversion is stale).
