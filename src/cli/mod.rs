@@ -6,6 +6,7 @@
 mod check;
 mod fmt;
 mod load;
+mod test;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -76,6 +77,23 @@ pub enum Command {
     },
     /// Print the JSON Schema of the JSON playbook format.
     Schema,
+    /// Run scenario files, compare their transcripts with snapshots, report coverage.
+    ///
+    /// Exits 0 when every scenario passes, 1 on a failed expectation, a changed transcript,
+    /// a scenario error or coverage below `--min-coverage`, 2 for usage or I/O problems.
+    Test {
+        /// Scenario files or folders to search for `*.scenario` (default: `playbooks`).
+        paths: Vec<PathBuf>,
+        /// Write new and changed snapshots instead of failing on them.
+        #[arg(long)]
+        accept: bool,
+        /// Fail when branch coverage over all playbooks is below this percentage.
+        #[arg(long, value_name = "N")]
+        min_coverage: Option<f64>,
+        /// The folder of snapshot files.
+        #[arg(long, default_value = "snapshots")]
+        snapshots: PathBuf,
+    },
 }
 
 /// How `check` reports.
@@ -139,6 +157,17 @@ impl Cli {
                 stdout,
             } => fmt::run(&files, check, to, stdout),
             Command::Graph { file, format } => graph(&file, format),
+            Command::Test {
+                paths,
+                accept,
+                min_coverage,
+                snapshots,
+            } => test::run(&test::Options {
+                paths,
+                accept,
+                min_coverage,
+                snapshots,
+            }),
             Command::Schema => {
                 let schema = crate::model::schema();
                 let text = serde_json::to_string_pretty(&schema).expect("a schema serializes");

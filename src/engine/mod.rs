@@ -322,6 +322,17 @@ impl Engine {
         Ok(())
     }
 
+    /// The rule a `branch` card follows with the session's variables as they are now:
+    /// `Some(i)` for rule `i`, `None` for `else` (and for a card that is not a branch).
+    /// Coverage uses it to tell apart rules that lead to the same place.
+    pub fn branch_rule(&self, s: &Session, card: CardIx) -> Option<usize> {
+        let Some(Compiled::Branch { rules, .. }) = self.cards.get(card as usize) else {
+            return None;
+        };
+        let sys = self.sys();
+        rules.iter().position(|(c, _)| c.holds(s, &sys))
+    }
+
     /// Whether the playbook uses a variable of this name (saves, reads or templates it).
     pub fn has_variable(&self, name: &str) -> bool {
         self.index.contains_key(name) && !name.starts_with('#')

@@ -56,10 +56,9 @@ pub fn describe(card: &Card, kind: LinkKind) -> String {
     match kind {
         LinkKind::Next => "next".to_owned(),
         LinkKind::Answer(i) => match card {
-            Card::Question(q) => q
-                .answers
-                .get(i)
-                .map_or(format!("answer {}", i + 1), |a| format!("answer {:?}", a.label)),
+            Card::Question(q) => q.answers.get(i).map_or(format!("answer {}", i + 1), |a| {
+                format!("answer {:?}", a.label)
+            }),
             _ => format!("answer {}", i + 1),
         },
         LinkKind::FreeText => "free text".to_owned(),
@@ -110,9 +109,10 @@ impl Coverage {
 
     /// Links walked / all links, over every playbook, in percent (100 with no links).
     pub fn percent(&self) -> f64 {
-        let (n, of) = self.rows().iter().fold((0, 0), |(n, of), r| {
-            (n + r.branches.0, of + r.branches.1)
-        });
+        let (n, of) = self
+            .rows()
+            .iter()
+            .fold((0, 0), |(n, of), r| (n + r.branches.0, of + r.branches.1));
         pct(n, of)
     }
 

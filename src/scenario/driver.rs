@@ -1,61 +1,56 @@
-//! The one place that drives a conversation for a scenario: engine + desk + ledger +
-//! transcript lines + virtual-time timers, kept in step.
+//! The scenario runner's handle on one conversation, over the shared [`Hub`] (the same
+//! driver `playbook run` and the server use): engine + desk + ledger + transcript lines +
+//! the virtual-time timer queue.
 //!
-//! This is a small adapter so that it can be swapped for the shared `runtime::Hub` (which
-//! `playbook run` and the server use) without touching the scenario runner. Must not decide
-//! product rules: the engine and the desk do; this only applies a desk change first and the
-//! matching engine event after it, rolling the desk back if the engine refuses.
+//! Adds only what tests need on top: one step at a time with the state before it (so
+//! coverage can tell which link each step followed), and timers fired one deadline at a
+//! time. Must not decide product rules or keep its own copy of desk or ledger state.
 
-use crate::capture::{self, Commit, Ledger, ManualDetails, ManualKind, Record};
-use crate::desk::{Desk, Notification, Presence, Stamp};
-use crate::engine::{Channel, Effect, Engine, Event, Instant, Phase, Session, Timer};
+use std::sync::Arc;
+
+use crate::CardIx;
+use crate::capture::{Ledger, ManualDetails, ManualKind, Record};
+use crate::desk::{Desk, Notification, Presence};
+use crate::engine::{Channel, Engine, Event, Instant, Phase, Session, Timer, TimerKind};
 use crate::program::Program;
+use crate::runtime::{Hub, HubError, Outputs, OwnedEffect, StartOptions};
 
-/// What one accepted engine step did.
-pub struct Stepped<'e> {
-    /// The event, for the transcript.
+/// What one accepted step did.
+pub struct Stepped {
+    /// The event (for a timer, the one that was due).
     pub event: Event<'static>,
-    /// Card, phase and tries before the step.
-    pub before: (crate::CardIx, Phase, u32),
+    /// Card, phase and invalid tries before the step.
+    pub before: (CardIx, Phase, u32),
     /// The effects, in order.
-    pub effects: Vec<Effect<'e>>,
-    /// Desk notifications caused by it.
+    pub effects: Vec<OwnedEffect>,
+    /// Desk notifications it caused.
     pub notifications: Vec<Notification>,
-    /// Records the ledger stored as new, with how many lines were attached.
+    /// Records the ledger stored as new, with how many transcript lines were attached.
     pub records: Vec<(Record, u32)>,
-    /// When.
-    pub at: Instant,
 }
 
-/// One conversation and its surroundings.
+/// One conversation on its own hub.
 pub struct Driver<'e> {
     engine: &'e Engine,
-    /// The session.
-    pub session: Session,
-    /// The desk.
-    pub desk: Desk,
-    /// Stored records.
-    pub ledger: Ledger,
-    /// Transcript lines (attached to records).
-    pub lines: capture::Transcript,
-    /// Virtual now.
-    pub now: Instant,
-    conversation: String,
-    contact_owner: Option<String>,
+    hub: Hub,
+    id: String,
+    now: Instant,
+    idle: Session,
+}
+
+fn words(e: HubError) -> String {
+    e.to_string()
 }
 
 impl<'e> Driver<'e> {
-    /// A conversation on `desk`, not started, at `now`.
-    pub fn new(engine: &'e Engine, desk: Desk, conversation: &str, now: Instant) -> Self {
+    /// A conversation `id` that has not started, on a hub with an empty desk, at `now`.
+    pub fn new(engine: &'e Arc<Engine>, id: &str, now: Instant) -> Self {
         Driver {
             engine,
-            session: Session::new(),
-            desk,
-            ledger: Ledger::new(),
-            lines: capture::Transcript::default(),
+            hub: Hub::new(Arc::clone(engine), Desk::new()),
+            id: id.to_owned(),
             now,
-            conversation: conversation.to_owned(),
-            contact_owner: None,
+            idle: Session::new(),
         }
     }
 
@@ -69,152 +64,144 @@ impl<'e> Driver<'e> {
         self.engine
     }
 
-    /// Opens the chat, at the playbook's start or at `at` with variables set.
+    /// The session (a new one before the start).
+    pub fn session(&self) -> &Session {
+        self.hub.session(&self.id).unwrap_or(&self.idle)
+    }
+
+    /// The desk, to set up agents, teams and pools before the start.
+    pub fn desk_mut(&mut self) -> &mut Desk {
+        self.hub.desk_mut()
+    }
+
+    /// Records stored so far.
+    pub fn ledger(&self) -> &Ledger {
+        self.hub.ledger()
+    }
+
+    /// Virtual now.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    fn before(&self) -> (CardIx, Phase, u32) {
+        let s = self.session();
+        (s.card(), s.phase(), s.tries)
+    }
+
+    fn done(
+        &self,
+        event: Event<'static>,
+        before: (CardIx, Phase, u32),
+        r: Result<Outputs, HubError>,
+    ) -> Result<Stepped, String> {
+        let out = r.map_err(words)?;
+        Ok(Stepped {
+            event,
+            before,
+            effects: out.effects.into_iter().map(|e| e.effect).collect(),
+            notifications: out.notifications,
+            records: out
+                .records
+                .into_iter()
+                .map(|s| {
+                    let n = s.transcript.len() as u32;
+                    (s.record, n)
+                })
+                .collect(),
+        })
+    }
+
+    /// Opens the chat, at the playbook's start or at a card with variables set.
     pub fn start(
         &mut self,
         channel: Channel,
         page: Option<&str>,
         owner: Option<&str>,
-        at: Option<(crate::CardIx, &[(&str, &str)])>,
-    ) -> Result<Stepped<'e>, String> {
-        self.contact_owner = owner.map(str::to_owned);
+        at: Option<(CardIx, &[(&str, &str)])>,
+    ) -> Result<Stepped, String> {
+        let opts = StartOptions {
+            channel,
+            page_url: page.map(str::to_owned),
+            contact_owner: owner.map(str::to_owned),
+            ..StartOptions::default()
+        };
         let event = Event::Start {
-            conversation: self.conversation.clone().into(),
+            conversation: self.id.clone().into(),
             channel,
             page_url: page.map(|p| p.to_owned().into()),
             contact_owner: owner.map(|o| o.to_owned().into()),
         };
-        match at {
-            None => self.step(event),
-            Some((card, vars)) => {
-                let before = self.before();
-                let mut effects = Vec::new();
-                self.engine
-                    .start_at(
-                        &mut self.session,
-                        event.clone(),
-                        card,
-                        vars,
-                        self.now,
-                        &self.desk,
-                        &mut effects,
-                    )
-                    .map_err(|e| e.to_string())?;
-                Ok(self.apply(event, before, effects))
-            }
-        }
-    }
-
-    fn before(&self) -> (crate::CardIx, Phase, u32) {
-        (self.session.card(), self.session.phase(), self.session.tries)
-    }
-
-    /// Feeds one event at `now`.
-    pub fn step(&mut self, event: Event<'static>) -> Result<Stepped<'e>, String> {
         let before = self.before();
-        let effects = self
-            .engine
-            .step_vec(&mut self.session, event.clone(), self.now, &self.desk)
-            .map_err(|e| e.to_string())?;
-        Ok(self.apply(event, before, effects))
+        let r = match at {
+            None => self.hub.start(&self.id, opts, self.now),
+            Some((card, vars)) => self.hub.start_at(&self.id, opts, card, vars, self.now),
+        };
+        self.done(event, before, r)
     }
 
-    /// Keeps desk, ledger and transcript lines in step with an accepted event's effects.
-    fn apply(
-        &mut self,
-        event: Event<'static>,
-        before: (crate::CardIx, Phase, u32),
-        effects: Vec<Effect<'e>>,
-    ) -> Stepped<'e> {
-        self.lines.record(&event, self.now, &effects);
-        let mut records = Vec::new();
-        for e in &effects {
-            match e {
-                Effect::EnterUnassigned { route } => {
-                    let owner = self.contact_owner.clone();
-                    // A conversation enters the desk once: the engine allows one live chat
-                    // per path, so a second enqueue can only be a desk bug; keep going.
-                    let _ = self.desk.enqueue(&self.conversation, route, owner.as_deref());
-                }
-                Effect::LeaveUnassigned => {
-                    let _ = self.desk.time_out(&self.conversation);
-                }
-                Effect::RelayToAgent { agent: Some(_), .. } => {
-                    let _ = self.desk.visitor_message(&self.conversation);
-                }
-                Effect::Capture(r) => {
-                    if self.ledger.commit((**r).clone(), &self.lines.lines) == Commit::New {
-                        self.desk.note_capture(r);
-                        let n = (r.messages as usize).min(self.lines.lines.len()) as u32;
-                        records.push(((**r).clone(), n));
-                    }
-                }
-                _ => {}
-            }
-        }
-        Stepped {
-            event,
-            before,
-            effects,
-            notifications: self.desk.take_notifications(),
-            records,
-            at: self.now,
-        }
+    /// The visitor types.
+    pub fn visitor_text(&mut self, text: &str, channel: Channel) -> Result<Stepped, String> {
+        let before = self.before();
+        let r = self.hub.visitor_text(&self.id, text, channel, self.now);
+        let event = Event::VisitorText {
+            text: text.to_owned().into(),
+            channel,
+        };
+        self.done(event, before, r)
     }
 
-    /// Runs a desk change, then the engine event; undoes the desk change if the engine
-    /// refuses.
-    fn desk_then(
-        &mut self,
-        change: impl FnOnce(&mut Desk, &str) -> Result<(), crate::desk::DeskError>,
-        event: Event<'static>,
-    ) -> Result<Stepped<'e>, String> {
-        let saved = self.desk.clone();
-        change(&mut self.desk, &self.conversation).map_err(|e| e.to_string())?;
-        self.step(event).inspect_err(|_| self.desk = saved)
+    /// The visitor presses button `index` (from 0).
+    pub fn visitor_choice(&mut self, index: usize, channel: Channel) -> Result<Stepped, String> {
+        let before = self.before();
+        let r = self.hub.visitor_choice(&self.id, index, channel, self.now);
+        self.done(Event::VisitorChoice { index, channel }, before, r)
     }
 
     /// An agent assigns the waiting conversation to themselves.
-    pub fn pick_up(&mut self, agent: &str) -> Result<Stepped<'e>, String> {
-        self.desk_then(
-            |d, c| d.assign_self(c, agent),
-            Event::AgentJoined {
-                agent: agent.to_owned().into(),
-            },
-        )
+    pub fn pick_up(&mut self, agent: &str) -> Result<Stepped, String> {
+        let before = self.before();
+        let r = self.hub.assign_self(&self.id, agent, self.now);
+        let event = Event::AgentJoined {
+            agent: agent.to_owned().into(),
+        };
+        self.done(event, before, r)
     }
 
     /// The handling agent passes the conversation on.
-    pub fn reassign(&mut self, by: &str, to: &str) -> Result<Stepped<'e>, String> {
-        self.desk_then(
-            |d, c| d.reassign(c, by, to),
-            Event::Reassigned {
-                to: to.to_owned().into(),
-            },
-        )
+    pub fn reassign(&mut self, by: &str, to: &str) -> Result<Stepped, String> {
+        let before = self.before();
+        let r = self.hub.reassign(&self.id, by, to, self.now);
+        let event = Event::Reassigned {
+            to: to.to_owned().into(),
+        };
+        self.done(event, before, r)
     }
 
     /// The handling agent closes the conversation.
-    pub fn close(&mut self, agent: &str) -> Result<Stepped<'e>, String> {
-        self.desk_then(
-            |d, c| d.close(c, agent),
-            Event::AgentClosed {
-                agent: agent.to_owned().into(),
-            },
-        )
+    pub fn close(&mut self, agent: &str) -> Result<Stepped, String> {
+        let before = self.before();
+        let r = self.hub.close(&self.id, agent, self.now);
+        let event = Event::AgentClosed {
+            agent: agent.to_owned().into(),
+        };
+        self.done(event, before, r)
     }
 
     /// The handling agent writes.
-    pub fn agent_says(&mut self, agent: &str, text: &str) -> Result<Stepped<'e>, String> {
-        self.step(Event::AgentMessage {
+    pub fn agent_says(&mut self, agent: &str, text: &str) -> Result<Stepped, String> {
+        let before = self.before();
+        let r = self.hub.agent_message(&self.id, agent, text, self.now);
+        let event = Event::AgentMessage {
             agent: agent.to_owned().into(),
             text: text.to_owned().into(),
-        })
+        };
+        self.done(event, before, r)
     }
 
     /// An agent's presence changes.
     pub fn set_presence(&mut self, agent: &str, p: Presence) -> Result<(), String> {
-        self.desk.set_presence(agent, p).map_err(|e| e.to_string())
+        self.hub.set_presence(agent, p).map_err(words)
     }
 
     /// An agent makes a lead or deal from the conversation.
@@ -223,38 +210,44 @@ impl<'e> Driver<'e> {
         agent: &str,
         kind: ManualKind,
         details: ManualDetails,
-    ) -> Result<Option<(Record, u32)>, String> {
-        let stamp = Stamp {
-            now: self.now,
-            channel: self.session.channel(),
-            messages: self.session.messages(),
-        };
-        let r = self
-            .desk
-            .create_record(&self.conversation, agent, kind, details, stamp)
-            .map_err(|e| e.to_string())?;
-        let n = (r.messages as usize).min(self.lines.lines.len()) as u32;
-        Ok((self.ledger.commit(r.clone(), &self.lines.lines) == Commit::New).then_some((r, n)))
+    ) -> Result<Vec<(Record, u32)>, String> {
+        let out = self
+            .hub
+            .create_record(&self.id, agent, kind, details, self.now)
+            .map_err(words)?;
+        Ok(out
+            .records
+            .into_iter()
+            .map(|s| {
+                let n = s.transcript.len() as u32;
+                (s.record, n)
+            })
+            .collect())
     }
 
-    /// The earliest pending timer due at or before `until`.
-    fn due(&self, until: Instant) -> Option<Timer> {
-        self.session
-            .timers()
-            .filter(|t| t.at <= until)
-            .min_by_key(|t| t.at)
-    }
-
-    /// Virtual time passes until `until`: due timers fire in order, each at its own time.
-    pub fn advance(&mut self, until: Instant) -> Vec<Result<Stepped<'e>, String>> {
+    /// Virtual time passes until `until`: due timers fire one deadline at a time, in order.
+    pub fn advance(&mut self, until: Instant) -> Vec<Stepped> {
         let mut out = Vec::new();
-        while let Some(t) = self.due(until) {
-            self.now = self.now.max(t.at);
-            let r = self.step(Event::TimerFired(t));
-            let stop = r.is_err();
-            out.push(r);
-            if stop {
-                break;
+        while let Some(at) = self.hub.next_deadline().filter(|&at| at <= until) {
+            // The timer the session holds for this deadline (wait, idle, then idle capture
+            // at equal deadlines, as the hub fires them).
+            let rank = |k: TimerKind| match k {
+                TimerKind::Wait => 0,
+                TimerKind::Idle => 1,
+                TimerKind::IdleCapture => 2,
+            };
+            let timer: Option<Timer> = self
+                .session()
+                .timers()
+                .filter(|t| t.at == at)
+                .min_by_key(|t| rank(t.kind));
+            let before = self.before();
+            self.now = self.now.max(at);
+            let o = self.hub.advance(at);
+            if let Some(t) = timer
+                && let Ok(s) = self.done(Event::TimerFired(t), before, Ok(o))
+            {
+                out.push(s);
             }
         }
         self.now = self.now.max(until);

@@ -20,12 +20,14 @@ pub mod transcript;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::CardIx;
 use crate::capture::{ManualDetails, Person, Record, RecordData};
-use crate::desk::{Desk, Notification, Presence};
-use crate::engine::{Channel, Effect, Engine, Event, Instant, Phase, Speaker, Status, TimerKind};
+use crate::desk::{Notification, Presence};
+use crate::engine::{Channel, Engine, Event, Instant, Phase, Speaker, Status, TimerKind};
 use crate::model::{LinkKind, Route, RouteTarget};
+use crate::runtime::OwnedEffect as Effect;
 use crate::source::{SourceFile, SourceMap};
 
 pub use coverage::Coverage;
@@ -57,7 +59,7 @@ pub struct LoadedPlaybook {
     /// The path it was read from.
     pub path: PathBuf,
     /// The engine over its checked program.
-    pub engine: Engine,
+    pub engine: Arc<Engine>,
     /// Where each part was written.
     pub map: SourceMap,
     /// The file, for line numbers.
@@ -105,7 +107,13 @@ fn load(path: &Path) -> Result<LoadedPlaybook, String> {
         let file = SourceFile::new(name.clone(), text.clone());
         let first = d
             .first()
-            .map(|d| d.render_with(&file, &SourceMap::new(), miette::GraphicalTheme::unicode_nocolor()))
+            .map(|d| {
+                d.render_with(
+                    &file,
+                    &SourceMap::new(),
+                    miette::GraphicalTheme::unicode_nocolor(),
+                )
+            })
             .unwrap_or_default();
         format!("the playbook `{name}` cannot be read:\n{first}")
     })?;
@@ -123,7 +131,7 @@ fn load(path: &Path) -> Result<LoadedPlaybook, String> {
     })?;
     Ok(LoadedPlaybook {
         path: path.to_path_buf(),
-        engine: Engine::new(program),
+        engine: Arc::new(Engine::new(program)),
         map,
         file,
     })
@@ -240,11 +248,10 @@ struct Runner<'a> {
 
 impl<'a> Runner<'a> {
     fn new(sc: &'a Scenario, name: &str, book: &'a LoadedPlaybook, pb_path: &str) -> Self {
-        let engine = &book.engine;
-        let program = engine.program();
+        let program = book.engine.program();
         Runner {
             sc,
-            d: driver::Driver::new(engine, Desk::new(), name, START),
+            d: driver::Driver::new(&book.engine, name, START),
             transcript: Transcript {
                 scenario: name.to_owned(),
                 playbook: program.playbook().playbook.name.clone(),
@@ -275,13 +282,13 @@ impl<'a> Runner<'a> {
 
     fn push(&mut self, what: What) {
         self.transcript.entries.push(Entry {
-            at_ms: self.d.now.0.saturating_sub(START.0),
+            at_ms: self.d.now().0.saturating_sub(START.0),
             what,
         });
     }
 
     fn card_id(&self) -> String {
-        self.d.engine().card_id(&self.d.session).to_owned()
+        self.d.engine().card_id(self.d.session()).to_owned()
     }
 
     fn known_agent(&self, pos: Pos, name: &str) -> Result<(), ScenarioError> {
@@ -363,17 +370,19 @@ impl<'a> Runner<'a> {
             sc.contact_owner.as_deref(),
             at.map(|ix| (ix, vars.as_slice())),
         );
-        let pos = sc.start_at.as_ref().map_or(Pos { line: 1, col: 1 }, |s| s.pos);
+        let pos = sc
+            .start_at
+            .as_ref()
+            .map_or(Pos { line: 1, col: 1 }, |s| s.pos);
         let s = r.map_err(|e| self.err(pos, format!("the conversation could not start: {e}")))?;
         self.record(s);
         Ok(())
     }
 
     /// Adds one accepted step to the transcript and the coverage.
-    fn record(&mut self, s: driver::Stepped<'a>) {
+    fn record(&mut self, s: driver::Stepped) {
         let program = self.d.program();
-        let greeting = program.playbook().playbook.greeting.is_some()
-            && self.sc.start_at.is_none();
+        let greeting = program.playbook().playbook.greeting.is_some() && self.sc.start_at.is_none();
         let walk = trace::walk(
             program,
             trace::Before {
@@ -385,8 +394,9 @@ impl<'a> Runner<'a> {
             },
             &s.event,
             &s.effects,
-            self.d.session.card(),
+            self.d.session().card(),
             &self.buttons,
+            &|card| self.d.engine().branch_rule(self.d.session(), card),
         );
         self.cards.extend(walk.cards);
         self.links.extend(walk.links);
@@ -408,7 +418,9 @@ impl<'a> Runner<'a> {
                 text: match t.kind {
                     TimerKind::Wait => "the live-chat wait is over".to_owned(),
                     TimerKind::Idle => "the visitor has been idle".to_owned(),
-                    TimerKind::IdleCapture => "idle capture: the conversation went quiet".to_owned(),
+                    TimerKind::IdleCapture => {
+                        "idle capture: the conversation went quiet".to_owned()
+                    }
                 },
             }),
             _ => {}
@@ -515,7 +527,7 @@ impl<'a> Runner<'a> {
                     if !self.agents.insert(name.clone()) {
                         return Err(self.err(pos, format!("agent `{name}` is declared twice; to change presence later, write `{name} goes away`")));
                     }
-                    self.d.desk.add_agent(name, *p);
+                    self.d.desk_mut().add_agent(name, *p);
                     self.transcript
                         .desk
                         .push(format!("{name} {}", presence_word(*p)));
@@ -535,9 +547,12 @@ impl<'a> Runner<'a> {
                     for a in &m {
                         self.known_agent(pos, a)?;
                     }
-                    self.d.desk.add_team(name, &m).map_err(|e| self.err(pos, e.to_string()))?;
+                    self.d
+                        .desk_mut()
+                        .add_team(name, &m)
+                        .map_err(|e| self.err(pos, e.to_string()))?;
                 } else {
-                    self.d.desk.add_pool(name, &m);
+                    self.d.desk_mut().add_pool(name, &m);
                 }
                 self.transcript
                     .desk
@@ -554,9 +569,8 @@ impl<'a> Runner<'a> {
             }
             Action::Visitor(ch, input) => self.visitor(pos, *ch, input)?,
             Action::Wait(d) => {
-                let until = self.d.now.after_ms(d.as_millis());
-                for r in self.d.advance(until) {
-                    let s = r.map_err(|e| self.err(pos, format!("a timer could not fire: {e}")))?;
+                let until = self.d.now().after_ms(d.as_millis());
+                for s in self.d.advance(until) {
                     self.record(s);
                 }
             }
@@ -609,10 +623,10 @@ impl<'a> Runner<'a> {
                     .d
                     .create_record(a, *kind, details)
                     .map_err(|e| self.err(pos, format!("`{a}` cannot create a record: {e}")))?;
-                if let Some((record, attached)) = made {
-                    self.push(What::Desk {
-                        text: format!("{a} creates a record from the chat"),
-                    });
+                self.push(What::Desk {
+                    text: format!("{a} creates a record from the chat"),
+                });
+                for (record, attached) in made {
                     self.push(What::Record { record, attached });
                 }
             }
@@ -627,8 +641,8 @@ impl<'a> Runner<'a> {
         ch: Option<Channel>,
         input: &VisitorInput,
     ) -> Result<(), ScenarioError> {
-        let channel = ch.unwrap_or_else(|| self.d.session.channel());
-        let phase = self.d.session.phase();
+        let channel = ch.unwrap_or_else(|| self.d.session().channel());
+        let phase = self.d.session().phase();
         if let Phase::Ended(o) = phase {
             return Err(self.err(
                 pos,
@@ -692,16 +706,18 @@ impl<'a> Runner<'a> {
                 channel,
             },
         };
-        let s = self
-            .d
-            .step(event)
-            .map_err(|e| self.err(pos, format!("the visitor cannot act at `{card}`: {e}")))?;
+        let r = match event {
+            Event::VisitorChoice { index, channel } => self.d.visitor_choice(index, channel),
+            Event::VisitorText { text, channel } => self.d.visitor_text(&text, channel),
+            _ => Err("not a visitor action".to_owned()),
+        };
+        let s = r.map_err(|e| self.err(pos, format!("the visitor cannot act at `{card}`: {e}")))?;
         self.record(s);
         Ok(())
     }
 
     fn free_text_here(&self) -> bool {
-        let ix = self.d.session.card();
+        let ix = self.d.session().card();
         matches!(
             self.d.program().cards().get(ix as usize),
             Some(crate::model::Card::Question(q)) if q.free_text.is_some()
@@ -733,7 +749,7 @@ impl<'a> Runner<'a> {
                 }
             }
             Expect::Buttons(want) => {
-                let asking = self.d.session.phase() == Phase::Asking;
+                let asking = self.d.session().phase() == Phase::Asking;
                 let have: &[String] = if asking { &self.buttons } else { &[] };
                 (have != want.as_slice()).then(|| {
                     format!(
@@ -743,10 +759,10 @@ impl<'a> Runner<'a> {
                 })
             }
             Expect::Records(n) => {
-                let have = self.d.ledger.len();
+                let have = self.d.ledger().len();
                 (have != *n).then(|| format!("expected {n} records; {have} were stored"))
             }
-            Expect::Outcome(o) => match self.d.session.status() {
+            Expect::Outcome(o) => match self.d.session().status() {
                 Status::Ended(x) if x == *o => None,
                 Status::Ended(x) => Some(format!(
                     "expected the outcome {}; the conversation ended {}",
@@ -759,7 +775,7 @@ impl<'a> Runner<'a> {
                     self.card_id()
                 )),
             },
-            Expect::Ended => match self.d.session.status() {
+            Expect::Ended => match self.d.session().status() {
                 Status::Ended(_) | Status::Failed => None,
                 _ => Some(format!(
                     "expected the conversation to have ended; it waits at `{}`",
@@ -771,7 +787,7 @@ impl<'a> Runner<'a> {
                     return Err(self.err(pos, format!("the playbook has no card `{card}`")));
                 }
                 let here = self.card_id();
-                let waiting = matches!(self.d.session.status(), Status::Waiting);
+                let waiting = matches!(self.d.session().status(), Status::Waiting);
                 (here != *card || !waiting).then(|| {
                     if waiting {
                         format!("expected the conversation to wait at `{card}`; it waits at `{here}`")
@@ -796,7 +812,7 @@ impl<'a> Runner<'a> {
     ) -> Result<Option<String>, ScenarioError> {
         let of_kind: Vec<&Record> = self
             .d
-            .ledger
+            .ledger()
             .records()
             .iter()
             .map(|s| &s.record)
@@ -811,7 +827,10 @@ impl<'a> Runner<'a> {
                     let names: Vec<&str> = values.iter().map(|(n, _)| n.as_str()).collect();
                     return Err(self.err(
                         pos,
-                        format!("a {kind} has no field `{k}`; its fields are {}", names.join(", ")),
+                        format!(
+                            "a {kind} has no field `{k}`; its fields are {}",
+                            names.join(", ")
+                        ),
                     ));
                 };
                 if have != want {
@@ -826,10 +845,7 @@ impl<'a> Runner<'a> {
         Ok(Some(if of_kind.is_empty() {
             format!("expected a {kind} record; none was stored")
         } else {
-            format!(
-                "no {kind} record matches; closest: {}",
-                rows.join("; ")
-            )
+            format!("no {kind} record matches; closest: {}", rows.join("; "))
         }))
     }
 }

@@ -258,7 +258,11 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             Rule::s_channel => {
                 let c = next(1).ok_or_else(missing)?;
                 if seen_channel {
-                    return Err(err(file, at, "the channel is given twice; to switch channels later, write `visitor on whatsapp \"…\"`"));
+                    return Err(err(
+                        file,
+                        at,
+                        "the channel is given twice; to switch channels later, write `visitor on whatsapp \"…\"`",
+                    ));
                 }
                 seen_channel = true;
                 sc.channel = channel(c.as_str()).ok_or_else(|| unknown_channel(file, &c))?;
@@ -327,7 +331,10 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
                     err(
                         file,
                         pos(&d),
-                        format!("`{}` is not a duration ({e}); write e.g. `30s`, `3m`, `1h30m`", d.as_str()),
+                        format!(
+                            "`{}` is not a duration ({e}); write e.g. `30s`, `3m`, `1h30m`",
+                            d.as_str()
+                        ),
                     )
                 })?;
                 sc.push(at, Action::Wait(dur));
@@ -437,15 +444,18 @@ fn expectation(e: Pair<'_, Rule>, file: &str) -> Result<Expect, ScenarioError> {
                 .and_then(|p| p.as_str().parse().ok())
                 .unwrap_or(0),
         ),
-        Rule::e_outcome => Expect::Outcome(
-            match parts.get(1).map(|p| p.as_str()) {
-                Some("qualified") => Outcome::Qualified,
-                Some("disqualified") => Outcome::Disqualified,
-                _ => Outcome::None,
-            },
-        ),
+        Rule::e_outcome => Expect::Outcome(match parts.get(1).map(|p| p.as_str()) {
+            Some("qualified") => Outcome::Qualified,
+            Some("disqualified") => Outcome::Disqualified,
+            _ => Outcome::None,
+        }),
         Rule::e_ended => Expect::Ended,
-        _ => Expect::At(parts.get(1).map(|p| p.as_str().to_owned()).unwrap_or_default()),
+        _ => Expect::At(
+            parts
+                .get(1)
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default(),
+        ),
     })
 }
 
@@ -472,19 +482,25 @@ fn word(r: &Rule) -> Option<&'static str> {
         | Rule::kw_pool
         | Rule::kw_visitor
         | Rule::kw_wait
-        | Rule::kw_expect => "a statement (`visitor`, `wait`, `expect`, `agent`, an agent's action…)",
+        | Rule::kw_expect => {
+            "a statement (`visitor`, `wait`, `expect`, `agent`, an agent's action…)"
+        }
         Rule::kw_picks
         | Rule::kw_says
         | Rule::kw_reassigns
         | Rule::kw_closes
         | Rule::kw_creates
-        | Rule::kw_goes => "an agent action (`picks up`, `says`, `reassigns to`, `closes`, `creates`, `goes`)",
+        | Rule::kw_goes => {
+            "an agent action (`picks up`, `says`, `reassigns to`, `closes`, `creates`, `goes`)"
+        }
         Rule::kw_bot
         | Rule::kw_buttons
         | Rule::kw_record
         | Rule::kw_records
         | Rule::kw_ended
-        | Rule::kw_outcome => "an expectation (`bot`, `buttons`, `record`, `outcome`, `ended`, `at`)",
+        | Rule::kw_outcome => {
+            "an expectation (`bot`, `buttons`, `record`, `outcome`, `ended`, `at`)"
+        }
         Rule::kw_at => "`at`",
         Rule::kw_with => "`with`",
         Rule::kw_on => "`on`",
@@ -511,7 +527,11 @@ fn syntax_error(file: &str, e: pest::error::Error<Rule>) -> ScenarioError {
             }
         }
     }
-    let found = e.line().chars().skip(col.saturating_sub(1)).collect::<String>();
+    let found = e
+        .line()
+        .chars()
+        .skip(col.saturating_sub(1))
+        .collect::<String>();
     let found = found.split_whitespace().next().unwrap_or("");
     let message = match (words.is_empty(), found.is_empty()) {
         (true, _) => "this line could not be read".to_owned(),
@@ -567,7 +587,10 @@ expect ended
 expect at email
 "#;
         let s = parse("x.scenario", text).unwrap();
-        assert_eq!(s.playbook, Some(("demo.playbook".into(), Pos { line: 3, col: 10 })));
+        assert_eq!(
+            s.playbook,
+            Some(("demo.playbook".into(), Pos { line: 3, col: 10 }))
+        );
         assert_eq!(s.start_at.as_ref().unwrap().vars.len(), 2);
         assert_eq!(s.channel, Channel::WhatsApp);
         assert_eq!(s.contact_owner.as_deref(), Some("ana"));
@@ -577,7 +600,10 @@ expect at email
             s.steps[6].action,
             Action::Visitor(Some(Channel::Web), VisitorInput::Type("3".into()))
         );
-        assert_eq!(s.steps[9].action, Action::Says("ana".into(), "Hi \"there\"".into()));
+        assert_eq!(
+            s.steps[9].action,
+            Action::Says("ana".into(), "Hi \"there\"".into())
+        );
         let Action::Creates(_, _, f) = &s.steps[12].action else {
             panic!()
         };
@@ -590,7 +616,11 @@ expect at email
         assert_eq!((e.line, e.col), (2, 8), "{e}");
         assert!(e.to_string().starts_with("a.scenario:2:8: expected"), "{e}");
         let e = parse("a.scenario", "wait 3x\n").unwrap_err();
-        assert!(e.to_string().contains("a.scenario:1:6: `3x` is not a duration"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("a.scenario:1:6: `3x` is not a duration"),
+            "{e}"
+        );
         let e = parse("a.scenario", "channel pigeon\n").unwrap_err();
         assert!(e.to_string().contains("unknown channel `pigeon`"), "{e}");
         let e = parse("a.scenario", "visitor 0\n").unwrap_err();

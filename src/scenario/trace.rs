@@ -7,15 +7,16 @@
 //! search over [`Card::links`] that must reproduce the effects exactly: one bot message per
 //! message card (its literal text must fit the card's template), a capture per capture card,
 //! the queue for a live chat, and the card the session stopped at. Branches whose outcomes
-//! look identical in every effect would be ambiguous; the first rule in order wins.
+//! look identical in every effect are told apart by asking the engine which rule holds.
 //! Must not: change anything, or know about desks, ledgers or files.
 
 use std::borrow::Cow;
 
 use crate::CardIx;
-use crate::engine::{Effect, Event, Phase, Speaker, TimerKind};
+use crate::engine::{Event, Phase, Speaker, TimerKind};
 use crate::model::{Card, ConsentMode, IdleAction, InputKind, LinkKind, Next, Part, Template};
 use crate::program::Program;
+use crate::runtime::OwnedEffect as Effect;
 
 /// What a step walked: cards entered and links followed, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,7 +37,7 @@ enum Tok<'a> {
     End,
 }
 
-fn tokens<'a>(effects: &'a [Effect<'_>]) -> Vec<Tok<'a>> {
+fn tokens(effects: &[Effect]) -> Vec<Tok<'_>> {
     effects
         .iter()
         .filter_map(|e| match e {
@@ -137,9 +138,10 @@ pub fn walk(
     program: &Program,
     before: Before,
     event: &Event<'_>,
-    effects: &[Effect<'_>],
+    effects: &[Effect],
     after: CardIx,
     labels: &[String],
+    branch: &dyn Fn(CardIx) -> Option<usize>,
 ) -> Walk {
     let mut toks = tokens(effects);
     let mut w = Walk::default();
@@ -195,9 +197,7 @@ pub fn walk(
                 None
             }
         }
-        (Event::AgentClosed { .. }, Phase::Live, Some(Card::LiveChat(_))) => {
-            hop(LinkKind::Closed)
-        }
+        (Event::AgentClosed { .. }, Phase::Live, Some(Card::LiveChat(_))) => hop(LinkKind::Closed),
         (Event::TimerFired(t), Phase::Queued, Some(Card::LiveChat(_)))
             if t.kind == TimerKind::Wait
                 && effects.iter().any(|e| matches!(e, Effect::LeaveUnassigned)) =>
@@ -226,7 +226,11 @@ pub fn walk(
     let Some(entry) = entry else {
         return w;
     };
-    let mut path = Path::default();
+    let mut path = Path {
+        cards: Vec::new(),
+        links: Vec::new(),
+        branch,
+    };
     if search(program, entry, &toks, after, &mut path, 0) {
         w.cards.extend(path.cards);
         w.links.extend(path.links);
@@ -237,10 +241,10 @@ pub fn walk(
     w
 }
 
-#[derive(Default)]
-struct Path {
+struct Path<'b> {
     cards: Vec<CardIx>,
     links: Vec<(CardIx, LinkKind)>,
+    branch: &'b dyn Fn(CardIx) -> Option<usize>,
 }
 
 const MAX_DEPTH: usize = 10_000;
@@ -252,7 +256,7 @@ fn search(
     at: CardIx,
     toks: &[Tok<'_>],
     stop: CardIx,
-    path: &mut Path,
+    path: &mut Path<'_>,
     depth: usize,
 ) -> bool {
     if depth > MAX_DEPTH {
@@ -279,7 +283,7 @@ fn follow(
     kind: LinkKind,
     rest: &[Tok<'_>],
     stop: CardIx,
-    path: &mut Path,
+    path: &mut Path<'_>,
     depth: usize,
 ) -> bool {
     let Some(link) = card.links().into_iter().find(|l| l.kind == kind) else {
@@ -304,7 +308,7 @@ fn then(
     next: &Next,
     rest: &[Tok<'_>],
     stop: CardIx,
-    path: &mut Path,
+    path: &mut Path<'_>,
     depth: usize,
 ) -> bool {
     match next {
@@ -319,12 +323,10 @@ fn step(
     card: &Card,
     toks: &[Tok<'_>],
     stop: CardIx,
-    path: &mut Path,
+    path: &mut Path<'_>,
     depth: usize,
 ) -> bool {
-    let waits_here = |text: &Template| {
-        matches!(toks, [Tok::Ask(t)] if fits(text, t)) && at == stop
-    };
+    let waits_here = |text: &Template| matches!(toks, [Tok::Ask(t)] if fits(text, t)) && at == stop;
     match card {
         Card::Message(m) => match toks.split_first() {
             Some((Tok::Say(t), rest)) if fits(&m.text, t) => {
@@ -341,16 +343,29 @@ fn step(
             }
             _ => false,
         },
-        Card::Branch(b) => {
-            (0..b.rules.len()).any(|i| {
-                follow(program, at, card, LinkKind::Rule(i), toks, stop, path, depth)
-            }) || follow(program, at, card, LinkKind::Otherwise, toks, stop, path, depth)
+        Card::Branch(_) => {
+            // The variables a chain reads do not change within it (only visitor answers set
+            // them), so the rule that holds now is the rule that held then.
+            let kind = match (path.branch)(at) {
+                Some(i) => LinkKind::Rule(i),
+                None => LinkKind::Otherwise,
+            };
+            follow(program, at, card, kind, toks, stop, path, depth)
         }
         Card::LiveChat(l) => {
             if matches!(toks, [Tok::Say(t), Tok::Queue] if fits(&l.online, t)) && at == stop {
                 return true;
             }
-            follow(program, at, card, LinkKind::Offline, toks, stop, path, depth)
+            follow(
+                program,
+                at,
+                card,
+                LinkKind::Offline,
+                toks,
+                stop,
+                path,
+                depth,
+            )
         }
         Card::Capture(c) => {
             let id = c.id.as_str();

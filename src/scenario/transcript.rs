@@ -142,7 +142,8 @@ pub fn outcome_word(o: Outcome) -> &'static str {
     }
 }
 
-const INDENT: &str = "                ";
+/// Lines under an entry start where its text does (time 8, space, tag 9, space).
+const INDENT: &str = "                   ";
 
 impl Transcript {
     /// The text rendering (what snapshots hold). `start` is the virtual start time, used to
@@ -166,7 +167,10 @@ impl Transcript {
             match &e.what {
                 What::Opened { channel, page } => {
                     let on = page.as_ref().map_or(String::new(), |p| format!(" on {p}"));
-                    out.push_str(&line(channel.name(), &format!("visitor opens the chat{on}")));
+                    out.push_str(&line(
+                        channel.name(),
+                        &format!("visitor opens the chat{on}"),
+                    ));
                 }
                 What::Visitor {
                     channel,
@@ -191,9 +195,9 @@ impl Transcript {
                     out.push_str(&line(channel.name(), &format!("{name}{mark}: {text}")));
                     if !buttons.is_empty() {
                         let b: Vec<String> = buttons.iter().map(|b| format!("[{b}]")).collect();
-                        let _ = write!(out, "\n{INDENT}    {}", b.join(" "));
+                        let _ = write!(out, "\n{INDENT}{}", b.join(" "));
                     } else if *asks {
-                        let _ = write!(out, "\n{INDENT}    (typed answer)");
+                        let _ = write!(out, "\n{INDENT}(typed answer)");
                     }
                 }
                 What::Agent {
@@ -255,7 +259,7 @@ fn render_record(out: &mut String, head: &str, r: &Record, attached: u32, start:
         RecordData::Deal(_) => "deal",
         RecordData::Activity(_) => "activity",
     };
-    let _ = write!(out, "{}{kind} {}", head.trim_end().to_owned() + " ", r.key);
+    let _ = write!(out, "{head}{kind} {}", r.key);
     let mut field = |k: &str, v: &str| {
         let _ = write!(out, "\n{INDENT}  {k}: {v}");
     };
@@ -304,7 +308,11 @@ fn render_record(out: &mut String, head: &str, r: &Record, attached: u32, start:
             field("type", a.activity.name());
             field("subject", &a.subject);
             let due = a.due.map_or("-".to_owned(), |d| {
-                format!("{} ({})", clock(d.0.saturating_sub(start.0)), d.to_rfc3339())
+                format!(
+                    "{} ({})",
+                    clock(d.0.saturating_sub(start.0)),
+                    d.to_rfc3339()
+                )
             });
             field("due", &due);
             field("note", opt(&a.note));
@@ -321,7 +329,11 @@ fn render_record(out: &mut String, head: &str, r: &Record, attached: u32, start:
     field("channel", r.channel.name());
     field(
         "created",
-        &format!("{} ({})", clock(r.created_at.0.saturating_sub(start.0)), r.created_at.to_rfc3339()),
+        &format!(
+            "{} ({})",
+            clock(r.created_at.0.saturating_sub(start.0)),
+            r.created_at.to_rfc3339()
+        ),
     );
     field("transcript", &format!("{attached} lines attached"));
 }
