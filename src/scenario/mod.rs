@@ -481,7 +481,7 @@ impl<'a> Runner<'a> {
                 },
                 Effect::Capture(r) => match s.records.iter().find(|(x, _)| x.key == r.key) {
                     Some((rec, n)) => What::Record {
-                        record: rec.clone(),
+                        record: Box::new(rec.clone()),
                         attached: *n,
                     },
                     None => What::Desk {
@@ -627,7 +627,10 @@ impl<'a> Runner<'a> {
                     text: format!("{a} creates a record from the chat"),
                 });
                 for (record, attached) in made {
-                    self.push(What::Record { record, attached });
+                    self.push(What::Record {
+                        record: Box::new(record),
+                        attached,
+                    });
                 }
             }
             Action::Expect(e) => self.expect(pos, e)?,

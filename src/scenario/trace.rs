@@ -276,6 +276,7 @@ fn search(
 }
 
 /// Follows `kind` from `at` with `rest` left to explain.
+#[allow(clippy::too_many_arguments)]
 fn follow(
     program: &Program,
     at: CardIx,

@@ -107,7 +107,7 @@ pub enum What {
     /// A record was captured (or made by an agent) and stored.
     Record {
         /// The record.
-        record: Record,
+        record: Box<Record>,
         /// How many transcript lines were attached to it.
         attached: u32,
     },
