@@ -108,7 +108,7 @@ pub fn run(opts: &Options) -> u8 {
                         indent(&run.text)
                     )),
                     Some((body, offset)) => problems.push(format!(
-                        "the transcript differs from {} (- snapshot, + this run; numbers are lines of the snapshot file):\n{}  accept the change with `playbook test --accept` (or `cargo insta review`)",
+                        "the transcript differs from {} (- snapshot, + this run; numbers are lines of the snapshot file):\n{}accept the change with `playbook test --accept` (or `cargo insta review`)",
                         snap.display(),
                         snapshot::diff(body, &run.text, offset, 2)
                     )),
