@@ -27,6 +27,7 @@ pub mod graph;
 pub mod model;
 pub mod program;
 pub mod runtime;
+pub mod scenario;
 pub mod source;
 pub mod syntax;
 

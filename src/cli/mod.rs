@@ -7,6 +7,7 @@ mod check;
 mod fmt;
 mod load;
 mod run;
+mod test;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -94,6 +95,23 @@ pub enum Command {
         #[arg(long, value_name = "MS")]
         start_ms: Option<u64>,
     },
+    /// Run scenario files, compare their transcripts with snapshots, report coverage.
+    ///
+    /// Exits 0 when every scenario passes, 1 on a failed expectation, a changed transcript,
+    /// a scenario error or coverage below `--min-coverage`, 2 for usage or I/O problems.
+    Test {
+        /// Scenario files or folders to search for `*.scenario` (default: `playbooks`).
+        paths: Vec<PathBuf>,
+        /// Write new and changed snapshots instead of failing on them.
+        #[arg(long)]
+        accept: bool,
+        /// Fail when branch coverage over all playbooks is below this percentage.
+        #[arg(long, value_name = "N")]
+        min_coverage: Option<f64>,
+        /// The folder of snapshot files.
+        #[arg(long, default_value = "snapshots")]
+        snapshots: PathBuf,
+    },
 }
 
 /// How `check` reports.
@@ -163,6 +181,17 @@ impl Cli {
                 json,
                 start_ms,
             } => run::run(&file, &agents, json, start_ms),
+            Command::Test {
+                paths,
+                accept,
+                min_coverage,
+                snapshots,
+            } => test::run(&test::Options {
+                paths,
+                accept,
+                min_coverage,
+                snapshots,
+            }),
             Command::Schema => {
                 let schema = crate::model::schema();
                 let text = serde_json::to_string_pretty(&schema).expect("a schema serializes");
