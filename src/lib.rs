@@ -17,6 +17,7 @@
 //! assert!(!checked.has_errors());
 //! ```
 
+pub mod bench;
 pub mod capture;
 pub mod check;
 pub mod cli;
@@ -27,6 +28,7 @@ pub mod graph;
 pub mod model;
 pub mod program;
 pub mod source;
+pub mod store;
 pub mod syntax;
 
 pub use program::{CardIx, Program};

@@ -3,6 +3,7 @@
 //! `main.rs` only parses [`Cli`] and calls [`Cli::run`]. Each subcommand reads files, calls the
 //! library, and renders results; none of them holds product logic.
 
+mod bench;
 mod check;
 mod fmt;
 mod load;
@@ -13,6 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub use bench::BenchArgs;
 pub use load::{Loaded, MAX_FILE_BYTES, load};
 
 /// Exit code: everything fine (warnings allowed).
@@ -75,6 +77,10 @@ pub enum Command {
     },
     /// Print the JSON Schema of the JSON playbook format.
     Schema,
+    /// Run the canonical benchmark (docs/bench/FLOW.md) and print its JSON line.
+    ///
+    /// Exits 0 when every reply and lead matched, 1 on any mismatch (`"ok": false`).
+    Bench(bench::BenchArgs),
 }
 
 /// How `check` reports.
@@ -138,6 +144,7 @@ impl Cli {
                 stdout,
             } => fmt::run(&files, check, to, stdout),
             Command::Graph { file, format } => graph(&file, format),
+            Command::Bench(args) => bench::run(&args),
             Command::Schema => {
                 let schema = crate::model::schema();
                 let text = serde_json::to_string_pretty(&schema).expect("a schema serializes");
