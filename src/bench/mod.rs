@@ -13,11 +13,10 @@ mod workload;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-pub use report::{Env, Report, proc_status};
+pub use report::{Env, Report, cpu_seconds, proc_status};
 pub use workload::{LeadKey, Message, ParkSpec, Plan, PlanScript, Script, Workload};
 
 use crate::capture::{Record, RecordData};
@@ -116,8 +115,7 @@ impl<'e, S: SessionStore> Driver<'e, S> {
                         None => continue,
                     }
                 };
-                self.id.clear();
-                let _ = write!(self.id, "{prefix}{i}");
+                conversation_id(&mut self.id, prefix, i);
                 self.event(script, round, event, tally);
             }
         }
@@ -208,6 +206,26 @@ impl<'e, S: SessionStore> Driver<'e, S> {
     }
 }
 
+/// Writes `<prefix><i>` into `buf` (by hand: `format!` machinery costs more than the
+/// engine's step for a button press).
+fn conversation_id(buf: &mut String, prefix: &str, mut i: usize) {
+    buf.clear();
+    buf.push_str(prefix);
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (i % 10) as u8;
+        i /= 10;
+        if i == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        buf.push(char::from(d));
+    }
+}
+
 /// The reply texts (with buttons) one event produces, for a mismatch message.
 fn replay(
     engine: &Engine,
@@ -274,6 +292,8 @@ pub struct Throughput {
     pub start_events: u64,
     /// Wall-clock seconds of the timed region.
     pub seconds: f64,
+    /// CPU seconds the process used in the timed region (10 ms resolution), where known.
+    pub cpu_seconds: Option<f64>,
     /// Leads captured in the timed region.
     pub leads: u64,
     /// Leads the scripts expect.
@@ -321,9 +341,11 @@ fn throughput_with<S: SessionStore>(
     drop(warm.records);
 
     let mut t = Tally::default();
+    let cpu_before = cpu_seconds();
     let started = std::time::Instant::now();
     driver.run(plan, "conv-", n, &mut t);
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_before.zip(cpu_seconds()).map(|(a, b)| b - a);
 
     let expected = plan.leads(n);
     let (got, others) = lead_counts(&t.records);
@@ -349,6 +371,7 @@ fn throughput_with<S: SessionStore>(
         turns: t.turns,
         start_events: t.start_events,
         seconds,
+        cpu_seconds: cpu,
         leads: got.values().sum(),
         leads_expected: expected.values().sum(),
         reply_mismatches: warm.reply_mismatches + t.reply_mismatches,

@@ -30,6 +30,20 @@ pub fn proc_status() -> Option<ProcStatus> {
     })
 }
 
+/// CPU time this process has used (user + system), from `/proc/self/stat` (Linux; 10 ms
+/// resolution). On a shared machine it tells how much of a wall-clock interval the process
+/// actually ran.
+pub fn cpu_seconds() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3 (`state`);
+    // utime and stime are fields 14 and 15, in clock ticks of 1/100 s on Linux.
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
 /// Where and with what the benchmark ran.
 #[derive(Debug, Clone, Serialize)]
 pub struct Env {

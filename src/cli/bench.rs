@@ -99,6 +99,14 @@ fn run_inner(args: &BenchArgs) -> Result<u8, u8> {
     workload.park_plan().map_err(usage)?;
 
     let run = bench::throughput(&engine, &plan, n, args.variant);
+    if let Some(cpu) = run.cpu_seconds {
+        // Not part of the JSON line: on a shared machine it says how much of the wall-clock
+        // time the benchmark actually ran.
+        print_err(&format!(
+            "timed region: {:.3} s wall, {cpu:.2} s on CPU\n",
+            run.seconds
+        ));
+    }
     let peak_run = bench::proc_status().map(|s| s.hwm_kb);
     drop(engine);
     let parked = park_in_child(args, p);

@@ -22,10 +22,15 @@ pub struct MemoryStore {
     by_hash: HashMap<u32, u32, BuildHasherDefault<Spread>>,
     overflow: HashMap<Box<str>, u32>,
     hasher: RandomState,
+    /// The id, hash and slot of the last `get`, valid until the next `put`: a driver puts
+    /// back what it just got, so `put` can skip the second lookup (an id compare instead of a
+    /// hash and a probe).
+    last_id: String,
+    last: Option<(u32, Option<Slot>)>,
 }
 
 /// Where a stored id was found.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 enum Slot {
     /// In `by_hash` under this hash: the session at the slot holds the id.
     Hashed(u32, usize),
@@ -63,7 +68,11 @@ impl MemoryStore {
 
 impl SessionStore for MemoryStore {
     fn get(&mut self, id: &str) -> Result<Option<Session>, StoreError> {
-        Ok(match self.find(id).1 {
+        let (h, found) = self.find(id);
+        self.last_id.clear();
+        self.last_id.push_str(id);
+        self.last = Some((h, found));
+        Ok(match found {
             Some(Slot::Hashed(_, i) | Slot::Overflow(i)) => self.sessions.get(i).cloned(),
             None => None,
         })
@@ -71,7 +80,10 @@ impl SessionStore for MemoryStore {
 
     fn put(&mut self, id: &str, session: Session) -> Result<(), StoreError> {
         let own_id = session.conversation() == id;
-        let (h, found) = self.find(id);
+        let (h, found) = match self.last.take() {
+            Some(last) if self.last_id == id => last,
+            _ => self.find(id),
+        };
         match found {
             Some(Slot::Hashed(h, i)) => {
                 if !own_id {
