@@ -17,6 +17,7 @@
 //! assert!(!checked.has_errors());
 //! ```
 
+pub mod bench;
 pub mod capture;
 pub mod check;
 pub mod cli;
@@ -29,6 +30,7 @@ pub mod program;
 pub mod runtime;
 pub mod scenario;
 pub mod source;
+pub mod store;
 pub mod syntax;
 
 pub use program::{CardIx, Program};

@@ -3,6 +3,7 @@
 //! `main.rs` only parses [`Cli`] and calls [`Cli::run`]. Each subcommand reads files, calls the
 //! library, and renders results; none of them holds product logic.
 
+mod bench;
 mod check;
 mod fmt;
 mod load;
@@ -15,6 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub use bench::BenchArgs;
 pub use load::{Loaded, MAX_FILE_BYTES, expand, load};
 
 /// Exit code: everything fine (warnings allowed).
@@ -112,6 +114,10 @@ pub enum Command {
         #[arg(long, default_value = "snapshots")]
         snapshots: PathBuf,
     },
+    /// Run the canonical benchmark (docs/bench/FLOW.md) and print its JSON line.
+    ///
+    /// Exits 0 when every reply and lead matched, 1 on any mismatch (`"ok": false`).
+    Bench(bench::BenchArgs),
 }
 
 /// How `check` reports.
@@ -192,6 +198,7 @@ impl Cli {
                 min_coverage,
                 snapshots,
             }),
+            Command::Bench(args) => bench::run(&args),
             Command::Schema => {
                 let schema = crate::model::schema();
                 let text = serde_json::to_string_pretty(&schema).expect("a schema serializes");
