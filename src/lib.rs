@@ -17,6 +17,7 @@
 //! assert!(!checked.has_errors());
 //! ```
 
+pub mod bench;
 pub mod capture;
 pub mod check;
 pub mod cli;
@@ -28,8 +29,10 @@ pub mod model;
 pub mod persist;
 pub mod program;
 pub mod runtime;
+pub mod scenario;
 pub mod server;
 pub mod source;
+pub mod store;
 pub mod syntax;
 
 pub use program::{CardIx, Program};

@@ -233,3 +233,24 @@ fn every_invalid_fixture_fails_with_its_code() {
         }
     }
 }
+
+/// The literal command: `playbook check playbooks/*`, scenario files included.
+#[test]
+fn check_on_everything_in_playbooks_passes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks");
+    let mut all: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().to_string_lossy().into_owned())
+        .collect();
+    all.sort();
+    let args: Vec<&str> = std::iter::once("check")
+        .chain(all.iter().map(String::as_str))
+        .collect();
+    let out = playbook(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("skipped (a scenario"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -16,6 +16,17 @@ pub(super) fn run(files: &[PathBuf], format: OutputFormat, deny_warnings: bool) 
     };
     let mut reports = Vec::new();
     for path in &files {
+        // `playbook check playbooks/*` meets the scenario files that live beside playbooks;
+        // they are `playbook test`'s input, not playbooks.
+        if path.extension().is_some_and(|e| e == "scenario") {
+            if format == OutputFormat::Text {
+                print_err(&format!(
+                    "{}: skipped (a scenario; `playbook test` runs it)\n",
+                    path.display()
+                ));
+            }
+            continue;
+        }
         let loaded = match load(path) {
             Ok(l) => l,
             Err(e) => {

@@ -3,12 +3,14 @@
 //! `main.rs` only parses [`Cli`] and calls [`Cli::run`]. Each subcommand reads files, calls the
 //! library, and renders results; none of them holds product logic.
 
+mod bench;
 mod check;
 mod fmt;
 mod load;
 mod loadgen;
 mod run;
 mod serve;
+mod test;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,6 +18,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub use bench::BenchArgs;
 pub use load::{Loaded, MAX_FILE_BYTES, expand, load};
 
 /// Exit code: everything fine (warnings allowed).
@@ -129,6 +132,27 @@ pub enum Command {
         #[arg(long, value_name = "MS")]
         start_ms: Option<u64>,
     },
+    /// Run scenario files, compare their transcripts with snapshots, report coverage.
+    ///
+    /// Exits 0 when every scenario passes, 1 on a failed expectation, a changed transcript,
+    /// a scenario error or coverage below `--min-coverage`, 2 for usage or I/O problems.
+    Test {
+        /// Scenario files or folders to search for `*.scenario` (default: `playbooks`).
+        paths: Vec<PathBuf>,
+        /// Write new and changed snapshots instead of failing on them.
+        #[arg(long)]
+        accept: bool,
+        /// Fail when branch coverage over all playbooks is below this percentage.
+        #[arg(long, value_name = "N")]
+        min_coverage: Option<f64>,
+        /// The folder of snapshot files.
+        #[arg(long, default_value = "snapshots")]
+        snapshots: PathBuf,
+    },
+    /// Run the canonical benchmark (docs/bench/FLOW.md) and print its JSON line.
+    ///
+    /// Exits 0 when every reply and lead matched, 1 on any mismatch (`"ok": false`).
+    Bench(bench::BenchArgs),
 }
 
 /// How `check` reports.
@@ -211,6 +235,18 @@ impl Cli {
                 json,
                 start_ms,
             } => run::run(&file, &agents, json, start_ms),
+            Command::Test {
+                paths,
+                accept,
+                min_coverage,
+                snapshots,
+            } => test::run(&test::Options {
+                paths,
+                accept,
+                min_coverage,
+                snapshots,
+            }),
+            Command::Bench(args) => bench::run(&args),
             Command::Schema => {
                 let schema = crate::model::schema();
                 let text = serde_json::to_string_pretty(&schema).expect("a schema serializes");

@@ -292,6 +292,52 @@ impl Engine {
         Ok(())
     }
 
+    /// Starts a conversation at `card` instead of the playbook's start, with `vars` set
+    /// first (names the playbook does not use are skipped: see [`Engine::has_variable`]) and
+    /// without the greeting. Scenario tests use it to test a long flow's tail on its own.
+    /// `event` must be [`Event::Start`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_at<'e>(
+        &'e self,
+        session: &mut Session,
+        event: Event<'_>,
+        card: CardIx,
+        vars: &[(&str, &str)],
+        now: Instant,
+        desk: &dyn DeskView,
+        out: &mut Vec<Effect<'e>>,
+    ) -> Result<(), EngineError> {
+        self.validate(session, &event, now, desk)?;
+        let Event::Start { .. } = &event else {
+            return Err(EngineError::AlreadyStarted);
+        };
+        let card = card.min(self.program.cards().len().saturating_sub(1) as CardIx);
+        for (name, value) in vars {
+            if let Some(&k) = self.index.get(*name) {
+                session.vars.set(k, value);
+            }
+        }
+        let cx = Ctx { now, desk };
+        self.begin(session, event, Some(card), &cx, out);
+        Ok(())
+    }
+
+    /// The rule a `branch` card follows with the session's variables as they are now:
+    /// `Some(i)` for rule `i`, `None` for `else` (and for a card that is not a branch).
+    /// Coverage uses it to tell apart rules that lead to the same place.
+    pub fn branch_rule(&self, s: &Session, card: CardIx) -> Option<usize> {
+        let Some(Compiled::Branch { rules, .. }) = self.cards.get(card as usize) else {
+            return None;
+        };
+        let sys = self.sys();
+        rules.iter().position(|(c, _)| c.holds(s, &sys))
+    }
+
+    /// Whether the playbook uses a variable of this name (saves, reads or templates it).
+    pub fn has_variable(&self, name: &str) -> bool {
+        self.index.contains_key(name) && !name.starts_with('#')
+    }
+
     /// [`Engine::step`] returning a fresh vector.
     pub fn step_vec<'e>(
         &'e self,
@@ -495,28 +541,7 @@ impl Engine {
         out: &mut Vec<Effect<'e>>,
     ) {
         match event {
-            Event::Start {
-                conversation,
-                channel,
-                page_url,
-                contact_owner,
-            } => {
-                s.vars.set(key::CONVERSATION, &conversation);
-                if let Some(u) = page_url {
-                    s.vars.set(key::PAGE_URL, &u);
-                }
-                if let Some(o) = contact_owner {
-                    s.vars.set(key::CONTACT_OWNER, &o);
-                }
-                s.channel = channel;
-                s.started_at = cx.now;
-                self.arm_idle_capture(s, cx, out);
-                if let Some(g) = &self.greeting {
-                    let text = g.render(s, &self.sys());
-                    self.say(s, text, out);
-                }
-                self.run(s, Go::Card(self.start), cx, out);
-            }
+            event @ Event::Start { .. } => self.begin(s, event, None, cx, out),
             Event::VisitorText { text, channel } => {
                 self.visitor_heard(s, channel, cx, out);
                 self.visitor_text(s, &text, cx, out);
@@ -553,6 +578,44 @@ impl Engine {
             }
             Event::TimerFired(t) => self.timer(s, t, cx, out),
         }
+    }
+
+    /// `Start`: from the playbook's start with its greeting, or (`start_at`) from `at`
+    /// without it.
+    fn begin<'e>(
+        &'e self,
+        s: &mut Session,
+        event: Event<'_>,
+        at: Option<CardIx>,
+        cx: &Ctx<'_>,
+        out: &mut Vec<Effect<'e>>,
+    ) {
+        let Event::Start {
+            conversation,
+            channel,
+            page_url,
+            contact_owner,
+        } = event
+        else {
+            return;
+        };
+        s.vars.set(key::CONVERSATION, &conversation);
+        if let Some(u) = page_url {
+            s.vars.set(key::PAGE_URL, &u);
+        }
+        if let Some(o) = contact_owner {
+            s.vars.set(key::CONTACT_OWNER, &o);
+        }
+        s.channel = channel;
+        s.started_at = cx.now;
+        self.arm_idle_capture(s, cx, out);
+        if at.is_none()
+            && let Some(g) = &self.greeting
+        {
+            let text = g.render(s, &self.sys());
+            self.say(s, text, out);
+        }
+        self.run(s, Go::Card(at.unwrap_or(self.start)), cx, out);
     }
 
     fn visitor_text<'e>(

@@ -87,6 +87,8 @@ struct Conv {
     manual: u32,
     /// The deadline queued for each timer kind (index [`rank`]).
     timers: [Option<Instant>; 3],
+    /// Set by [`Hub::start_at`] for its `Start` step: the card and variables to start with.
+    start_at: Option<(crate::CardIx, Vec<(String, String)>)>,
 }
 
 /// Timer kinds in firing order at equal deadlines.
@@ -290,6 +292,7 @@ impl Hub {
             contact_owner: opts.contact_owner.clone(),
             manual: 0,
             timers: [None; 3],
+            start_at: None,
         });
         self.index.insert(id.to_owned(), c);
         let event = Event::Start {
@@ -301,6 +304,54 @@ impl Hub {
         let r = self.step(c, event, now, None);
         if r.is_err() {
             // Start cannot fail on a new session; undo the slot anyway so errors change nothing.
+            self.convs.pop();
+            self.index.remove(id);
+        }
+        r
+    }
+
+    /// Starts a conversation mid-flow: at `card`, with `vars` set first and no greeting
+    /// (see [`Engine::start_at`]). Scenario tests use it to test a long flow's tail.
+    pub fn start_at(
+        &mut self,
+        id: &str,
+        opts: StartOptions,
+        card: crate::CardIx,
+        vars: &[(&str, &str)],
+        now: Instant,
+    ) -> Result<Outputs, HubError> {
+        let at = (
+            card,
+            vars.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+        if self.index.contains_key(id) {
+            return Err(HubError::ConversationExists(id.to_owned()));
+        }
+        if self.engines.get(opts.playbook.0 as usize).is_none() {
+            return Err(HubError::UnknownPlaybook(opts.playbook.0));
+        }
+        let c = self.convs.len() as u32;
+        self.convs.push(Conv {
+            id: id.to_owned(),
+            playbook: opts.playbook.0,
+            session: Session::new(),
+            transcript: Transcript::default(),
+            contact_owner: opts.contact_owner.clone(),
+            manual: 0,
+            timers: [None; 3],
+            start_at: Some(at),
+        });
+        self.index.insert(id.to_owned(), c);
+        let event = Event::Start {
+            conversation: id.into(),
+            channel: opts.channel,
+            page_url: opts.page_url.as_deref().map(Into::into),
+            contact_owner: opts.contact_owner.as_deref().map(Into::into),
+        };
+        let r = self.step(c, event, now, None);
+        if r.is_err() {
             self.convs.pop();
             self.index.remove(id);
         }
@@ -521,13 +572,28 @@ impl Hub {
         match desk_op {
             None => {
                 let conv = &mut self.convs[c as usize];
-                engine.step(
-                    &mut conv.session,
-                    event.clone(),
-                    now,
-                    &self.desk,
-                    &mut effects,
-                )?;
+                match conv.start_at.take() {
+                    Some((card, vars)) => {
+                        let vars: Vec<(&str, &str)> =
+                            vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                        engine.start_at(
+                            &mut conv.session,
+                            event.clone(),
+                            card,
+                            &vars,
+                            now,
+                            &self.desk,
+                            &mut effects,
+                        )?
+                    }
+                    None => engine.step(
+                        &mut conv.session,
+                        event.clone(),
+                        now,
+                        &self.desk,
+                        &mut effects,
+                    )?,
+                }
             }
             Some(op) => {
                 let mut next = self.convs[c as usize].session.clone();
