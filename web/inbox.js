@@ -269,7 +269,7 @@
     clear($('records'));
     var closed = !d || isClosed(d);
     var mine = !!(d && me && d.agent === me.name);
-    var waiting = !!(d && !d.agent && !closed);
+    var waiting = !!(d && !closed && (d.state ? d.state === 'unassigned' : !d.agent));
     $('assign').disabled = !waiting;
     $('reassign').disabled = !(mine && !closed);
     $('reassign-to').disabled = !(mine && !closed);
@@ -301,17 +301,19 @@
   }
 
   function renderRecord(rec) {
+    // The server sends a stored record: { record: { key, owner, data: { type, title, … } } }.
+    var meta = rec.record || rec;
+    var data = meta.data || meta;
+    var kind = String(data.type || rec.type || 'record');
     var li = el('li', { class: 'record' });
-    var kind = rec.type || rec.kind || (rec.record && rec.record.type) || 'record';
-    var body = rec.record || rec;
-    var title = body.title || body.subject || '';
     li.appendChild(el('strong', null, kind.charAt(0).toUpperCase() + kind.slice(1) + ': '));
-    li.appendChild(el('span', null, title));
+    li.appendChild(el('span', { class: 'title' }, data.title || data.subject || ''));
     var bits = [];
-    if (body.value != null) bits.push(body.value + (body.currency ? ' ' + body.currency : ''));
-    var p = body.person || {};
+    if (data.value != null) bits.push(data.value + (data.currency ? ' ' + data.currency : ''));
+    var p = data.person || {};
     ['name', 'email', 'phone'].forEach(function (k) { if (p[k]) bits.push(p[k]); });
-    if (body.organization) bits.push(body.organization);
+    if (data.organization) bits.push(data.organization);
+    if (meta.owner) bits.push('owner ' + meta.owner);
     if (bits.length) li.appendChild(el('span', { class: 'meta' }, ' — ' + bits.join(' · ')));
     return li;
   }
@@ -388,7 +390,7 @@
       toast((type === 'deal' ? 'Deal' : 'Lead') + ' created: ' + body.title);
       ['r-title', 'r-value', 'r-note'].forEach(function (k) { $(k).value = ''; });
       if (selected === id) {
-        if (r.json) $('records').appendChild(renderRecord(Object.assign({ type: type }, r.json)));
+        if (r.json) $('records').appendChild(renderRecord(r.json));
         loadDetail(id);
       }
     });

@@ -102,6 +102,7 @@
   var status = null;
   var botName = 'Chat';
   var agentName = null;
+  var currentName = 'Chat';
   var ws = null;
   var retries = 0;
   var reconnectTimer = null;
@@ -141,6 +142,7 @@
 
   function setName(name) {
     if (!name) return;
+    currentName = name;
     title.textContent = name;
     panel.setAttribute('aria-label', 'Chat with ' + name);
   }
@@ -200,9 +202,10 @@
     log.appendChild(li);
     log.scrollTop = log.scrollHeight;
 
-    if (role === 'agent' && from.name) {
-      agentName = from.name;
-      setName(agentName);
+    // The display name is the bot's until an agent joins, then the agent's.
+    if ((role === 'agent' || role === 'bot') && from.name) {
+      if (role === 'agent') agentName = from.name;
+      setName(from.name);
     }
     if (role === 'visitor') {
       clearAnswers();
@@ -217,16 +220,17 @@
 
   function apply(body) {
     if (!body) return;
-    if (body.bot && !agentName) {
+    (body.messages || []).forEach(addMessage);
+    // The server's current display name wins over the names on older lines.
+    if (body.bot) {
       botName = body.bot;
       setName(botName);
     }
-    (body.messages || []).forEach(addMessage);
     setStatus(body.status);
   }
 
   function showTyping(on) {
-    typing.textContent = on ? (agentName || botName) + ' is typing…' : '';
+    typing.textContent = on ? currentName + ' is typing…' : '';
   }
 
   // ---------- conversation ----------
