@@ -400,7 +400,9 @@
 
   function toast(text) {
     var t = el('div', { class: 'toast' }, text);
-    $('toasts').appendChild(t);
+    var box = $('toasts');
+    box.appendChild(t);
+    while (box.childNodes.length > 3) box.removeChild(box.firstChild);
     setTimeout(function () { if (t.parentNode) t.parentNode.removeChild(t); }, 6000);
   }
 
@@ -411,9 +413,8 @@
     } else if (data.type === 'message') {
       var m = data.message || {};
       var from = m.from || {};
-      if (!(from.role === 'agent' && me && from.name === me.name)) {
-        toast('New message from ' + (from.role === 'visitor' ? 'the visitor' : (from.name || 'the bot')) + ': ' + (m.text || ''));
-      }
+      // Only what the visitor says needs the agent's attention; bot and desk lines don't.
+      if (from.role === 'visitor') toast('New message from the visitor: ' + (m.text || ''));
       if (id && id === selected) appendMessage(m);
     } else if (data.type === 'assigned') {
       var by = data.by;

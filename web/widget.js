@@ -163,7 +163,10 @@
   }
 
   function clearAnswers() {
+    // A clicked answer button disappears: keep keyboard focus in the chat, on the text box.
+    var hadFocus = answers.contains(root.activeElement);
     while (answers.firstChild) answers.removeChild(answers.firstChild);
+    if (hadFocus && !input.disabled) input.focus();
   }
 
   function showAnswers(buttons) {
@@ -171,6 +174,8 @@
     buttons.forEach(function (label, i) {
       var b = el('button', { type: 'button' }, label);
       b.addEventListener('click', function () {
+        // The buttons are disabled and then replaced: keep keyboard focus in the chat.
+        input.focus();
         send({ choice: i + 1 }, label);
       });
       answers.appendChild(b);

@@ -100,7 +100,7 @@ test('a visitor reaches live chat, an agent picks it up, they talk, the agent cl
   await eventually(async () => agent.getByRole('button', { name: 'Close conversation' }).isDisabled(), TIMEOUT, 'close disabled');
   await expectText(w.log, 'Have a great day!', 'the closed branch in the widget');
 
-  await agent.getByLabel('Deal').check();
+  await agent.getByRole('radio', { name: 'Deal' }).check();
   await agent.getByLabel('Title', { exact: true }).fill('Acme: 50 seats');
   await agent.getByLabel('Value', { exact: true }).fill('12000');
   await agent.getByLabel('Currency', { exact: true }).fill('EUR');
@@ -111,7 +111,8 @@ test('a visitor reaches live chat, an agent picks it up, they talk, the agent cl
   await agent.getByLabel('Note', { exact: true }).fill('Wants a demo next week.');
   await agent.getByRole('button', { name: 'Create' }).click();
   await expectText(agent.locator('#records'), 'Acme: 50 seats', 'created deal in the inbox');
-  await agent.screenshot({ path: path.join(SCREENSHOTS, 'inbox.png') });
+  await agent.evaluate(() => window.scrollTo(0, 0));
+  await agent.screenshot({ path: path.join(SCREENSHOTS, 'inbox.png'), fullPage: true });
 
   const records = await eventually(async () => {
     const list = await apiGet(server.base, '/api/records?after=0', AGENTS.ana);
@@ -229,6 +230,30 @@ test('the playbook view draws the graph offline', async () => {
   await expectText(page.locator('#graph'), 'welcome', 'a card id in the picture');
   await page.screenshot({ path: path.join(SCREENSHOTS, 'graph.png'), fullPage: true });
   assert.deepEqual(foreign, []);
+  assert.deepEqual(problems, []);
+  await page.context().close();
+});
+
+test('the embeddable script adds a chat bubble to a page', async () => {
+  const problems = [];
+  const page = await newPage(browser, problems);
+  // A host page "on the site" (same origin as the server, so no CORS is involved here).
+  await page.route(`${server.base}/shop`, (route) => route.fulfill({
+    contentType: 'text/html',
+    body: `<!doctype html><html lang="en"><head><title>Shop</title></head><body><h1>Acme shop</h1>
+      <script src="${server.base}/widget.js" data-playbook="demo" async></script></body></html>`,
+  }));
+  await page.goto(`${server.base}/shop`);
+  const bubble = page.getByRole('button', { name: 'Open chat' });
+  await bubble.click();
+  await expectText(page.locator('.log'), "Hi, I'm Ava from Acme.", 'greeting in the bubble');
+  await page.getByRole('button', { name: 'Book a demo', exact: true }).click();
+  await expectText(page.locator('.log'), 'How many people work at your company?', 'next question');
+  await page.screenshot({ path: path.join(SCREENSHOTS, 'bubble.png') });
+  // Escape closes the panel and gives focus back to the bubble.
+  await page.keyboard.press('Escape');
+  await page.getByRole('button', { name: 'Open chat' }).waitFor({ timeout: TIMEOUT });
+  assert.equal(await page.locator('.log').isVisible(), false);
   assert.deepEqual(problems, []);
   await page.context().close();
 });
