@@ -25,7 +25,10 @@ pub mod diagnostic;
 pub mod engine;
 pub mod graph;
 pub mod model;
+pub mod persist;
 pub mod program;
+pub mod runtime;
+pub mod server;
 pub mod source;
 pub mod syntax;
 

@@ -193,3 +193,43 @@ fn schema_is_json() {
     let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(schema["$defs"]["Card"].is_object());
 }
+
+#[test]
+fn a_folder_stands_for_its_playbooks() {
+    let out = playbook(&["check", "playbooks"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for file in examples() {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(stderr(&out).contains(&name), "{name} not checked");
+    }
+}
+
+/// `playbook check` on each fixture of `tests/invalid/` fails (exit 1) and names the code in
+/// the fixture's name; warning-only fixtures pass unless warnings are denied.
+#[test]
+fn every_invalid_fixture_fails_with_its_code() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid");
+    let mut fixtures: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    fixtures.sort();
+    assert!(fixtures.len() > 20);
+    for path in fixtures {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let code = name.split('_').next().unwrap();
+        let out = playbook(&["check", "--deny-warnings", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        if code.starts_with('E') || code.starts_with('W') {
+            assert!(
+                stderr(&out).contains(&format!("[{code}]")),
+                "{name}: {}",
+                stderr(&out)
+            );
+        }
+        if code.starts_with('W') {
+            let out = playbook(&["check", path.to_str().unwrap()]);
+            assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+        }
+    }
+}

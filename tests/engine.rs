@@ -771,9 +771,13 @@ fn idle_capture_takes_an_unfinished_conversation_once() {
     c.say("Big");
     assert!(c.session.timers().all(|t| t.kind != TimerKind::IdleCapture));
     assert_eq!(c.session.status(), Status::Ended(Outcome::Qualified));
-    // The flow's own lead still comes; the activity links to it.
-    assert_eq!(c.ledger.len(), 3);
-    let RecordData::Activity(a) = &c.ledger.records()[2].record.data else {
+    // The flow's own lead still comes, superseding the idle one (one person, one lead);
+    // the activity links to it.
+    assert_eq!(c.ledger.len(), 2);
+    let lead = &c.ledger.records()[0].record;
+    assert_eq!(lead.key, "conv-1/lead");
+    assert_eq!(lead.supersedes.as_deref(), Some("conv-1/#idle"));
+    let RecordData::Activity(a) = &c.ledger.records()[1].record.data else {
         panic!()
     };
     assert_eq!(a.link.as_deref(), Some("conv-1/lead"));

@@ -43,6 +43,11 @@ pub struct Record {
     pub data: RecordData,
     /// How many transcript lines of the conversation precede it: the ledger attaches those.
     pub messages: u32,
+    /// The key of an earlier record of this conversation that this one replaces: a capture
+    /// card's lead made after the idle "unfinished conversation" lead supersedes it (a CRM
+    /// updates that lead instead of creating a second one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supersedes: Option<String>,
 }
 
 /// The three kinds of record.
@@ -202,6 +207,7 @@ impl Context<'_> {
             pool: owner.1,
             data,
             messages: self.messages,
+            supersedes: None,
         }
     }
 }
@@ -506,17 +512,33 @@ impl Ledger {
     }
 
     /// Stores a record unless its key is known; attaches the first `record.messages` lines
-    /// of `transcript`.
+    /// of `transcript`. A record that [supersedes](Record::supersedes) a stored one takes its
+    /// place (both keys then name it), so the ledger holds one lead per conversation.
     pub fn commit(&mut self, record: Record, transcript: &[Line]) -> Commit {
         if self.keys.contains_key(&record.key) {
             return Commit::Duplicate;
         }
         let n = (record.messages as usize).min(transcript.len());
-        self.keys.insert(record.key.clone(), self.records.len());
-        self.records.push(Stored {
+        let stored = Stored {
             transcript: transcript[..n].to_vec(),
             record,
-        });
+        };
+        let replaced = stored
+            .record
+            .supersedes
+            .as_ref()
+            .and_then(|k| self.keys.get(k).copied());
+        match replaced {
+            Some(i) => {
+                self.keys.insert(stored.record.key.clone(), i);
+                self.records[i] = stored;
+            }
+            None => {
+                self.keys
+                    .insert(stored.record.key.clone(), self.records.len());
+                self.records.push(stored);
+            }
+        }
         Commit::New
     }
 

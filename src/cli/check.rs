@@ -7,8 +7,15 @@ use crate::diagnostic::{Diagnostic, Severity};
 
 pub(super) fn run(files: &[PathBuf], format: OutputFormat, deny_warnings: bool) -> u8 {
     let mut code = EXIT_OK;
+    let files = match super::expand(files) {
+        Ok(files) => files,
+        Err(e) => {
+            print_err(&format!("error: cannot list a folder: {e}\n"));
+            return EXIT_USAGE;
+        }
+    };
     let mut reports = Vec::new();
-    for path in files {
+    for path in &files {
         let loaded = match load(path) {
             Ok(l) => l,
             Err(e) => {

@@ -12,7 +12,14 @@ use crate::syntax;
 
 pub(super) fn run(files: &[PathBuf], check: bool, to: Option<FileFormat>, stdout: bool) -> u8 {
     let mut code = EXIT_OK;
-    for path in files {
+    let files = match super::expand(files) {
+        Ok(files) => files,
+        Err(e) => {
+            print_err(&format!("error: cannot list a folder: {e}\n"));
+            return EXIT_USAGE;
+        }
+    };
+    for path in &files {
         let loaded = match load(path) {
             Ok(l) => l,
             Err(e) => {

@@ -17,6 +17,39 @@ pub struct Loaded {
     pub result: Result<(Playbook, SourceMap), Vec<Diagnostic>>,
 }
 
+/// Expands the paths given on the command line: a directory stands for every `.playbook` and
+/// `.json` file below it (sorted, so output is stable); a file stands for itself.
+pub fn expand(paths: &[std::path::PathBuf]) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found = Vec::new();
+            walk(path, &mut found)?;
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(path.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e == "playbook" || e == "json")
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
 /// Reads and parses a playbook file. `Err` only for I/O problems (missing file, permissions);
 /// every problem with the content is a diagnostic in [`Loaded::result`].
 pub fn load(path: &Path) -> std::io::Result<Loaded> {

@@ -6,6 +6,8 @@
 mod check;
 mod fmt;
 mod load;
+mod loadgen;
+mod serve;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-pub use load::{Loaded, MAX_FILE_BYTES, load};
+pub use load::{Loaded, MAX_FILE_BYTES, expand, load};
 
 /// Exit code: everything fine (warnings allowed).
 pub const EXIT_OK: u8 = 0;
@@ -39,7 +41,8 @@ pub enum Command {
     /// Exits 0 when no file has errors (warnings are printed), 1 when any file has errors,
     /// 2 for usage or I/O problems.
     Check {
-        /// Playbook files (`.playbook` for the DSL, `.json` for JSON).
+        /// Playbook files (`.playbook` for the DSL, `.json` for JSON), or folders to search
+        /// for them.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Output format: rustc-like text on stderr, or JSON on stdout for editors.
@@ -51,7 +54,7 @@ pub enum Command {
     },
     /// Format playbooks in place, or convert them between the DSL and JSON.
     Fmt {
-        /// Playbook files.
+        /// Playbook files, or folders to search for them.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Write nothing; exit 1 if a file is not formatted (or its conversion is stale).
@@ -75,6 +78,39 @@ pub enum Command {
     },
     /// Print the JSON Schema of the JSON playbook format.
     Schema,
+    /// Serve the playbooks of a folder over HTTP and WebSocket (see docs/api.md).
+    Serve {
+        /// The playbook folder.
+        #[arg(long, default_value = "playbooks")]
+        playbooks: PathBuf,
+        /// The data folder (created; holds the SQLite database).
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// The config file: agents, pools, webhook, limits (see playbook.toml.example).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Drive a running server with many conversations and print throughput.
+    Load {
+        /// The server.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// How many conversations to start.
+        #[arg(long, default_value_t = 1000)]
+        conversations: usize,
+        /// Visitor turns per conversation after the start.
+        #[arg(long, default_value_t = 2)]
+        turns: usize,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// The playbook to start.
+        #[arg(long, default_value = "demo")]
+        playbook: String,
+    },
 }
 
 /// How `check` reports.
@@ -138,6 +174,19 @@ impl Cli {
                 stdout,
             } => fmt::run(&files, check, to, stdout),
             Command::Graph { file, format } => graph(&file, format),
+            Command::Serve {
+                playbooks,
+                data,
+                addr,
+                config,
+            } => serve::run(playbooks, data, addr, config),
+            Command::Load {
+                addr,
+                conversations,
+                turns,
+                concurrency,
+                playbook,
+            } => loadgen::run(&addr, conversations, turns, concurrency, &playbook),
             Command::Schema => {
                 let schema = crate::model::schema();
                 let text = serde_json::to_string_pretty(&schema).expect("a schema serializes");

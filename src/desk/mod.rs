@@ -642,6 +642,7 @@ mod tests {
             pool: Some("SDRs".into()),
             data: capture::RecordData::Lead(Default::default()),
             messages: 0,
+            supersedes: None,
         };
         d.note_capture(&rec);
         assert_eq!(d.pool_owner("SDRs"), Some("tia"));

@@ -36,6 +36,12 @@
 //!   when it passes and the session holds contact details (a variable named `email` or
 //!   `phone`, or saved by an `ask` expecting one) and no lead was captured yet, one
 //!   "unfinished conversation" lead is captured. The conversation itself goes on waiting.
+//!   If the visitor comes back and reaches a lead capture card, that card's lead still
+//!   happens (it holds what the admin asked for) under its own key, but it names the idle
+//!   lead in [`crate::capture::Record::supersedes`]: one person, one lead, updated — the
+//!   ledger replaces the idle lead with it and a CRM sink updates instead of inserting.
+//!   (Suppressing the idle capture while a capture card "could still run" would rarely
+//!   capture at all, since from most cards some capture card is reachable.)
 //! - **Visitor and agent texts** longer than [`MAX_TEXT_CHARS`] characters are refused.
 //! - Texts the engine writes itself (joined/closed notices, the goodbye after declined
 //!   consent, default re-prompts) are English.
@@ -914,7 +920,15 @@ impl Engine {
         let key = format!("{}/{}", s.conversation(), card.id);
         let ctx = self.record_context(s, key, cx);
         let values = SessionValues { engine: self, s };
-        let record = capture::build(&card.record, &ctx, &values, cx.desk);
+        let mut record = capture::build(&card.record, &ctx, &values, cx.desk);
+        if matches!(card.record, crate::model::RecordSpec::Lead(_))
+            && s.has(flag::IDLE_CAPTURED)
+            && !s.has(flag::LEAD)
+        {
+            // The visitor came back after the unfinished-conversation lead: this lead is the
+            // same person's, now complete. It replaces that one rather than adding a second.
+            record.supersedes = Some(format!("{}/#idle", s.conversation()));
+        }
         let mut captured = s.captured.to_vec();
         captured.push(ix);
         s.captured = captured.into_boxed_slice();

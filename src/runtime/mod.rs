@@ -1,0 +1,21 @@
+//! The runtime: what turns the sans-I/O engine into running conversations.
+//!
+//! - [`Hub`] (synchronous, deterministic): many conversations over one or more engines, the
+//!   desk, the ledger, transcripts, a timer queue, and a [`RecordSink`]. Every driver — the
+//!   scenario runner, `playbook run`, the tokio [`driver`], a server — goes through it, so the
+//!   rules for keeping engine, desk and ledger in step live in one place.
+//! - [`sink`]: where committed records go (memory, a JSON-lines file).
+//! - [`driver`]: a tokio task holding a hub, with ONE real timer for the whole hub.
+//!
+//! Must not: decide anything the engine or the desk decides (the hub only orders calls and
+//! routes effects), read a clock (the hub takes `now`; only the driver reads tokio time), or
+//! use randomness (conversation ids come from the caller).
+
+pub mod driver;
+mod hub;
+pub mod sink;
+mod types;
+
+pub use hub::{Hub, HubError, PlaybookId, Snapshot, StartOptions};
+pub use sink::{JsonLinesSink, MemorySink, NullSink, RecordSink, SinkError};
+pub use types::{Command, Emitted, Outputs, OwnedEffect};

@@ -1,0 +1,247 @@
+//! Owned values that leave the hub: effects (the engine's borrow from the compiled playbook,
+//! these do not, so they can cross channels), what one hub call produced, and the commands a
+//! driver sends for a conversation.
+
+use serde::{Deserialize, Serialize};
+
+use crate::capture::{ManualDetails, ManualKind, Stored};
+use crate::desk::Notification;
+use crate::engine::{Channel, Effect, Failure, Speaker, Timer, TimerKind};
+use crate::model::{Outcome, Route};
+
+/// An [`Effect`] that owns its data. Its serde form is the engine's `Effect` form exactly
+/// (`{"effect":"say","from":{"role":"bot","name":"Ava"},"text":"…","channel":"web"}`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "effect", rename_all = "snake_case")]
+pub enum OwnedEffect {
+    /// See [`Effect::Say`].
+    Say {
+        /// Who says it.
+        from: Speaker<'static>,
+        /// The text.
+        text: String,
+        /// The channel it goes out on.
+        channel: Channel,
+    },
+    /// See [`Effect::Ask`].
+    Ask {
+        /// Who asks.
+        from: Speaker<'static>,
+        /// The question or re-prompt.
+        text: String,
+        /// The buttons, in order; empty for typed input.
+        buttons: Vec<String>,
+        /// The channel it goes out on.
+        channel: Channel,
+        /// Whether this repeats a question after an answer that did not fit.
+        retry: bool,
+    },
+    /// See [`Effect::RelayToAgent`].
+    RelayToAgent {
+        /// The handling agent, `None` while waiting in Unassigned.
+        agent: Option<String>,
+        /// The visitor's text.
+        text: String,
+        /// The channel it came in on.
+        channel: Channel,
+    },
+    /// See [`Effect::EnterUnassigned`].
+    EnterUnassigned {
+        /// Who may take it.
+        route: Route,
+    },
+    /// See [`Effect::LeaveUnassigned`].
+    LeaveUnassigned,
+    /// See [`Effect::SetTimer`].
+    SetTimer(Timer),
+    /// See [`Effect::CancelTimer`].
+    CancelTimer {
+        /// Which timer.
+        kind: TimerKind,
+    },
+    /// See [`Effect::Capture`]: the record as the engine built it (whether the ledger took it
+    /// as new shows in [`Outputs::records`]).
+    Capture(Box<crate::capture::Record>),
+    /// See [`Effect::End`].
+    End {
+        /// How it ended.
+        outcome: Outcome,
+    },
+    /// See [`Effect::Failed`].
+    Failed(Failure),
+}
+
+fn own(s: &Speaker<'_>) -> Speaker<'static> {
+    match s {
+        Speaker::Bot(n) => Speaker::Bot(n.to_string().into()),
+        Speaker::Agent(n) => Speaker::Agent(n.to_string().into()),
+        Speaker::System => Speaker::System,
+    }
+}
+
+impl From<&Effect<'_>> for OwnedEffect {
+    fn from(e: &Effect<'_>) -> Self {
+        match e {
+            Effect::Say {
+                from,
+                text,
+                channel,
+            } => OwnedEffect::Say {
+                from: own(from),
+                text: text.to_string(),
+                channel: *channel,
+            },
+            Effect::Ask {
+                from,
+                text,
+                buttons,
+                channel,
+                retry,
+            } => OwnedEffect::Ask {
+                from: own(from),
+                text: text.to_string(),
+                buttons: buttons.to_vec(),
+                channel: *channel,
+                retry: *retry,
+            },
+            Effect::RelayToAgent {
+                agent,
+                text,
+                channel,
+            } => OwnedEffect::RelayToAgent {
+                agent: agent.as_deref().map(str::to_owned),
+                text: text.to_string(),
+                channel: *channel,
+            },
+            Effect::EnterUnassigned { route } => OwnedEffect::EnterUnassigned {
+                route: (*route).clone(),
+            },
+            Effect::LeaveUnassigned => OwnedEffect::LeaveUnassigned,
+            Effect::SetTimer(t) => OwnedEffect::SetTimer(*t),
+            Effect::CancelTimer { kind } => OwnedEffect::CancelTimer { kind: *kind },
+            Effect::Capture(r) => OwnedEffect::Capture(r.clone()),
+            Effect::End { outcome } => OwnedEffect::End { outcome: *outcome },
+            Effect::Failed(f) => OwnedEffect::Failed(f.clone()),
+        }
+    }
+}
+
+/// One effect of one conversation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Emitted {
+    /// The conversation.
+    pub conversation: String,
+    /// What to do.
+    #[serde(flatten)]
+    pub effect: OwnedEffect,
+}
+
+/// Everything one hub call produced, in order of happening.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Outputs {
+    /// Effects, per conversation, in the order the engine gave them (timers fired by
+    /// [`super::Hub::advance`] in deadline order).
+    pub effects: Vec<Emitted>,
+    /// Desk notifications for agents.
+    pub notifications: Vec<Notification>,
+    /// Records the ledger accepted as new (duplicates of a replayed step are not here), with
+    /// their transcripts; each was also handed to the sink.
+    pub records: Vec<Stored>,
+    /// Sink failures (the record is in the ledger; the sink did not take it).
+    pub sink_errors: Vec<String>,
+}
+
+impl Outputs {
+    /// Whether nothing happened.
+    pub fn is_empty(&self) -> bool {
+        self.effects.is_empty()
+            && self.notifications.is_empty()
+            && self.records.is_empty()
+            && self.sink_errors.is_empty()
+    }
+
+    /// Appends another call's outputs.
+    pub fn extend(&mut self, other: Outputs) {
+        self.effects.extend(other.effects);
+        self.notifications.extend(other.notifications);
+        self.records.extend(other.records);
+        self.sink_errors.extend(other.sink_errors);
+    }
+
+    /// The effects of one conversation.
+    pub fn of<'a>(&'a self, conversation: &'a str) -> impl Iterator<Item = &'a OwnedEffect> + 'a {
+        self.effects
+            .iter()
+            .filter(move |e| e.conversation == conversation)
+            .map(|e| &e.effect)
+    }
+}
+
+/// Something done to one conversation, as a driver sends it to [`super::Hub::apply`]. The
+/// serde form is tagged by `event` (`{"event":"pickup","agent":"ana"}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Command {
+    /// The visitor opened the chat.
+    Start {
+        /// Where.
+        #[serde(default)]
+        channel: Channel,
+        /// The page the chat started on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        page_url: Option<String>,
+        /// The visitor's CRM owner, if known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        contact_owner: Option<String>,
+    },
+    /// The visitor typed something.
+    VisitorText {
+        /// What.
+        text: String,
+        /// Where.
+        #[serde(default)]
+        channel: Channel,
+    },
+    /// The visitor pressed a button (counted from 0).
+    VisitorChoice {
+        /// Which button.
+        index: usize,
+        /// Where.
+        #[serde(default)]
+        channel: Channel,
+    },
+    /// An agent assigns the waiting conversation to themselves.
+    Pickup {
+        /// Who.
+        agent: String,
+    },
+    /// The handling agent writes to the visitor.
+    AgentMessage {
+        /// Who.
+        agent: String,
+        /// What.
+        text: String,
+    },
+    /// The handling agent passes the conversation to another online agent.
+    Reassign {
+        /// The handling agent.
+        by: String,
+        /// The new one.
+        to: String,
+    },
+    /// The handling agent closes the conversation.
+    Close {
+        /// Who.
+        agent: String,
+    },
+    /// An agent makes a lead or deal from the conversation (open or closed).
+    CreateRecord {
+        /// Who.
+        agent: String,
+        /// Lead or deal.
+        kind: ManualKind,
+        /// What they filled in.
+        #[serde(default)]
+        details: ManualDetails,
+    },
+}

@@ -1,0 +1,372 @@
+//! The synchronous hub: engine, desk, ledger, transcripts, timers and sinks kept in step.
+
+mod runtime_common;
+
+use playbook::capture::{ManualDetails, ManualKind, RecordData};
+use playbook::desk::{ConvState, DeskError, Notification, Presence};
+use playbook::engine::{Channel, EngineError, Phase, Status, TimerKind};
+use playbook::runtime::{
+    Hub, HubError, JsonLinesSink, MemorySink, Outputs, OwnedEffect, RecordSink, StartOptions,
+};
+use runtime_common::{T0, at, desk, engine};
+
+const WEB: Channel = Channel::Web;
+
+fn texts(o: &Outputs) -> Vec<String> {
+    o.effects
+        .iter()
+        .filter_map(|e| match &e.effect {
+            OwnedEffect::Say { from, text, .. } | OwnedEffect::Ask { from, text, .. } => {
+                Some(format!("{}: {text}", from.name()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn start(hub: &mut Hub, id: &str) -> Outputs {
+    hub.start(id, StartOptions::default(), T0).expect("start")
+}
+
+#[test]
+fn offline_path_ends_in_one_lead_in_ledger_and_sink() {
+    let sink = MemorySink::new();
+    let mut hub = Hub::new(engine("demo.playbook"), desk(&[])).with_sink(sink.clone());
+    let o = start(&mut hub, "c1");
+    assert_eq!(
+        texts(&o),
+        [
+            "Ava: Hi, I'm Ava from Acme.",
+            "Ava: What brings you here today?"
+        ]
+    );
+    // idle nudge timer + idle capture timer
+    assert_eq!(hub.timer_count(), 2);
+    let o = hub.visitor_choice("c1", 1, WEB, at(1000)).unwrap();
+    assert_eq!(
+        texts(&o),
+        ["Ava: What's your name?"],
+        "nobody online: straight to offline"
+    );
+    assert!(hub.desk().unassigned().is_empty());
+    hub.visitor_text("c1", "Dana", WEB, at(2000)).unwrap();
+    let o = hub
+        .visitor_text("c1", "not an email", WEB, at(3000))
+        .unwrap();
+    assert!(
+        matches!(&o.effects[..], [_, e] if matches!(&e.effect, OwnedEffect::Ask { retry: true, .. }))
+    );
+    let o = hub
+        .visitor_text("c1", "dana@example.com", WEB, at(4000))
+        .unwrap();
+    assert_eq!(o.records.len(), 1);
+    let rec = &o.records[0].record;
+    assert_eq!(rec.key, "c1/sales_lead");
+    assert_eq!(rec.owner.as_deref(), Some("sam"));
+    assert!(
+        matches!(&rec.data, RecordData::Lead(l) if l.person.email.as_deref() == Some("dana@example.com"))
+    );
+    // The transcript up to the capture goes with it.
+    assert_eq!(o.records[0].transcript.len() as u32, rec.messages);
+    assert_eq!(sink.records().len(), 1);
+    assert_eq!(hub.ledger().len(), 1);
+    // The pool moved on exactly once.
+    use playbook::engine::DeskView;
+    assert_eq!(hub.desk().pool_owner("Inbound SDRs"), Some("tia"));
+    assert!(matches!(
+        hub.session("c1").unwrap().status(),
+        Status::Ended(_)
+    ));
+    assert_eq!(
+        hub.timer_count(),
+        0,
+        "an ended conversation holds no timers"
+    );
+}
+
+#[test]
+fn live_chat_pickup_relay_close_keeps_desk_in_step() {
+    let mut hub = Hub::new(engine("demo.playbook"), desk(&["ana", "bob"]));
+    start(&mut hub, "c1");
+    let o = hub.visitor_choice("c1", 1, WEB, at(1000)).unwrap();
+    assert_eq!(texts(&o), ["Ava: Connecting you with our sales team..."]);
+    assert_eq!(hub.desk().unassigned(), ["c1"]);
+    assert_eq!(o.notifications.len(), 2, "ana and bob are told: {o:?}");
+    assert!(
+        o.of("c1")
+            .any(|e| matches!(e, OwnedEffect::SetTimer(t) if t.kind == TimerKind::Wait))
+    );
+
+    // Refusals change nothing.
+    let before = hub.snapshot("c1").unwrap();
+    assert_eq!(
+        hub.assign_self("c1", "zed", at(2000)),
+        Err(HubError::Desk(DeskError::UnknownAgent("zed".into())))
+    );
+    assert_eq!(
+        hub.agent_message("c1", "ana", "hi", at(2000)),
+        Err(HubError::Engine(EngineError::NoAgent))
+    );
+    assert_eq!(hub.snapshot("c1").unwrap(), before);
+    assert_eq!(hub.desk().unassigned(), ["c1"]);
+    assert_eq!(
+        hub.visitor_text("nope", "hi", WEB, at(2000)),
+        Err(HubError::UnknownConversation("nope".into()))
+    );
+
+    let o = hub.assign_self("c1", "ana", at(30_000)).unwrap();
+    assert_eq!(texts(&o), ["system: ana joined the conversation"]);
+    assert_eq!(hub.desk().mine("ana"), ["c1"]);
+    assert_eq!(
+        hub.timer_count(),
+        1,
+        "the wait timer is gone, idle capture stays"
+    );
+    // A second agent racing loses, on the engine's side first.
+    assert!(hub.assign_self("c1", "bob", at(30_001)).is_err());
+
+    let o = hub
+        .visitor_text("c1", "Do you do discounts?", WEB, at(40_000))
+        .unwrap();
+    assert!(
+        o.of("c1")
+            .any(|e| matches!(e, OwnedEffect::RelayToAgent { agent: Some(a), .. } if a == "ana"))
+    );
+    assert_eq!(
+        o.notifications,
+        [Notification::MessageArrived {
+            agent: "ana".into(),
+            conversation: "c1".into()
+        }]
+    );
+    let o = hub
+        .agent_message("c1", "ana", "For teams, yes.", at(50_000))
+        .unwrap();
+    assert_eq!(texts(&o), ["ana: For teams, yes."]);
+    let o = hub.reassign("c1", "ana", "bob", at(55_000)).unwrap();
+    assert_eq!(texts(&o), ["system: bob joined the conversation"]);
+    assert!(
+        matches!(&o.notifications[..], [Notification::AssignedToYou { agent, .. }] if agent == "bob")
+    );
+    hub.set_presence("ana", Presence::Offline).unwrap();
+    assert_eq!(
+        hub.reassign("c1", "bob", "ana", at(56_000)),
+        Err(HubError::Engine(EngineError::AgentOffline("ana".into())))
+    );
+    let o = hub.close("c1", "bob", at(60_000)).unwrap();
+    assert_eq!(
+        texts(&o),
+        [
+            "system: bob closed the conversation",
+            "bob: Have a great day!"
+        ]
+    );
+    assert_eq!(hub.desk().closed(), ["c1"]);
+    assert!(hub.close("c1", "bob", at(61_000)).is_err());
+    // Records can still be made from the closed conversation.
+    let o = hub
+        .create_record(
+            "c1",
+            "bob",
+            ManualKind::Deal,
+            ManualDetails {
+                title: "Team plan".into(),
+                value: Some(1200.0),
+                ..Default::default()
+            },
+            at(70_000),
+        )
+        .unwrap();
+    assert_eq!(o.records[0].record.key, "c1/#desk-1");
+    assert_eq!(o.records[0].record.owner.as_deref(), Some("bob"));
+    assert!(!o.records[0].transcript.is_empty());
+}
+
+#[test]
+fn wait_timeout_moves_to_offline_and_pickup_after_fails() {
+    let mut hub = Hub::new(engine("demo.playbook"), desk(&["ana"]));
+    start(&mut hub, "c1");
+    hub.visitor_choice("c1", 1, WEB, at(0)).unwrap();
+    let deadline = hub.next_deadline().unwrap();
+    assert_eq!(deadline, at(120_000));
+    // Pick-up at the deadline instant loses to the timer, and the desk is untouched.
+    assert_eq!(
+        hub.assign_self("c1", "ana", deadline),
+        Err(HubError::Engine(EngineError::PickupTooLate { deadline }))
+    );
+    assert_eq!(hub.desk().unassigned(), ["c1"]);
+    assert!(hub.advance(at(119_999)).is_empty());
+    let o = hub.advance(deadline);
+    assert_eq!(
+        texts(&o),
+        [
+            "Ava: Sorry, we're all busy right now. Leave your email and we'll get back to you.",
+            "Ava: What's your name?"
+        ]
+    );
+    assert_eq!(
+        hub.desk().conversation("c1").unwrap().state,
+        ConvState::TimedOut
+    );
+    assert_eq!(
+        hub.assign_self("c1", "ana", at(121_000)),
+        Err(HubError::Engine(EngineError::NotWaitingForAgent))
+    );
+    assert_eq!(hub.session("c1").unwrap().phase(), Phase::Asking);
+}
+
+#[test]
+fn due_timers_fire_in_deadline_then_start_order() {
+    let mut hub = Hub::new(engine("demo.playbook"), desk(&[]));
+    for id in ["b", "a", "c"] {
+        start(&mut hub, id);
+    }
+    // Each waits at `welcome` with a 10m nudge and a 1d idle capture.
+    assert_eq!(hub.timer_count(), 6);
+    let o = hub.advance(at(24 * 3600 * 1000));
+    let order: Vec<&str> = o
+        .effects
+        .iter()
+        .filter(|e| matches!(e.effect, OwnedEffect::Say { .. }))
+        .map(|e| e.conversation.as_str())
+        .collect();
+    assert_eq!(
+        order,
+        ["b", "a", "c"],
+        "equal deadlines fire in start order"
+    );
+    // Idle capture found no contact details: nothing captured, nothing pending.
+    assert!(o.records.is_empty());
+    assert_eq!(hub.timer_count(), 0);
+    assert_eq!(hub.now(), at(24 * 3600 * 1000));
+}
+
+#[test]
+fn a_replayed_step_never_captures_twice() {
+    let sink = MemorySink::new();
+    let mut hub = Hub::new(engine("demo.playbook"), desk(&[])).with_sink(sink.clone());
+    start(&mut hub, "c1");
+    hub.visitor_choice("c1", 0, WEB, at(1)).unwrap();
+    hub.visitor_text("c1", "11-200", WEB, at(2)).unwrap();
+    hub.visitor_text("c1", "Dana", WEB, at(3)).unwrap();
+    let snap = hub.snapshot("c1").unwrap();
+    let first = hub
+        .visitor_text("c1", "dana@example.com", WEB, at(4))
+        .unwrap();
+    assert_eq!(first.records.len(), 1);
+    assert_eq!(first.records[0].record.key, "c1/demo_lead");
+    // The process "restarts" from the stored session and the same message comes again.
+    hub.restore("c1", snap).unwrap();
+    let again = hub
+        .visitor_text("c1", "dana@example.com", WEB, at(5))
+        .unwrap();
+    assert!(
+        again
+            .effects
+            .iter()
+            .any(|e| matches!(e.effect, OwnedEffect::Capture(_)))
+    );
+    assert!(again.records.is_empty(), "the ledger recognised the key");
+    assert_eq!(hub.ledger().len(), 1);
+    assert_eq!(sink.records().len(), 1);
+    use playbook::engine::DeskView;
+    assert_eq!(
+        hub.desk().pool_owner("Inbound SDRs"),
+        Some("tia"),
+        "pool moved once"
+    );
+}
+
+#[test]
+fn restore_rearms_exactly_the_session_timers() {
+    let mut hub = Hub::new(engine("demo.playbook"), desk(&["ana"]));
+    start(&mut hub, "c1");
+    let snap = hub.snapshot("c1").unwrap();
+    hub.visitor_choice("c1", 1, WEB, at(10)).unwrap();
+    assert_eq!(hub.next_deadline(), Some(at(120_010)));
+    hub.restore("c1", snap).unwrap();
+    assert_eq!(hub.timer_count(), 2);
+    assert_eq!(hub.next_deadline(), Some(at(600_000)));
+    assert!(hub.restore("x", hub.snapshot("c1").unwrap()).is_err());
+    assert_eq!(
+        hub.start("c1", StartOptions::default(), T0),
+        Err(HubError::ConversationExists("c1".into()))
+    );
+}
+
+#[test]
+fn json_lines_sink_writes_each_key_once_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.jsonl");
+    let run = |sink: JsonLinesSink| {
+        let mut hub = Hub::new(engine("demo.playbook"), desk(&[])).with_sink(sink);
+        start(&mut hub, "c1");
+        hub.visitor_choice("c1", 1, WEB, at(1)).unwrap();
+        hub.visitor_text("c1", "Dana", WEB, at(2)).unwrap();
+        hub.visitor_text("c1", "dana@example.com", WEB, at(3))
+            .unwrap()
+    };
+    let o = run(JsonLinesSink::open(&path).unwrap());
+    assert!(o.sink_errors.is_empty());
+    let sink = JsonLinesSink::open(&path).unwrap();
+    assert_eq!(sink.len(), 1);
+    // A fresh process replays the whole conversation: its ledger is empty, the file is not.
+    run(sink);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count(), 1);
+    let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(v["record"]["key"], "c1/sales_lead");
+    assert!(v["transcript"].as_array().is_some_and(|t| !t.is_empty()));
+    // A torn last line is skipped when reading keys.
+    std::fs::write(&path, format!("{text}{{\"record\":")).unwrap();
+    let mut sink = JsonLinesSink::open(&path).unwrap();
+    assert_eq!(sink.len(), 1);
+    let stored = o.records[0].clone();
+    sink.put(&stored).unwrap();
+}
+
+#[test]
+fn a_visitor_back_after_the_idle_lead_updates_it_instead_of_adding_one() {
+    let text = r#"
+playbook "Gap" {
+  bot "Ava"
+  start email
+  idle capture 1h
+}
+ask email "Your email?" expect email save email -> company
+ask company "Your company?" expect text save company -> lead
+capture lead lead {
+  title "Lead from {company}"
+  person email "{email}"
+} -> done
+message done "Thanks!" end qualified
+"#;
+    let (pb, _) = playbook::syntax::read("gap.playbook", text).expect("parses");
+    let program = playbook::check::check(pb).into_result().expect("checks");
+    let sink = MemorySink::new();
+    let mut hub = Hub::from_program(program, desk(&[])).with_sink(sink.clone());
+    start(&mut hub, "c1");
+    hub.visitor_text("c1", "dana@example.com", WEB, at(1000))
+        .unwrap();
+    let idle = hub.advance(at(1000 + 3_600_000));
+    assert_eq!(idle.records.len(), 1);
+    assert_eq!(idle.records[0].record.key, "c1/#idle");
+    // Two hours later the visitor answers the open question and reaches the capture card.
+    let back = hub
+        .visitor_text("c1", "Acme", WEB, at(3 * 3_600_000))
+        .unwrap();
+    assert_eq!(back.records.len(), 1);
+    let lead = &back.records[0].record;
+    assert_eq!(lead.key, "c1/lead");
+    assert_eq!(lead.supersedes.as_deref(), Some("c1/#idle"));
+    assert!(matches!(&lead.data, RecordData::Lead(l) if l.title == "Lead from Acme"));
+    // One lead in the ledger, found under either key.
+    assert_eq!(hub.ledger().len(), 1);
+    assert_eq!(hub.ledger().get("c1/#idle").unwrap().record.key, "c1/lead");
+    // The sink saw both, the second saying what it replaces.
+    let seen = sink.records();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].record.supersedes.as_deref(), Some("c1/#idle"));
+    let json = serde_json::to_value(lead).unwrap();
+    assert_eq!(json["supersedes"], "c1/#idle");
+}
