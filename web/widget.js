@@ -217,9 +217,13 @@
       hint.textContent = '';
     } else if (kind === 'reprompt') {
       hint.textContent = m.text || '';
+    } else if (m.buttons && m.buttons.length) {
+      // A question (whatever its kind says): its buttons replace any older ones.
+      hint.textContent = '';
+      showAnswers(m.buttons);
     } else if (kind === 'ask') {
       hint.textContent = '';
-      if (m.buttons && m.buttons.length) showAnswers(m.buttons); else clearAnswers();
+      clearAnswers();
     }
   }
 

@@ -11,6 +11,8 @@ import {
 const INJECTION = '<img src=x onerror=alert(1)>';
 const TIMEOUT = 10000;
 
+// Fail fast: a missing element should not wait for the default 30 s.
+
 let server;
 let browser;
 
