@@ -155,6 +155,7 @@ export async function launchBrowser() {
 /** A new page that fails the test on any script error or dialog (alert() must never run). */
 export async function newPage(browser, problems) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  context.setDefaultTimeout(10000);
   const page = await context.newPage();
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('dialog', async (d) => {

@@ -44,8 +44,14 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/inbox", get(|| async { file(HTML, INBOX_HTML) }))
         .route("/inbox.js", get(|| async { file(JS, INBOX_JS) }))
         .route("/style.css", get(|| async { file(CSS, STYLE_CSS) }))
-        .route("/playbooks/{name}", get(|| async { file(HTML, PLAYBOOK_HTML) }))
-        .route("/assets/mermaid.min.js", get(|| async { file(JS, MERMAID_JS) }))
+        .route(
+            "/playbooks/{name}",
+            get(|| async { file(HTML, PLAYBOOK_HTML) }),
+        )
+        .route(
+            "/assets/mermaid.min.js",
+            get(|| async { file(JS, MERMAID_JS) }),
+        )
         .route(
             "/assets/mermaid.LICENSE",
             get(|| async { file(TEXT, MERMAID_LICENSE) }),
