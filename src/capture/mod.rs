@@ -336,6 +336,7 @@ pub enum ManualKind {
 
 /// What an agent fills in to make a lead or deal from a conversation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ManualDetails {
     /// Title.
     pub title: String,

@@ -7,6 +7,7 @@ mod check;
 mod fmt;
 mod load;
 mod loadgen;
+mod run;
 mod serve;
 
 use std::io::Write;
@@ -111,6 +112,23 @@ pub enum Command {
         #[arg(long, default_value = "demo")]
         playbook: String,
     },
+    /// Talk to a playbook in the terminal, as the visitor and (with `/` commands) the agents.
+    ///
+    /// Time is virtual: it starts at the wall clock and moves only with `/wait`.
+    Run {
+        /// The playbook file.
+        file: PathBuf,
+        /// Simulated agents, online, in every team and pool the playbook names
+        /// (default: none, so the offline path shows).
+        #[arg(long, value_delimiter = ',')]
+        agents: Vec<String>,
+        /// Read one JSON event per line on stdin, write one JSON line per effect on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Start the virtual clock here (ms since the Unix epoch) for reproducible output.
+        #[arg(long, value_name = "MS")]
+        start_ms: Option<u64>,
+    },
 }
 
 /// How `check` reports.
@@ -187,6 +205,12 @@ impl Cli {
                 concurrency,
                 playbook,
             } => loadgen::run(&addr, conversations, turns, concurrency, &playbook),
+            Command::Run {
+                file,
+                agents,
+                json,
+                start_ms,
+            } => run::run(&file, &agents, json, start_ms),
             Command::Schema => {
                 let schema = crate::model::schema();
                 let text = serde_json::to_string_pretty(&schema).expect("a schema serializes");

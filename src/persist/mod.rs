@@ -97,6 +97,10 @@ pub struct NewRecord {
     pub created_at: i64,
 }
 
+/// A delivery outcome: delivered at this time, or failed with this error and retried at
+/// this time.
+pub type Delivery = Result<i64, (String, i64)>;
+
 /// Everything one accepted request stores, written atomically.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
@@ -107,7 +111,7 @@ pub struct Batch {
     /// A new playbook version.
     pub versions: Vec<VersionRow>,
     /// Delivery outcomes: `(key, Ok(delivered_at) | Err((error, next_attempt_at)))`.
-    pub deliveries: Vec<(String, Result<i64, (String, i64)>)>,
+    pub deliveries: Vec<(String, Delivery)>,
 }
 
 impl Batch {

@@ -87,7 +87,7 @@ type Job = Box<dyn FnOnce(&mut Hub, Instant, &mut Outputs) + Send>;
 enum Request {
     Apply {
         id: String,
-        cmd: Command,
+        cmd: Box<Command>,
         reply: oneshot::Sender<Result<Outputs, HubError>>,
     },
     Call(Job),
@@ -138,7 +138,7 @@ impl Driver {
         self.tx
             .send(Request::Apply {
                 id: id.to_owned(),
-                cmd,
+                cmd: Box::new(cmd),
                 reply,
             })
             .await
@@ -239,7 +239,7 @@ impl Task {
         self.publish(due);
         match req {
             Request::Apply { id, cmd, reply } => {
-                let r = self.hub.apply(&id, cmd, now);
+                let r = self.hub.apply(&id, *cmd, now);
                 if let Ok(out) = &r {
                     self.publish(out.clone());
                 }

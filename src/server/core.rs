@@ -118,6 +118,9 @@ pub struct Applied<T> {
     pub publish: Publish,
 }
 
+/// Resolves when a write is durable.
+pub type Ack = oneshot::Receiver<Result<(), StoreError>>;
+
 /// A visitor's input.
 #[derive(Debug, Clone)]
 pub enum Input {
@@ -463,8 +466,11 @@ impl Core {
                 return Err(err);
             }
         }
+        let publish = self.note_kinds(&out);
         let v = value(self, &out);
-        Ok(self.finish(Some((now, &logged)), out, v))
+        let mut applied = self.finish(Some((now, &logged)), out, v);
+        applied.publish.visitor = publish.visitor;
+        Ok(applied)
     }
 
     fn typed_error(&mut self, logged: &Logged, now: u64) -> ApiError {
@@ -636,10 +642,7 @@ impl Core {
             },
             move |core, out| {
                 if is_record {
-                    out.records
-                        .first()
-                        .map(|r| record_json(r))
-                        .unwrap_or(Value::Null)
+                    out.records.first().map(record_json).unwrap_or(Value::Null)
                 } else {
                     core.summary(id)
                 }
@@ -748,15 +751,7 @@ impl Core {
     }
 
     /// Re-reads the playbook folder: new versions for changed files that pass `check`.
-    pub fn reload(
-        &mut self,
-    ) -> Result<
-        (
-            ReloadReport,
-            Option<oneshot::Receiver<Result<(), StoreError>>>,
-        ),
-        ApiError,
-    > {
+    pub fn reload(&mut self) -> Result<(ReloadReport, Option<Ack>), ApiError> {
         let (cands, mut report) = self
             .catalog
             .scan(&self.playbook_dir)

@@ -1,0 +1,587 @@
+//! `playbook run FILE`: talk to a playbook in the terminal, as the visitor and (with `/`
+//! commands) as the agents, or drive it with JSON lines (`--json`).
+//!
+//! Thin over [`crate::runtime::Hub`]: one conversation, `conv-1`. Time is virtual: the clock
+//! starts at the wall clock (or `--start-ms`) and moves only with `/wait` (or a `wait`
+//! event), so nobody sits out a two-minute wait timer and transcripts are reproducible.
+//! Simulated agents from `--agents` are online and belong to every team a live-chat card
+//! routes to and to every distribution pool a capture card names.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{EXIT_ERRORS, EXIT_OK, EXIT_USAGE, load, print_err, theme};
+use crate::capture::{ManualDetails, ManualKind, RecordData, Stored};
+use crate::desk::{Desk, Presence};
+use crate::engine::{Channel, Instant, Speaker, Status};
+use crate::model::{Card, Owner, RecordSpec, RouteTarget};
+use crate::runtime::{Hub, HubError, Outputs, OwnedEffect, StartOptions};
+
+/// The id of the one conversation `run` holds.
+pub const CONVERSATION: &str = "conv-1";
+
+/// One line of the `--json` protocol on stdin; the slash commands mirror these.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
+enum JsonEvent {
+    VisitorText {
+        text: String,
+        #[serde(default)]
+        channel: Option<Channel>,
+    },
+    VisitorChoice {
+        index: usize,
+        #[serde(default)]
+        channel: Option<Channel>,
+    },
+    Pickup {
+        #[serde(default)]
+        agent: Option<String>,
+    },
+    AgentMessage {
+        #[serde(default)]
+        agent: Option<String>,
+        text: String,
+    },
+    Reassign {
+        to: String,
+    },
+    Close,
+    Presence {
+        agent: String,
+        presence: Presence,
+    },
+    Wait {
+        duration: String,
+    },
+    CreateRecord {
+        #[serde(default)]
+        agent: Option<String>,
+        kind: ManualKind,
+        #[serde(default)]
+        details: ManualDetails,
+    },
+    Records,
+    Agents,
+    Quit,
+}
+
+struct Run {
+    hub: Hub,
+    agents: Vec<String>,
+    now: Instant,
+    json: bool,
+    channel: Channel,
+    out: std::io::StdoutLock<'static>,
+}
+
+/// Runs `playbook run`.
+pub fn run(path: &Path, agents: &[String], json: bool, start_ms: Option<u64>) -> u8 {
+    let loaded = match load(path) {
+        Ok(l) => l,
+        Err(e) => {
+            print_err(&format!("error: cannot read {}: {e}\n", path.display()));
+            return EXIT_USAGE;
+        }
+    };
+    let (playbook, spans) = match loaded.result {
+        Ok(p) => p,
+        Err(diags) => {
+            for d in &diags {
+                print_err(&d.render_with(&loaded.file, &Default::default(), theme()));
+            }
+            return EXIT_ERRORS;
+        }
+    };
+    let checked = crate::check::check(playbook);
+    for d in &checked.diagnostics {
+        print_err(&d.render_with(&loaded.file, &spans, theme()));
+    }
+    let Some(program) = checked.program else {
+        return EXIT_ERRORS;
+    };
+    let agents: Vec<String> = agents
+        .iter()
+        .map(|a| a.trim().to_owned())
+        .filter(|a| !a.is_empty())
+        .collect();
+    let desk = simulated_desk(&program, &agents);
+    let now = Instant(start_ms.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }));
+    let mut r = Run {
+        hub: Hub::from_program(program, desk),
+        agents,
+        now,
+        json,
+        channel: if json {
+            Channel::Api
+        } else {
+            Channel::Terminal
+        },
+        out: std::io::stdout().lock(),
+    };
+    if !json {
+        r.line(&format!(
+            "(talking to {}: type answers, or /help for agent commands)",
+            path.display()
+        ));
+    }
+    let opts = StartOptions {
+        channel: r.channel,
+        ..Default::default()
+    };
+    let started = r.hub.start(CONVERSATION, opts, now);
+    r.show(started);
+    let stdin = std::io::stdin();
+    let echo = !json && !stdin.is_terminal();
+    let mut input = stdin.lock();
+    let mut line = String::new();
+    loop {
+        if !json {
+            r.raw("you> ");
+        }
+        line.clear();
+        match input.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                print_err(&format!("error: cannot read stdin: {e}\n"));
+                return EXIT_USAGE;
+            }
+        }
+        let text = line.trim_end_matches(['\n', '\r']);
+        if echo {
+            r.raw(&format!("{text}\n"));
+        }
+        let go_on = if json {
+            r.json_line(text)
+        } else {
+            r.text_line(text)
+        };
+        if !go_on {
+            break;
+        }
+    }
+    if !json {
+        r.raw("\n");
+    }
+    EXIT_OK
+}
+
+/// The desk `run` simulates: the given agents online, in every team and pool the playbook
+/// names.
+fn simulated_desk(program: &crate::Program, agents: &[String]) -> Desk {
+    let mut desk = Desk::new();
+    for a in agents {
+        desk.add_agent(a, Presence::Online);
+    }
+    let names: Vec<&str> = agents.iter().map(String::as_str).collect();
+    for card in program.cards() {
+        match card {
+            Card::LiveChat(l) => {
+                if let RouteTarget::Team(t) = &l.route.to {
+                    // Every member is an agent added above, so this cannot fail.
+                    let _ = desk.add_team(t, &names);
+                }
+            }
+            Card::Capture(c) => {
+                let owner = match &c.record {
+                    RecordSpec::Lead(l) => l.owner.as_ref(),
+                    RecordSpec::Deal(d) => d.owner.as_ref(),
+                    RecordSpec::Activity(a) => a.owner.as_ref(),
+                };
+                if let Some(Owner::Pool(p)) = owner {
+                    desk.add_pool(p, &names);
+                }
+            }
+            _ => {}
+        }
+    }
+    desk
+}
+
+const HELP: &str = "\
+Type an answer to talk as the visitor (a button by its number or its label).
+Agent commands:
+  /agents                       list agents, their presence, and the conversation's state
+  /pickup [AGENT]               an agent assigns the waiting chat to themselves
+  /say AGENT TEXT               an agent writes to the visitor
+  /agent TEXT                   the agent handling the chat writes to the visitor
+  /reassign AGENT               the handling agent passes the chat to another online agent
+  /close                        the handling agent closes the chat
+  /presence AGENT online|away|offline
+  /wait DURATION                let virtual time pass, e.g. /wait 2m (timers fire)
+  /records                      show the records captured so far
+  /help                         this text
+  /quit                         leave";
+
+impl Run {
+    fn raw(&mut self, s: &str) {
+        let _ = self
+            .out
+            .write_all(s.as_bytes())
+            .and_then(|()| self.out.flush());
+    }
+
+    fn line(&mut self, s: &str) {
+        self.raw(&format!("{s}\n"));
+    }
+
+    fn json(&mut self, v: &impl serde::Serialize) {
+        let s = serde_json::to_string(v)
+            .unwrap_or_else(|e| json!({"error": e.to_string()}).to_string());
+        self.line(&s);
+    }
+
+    fn error(&mut self, msg: &str) {
+        if self.json {
+            self.json(&json!({ "error": msg }));
+        } else {
+            self.line(&format!("error: {msg}"));
+        }
+    }
+
+    fn handler(&self) -> Option<String> {
+        self.hub
+            .session(CONVERSATION)
+            .filter(|s| s.phase() == crate::engine::Phase::Live)
+            .and_then(|s| s.agent())
+            .map(str::to_owned)
+    }
+
+    fn default_agent(&self) -> Option<String> {
+        self.agents
+            .iter()
+            .find(|a| self.hub.desk().presence(a) == Some(Presence::Online))
+            .cloned()
+    }
+
+    fn wait(&mut self, d: &str) -> Result<Outputs, String> {
+        let d: crate::model::Duration = d.trim().parse().map_err(|e| format!("{e}"))?;
+        self.now = self.now.after_ms(d.as_millis());
+        Ok(self.hub.advance(self.now))
+    }
+
+    fn show(&mut self, r: Result<Outputs, HubError>) {
+        match r {
+            Ok(o) => self.outputs(o),
+            Err(e) => self.error(&e.to_string()),
+        }
+    }
+
+    fn text_line(&mut self, text: &str) -> bool {
+        let Some(cmd) = text.strip_prefix('/') else {
+            if text.trim().is_empty() {
+                return true;
+            }
+            let r = self
+                .hub
+                .visitor_text(CONVERSATION, text, self.channel, self.now);
+            self.show(r);
+            return true;
+        };
+        let (name, rest) = cmd.split_once(' ').unwrap_or((cmd, ""));
+        let rest = rest.trim();
+        let now = self.now;
+        let r = match name {
+            "help" | "?" => {
+                self.line(HELP);
+                return true;
+            }
+            "quit" | "exit" | "q" => return false,
+            "agents" => {
+                self.agents_text();
+                return true;
+            }
+            "records" => {
+                let records = self.hub.ledger().records().to_vec();
+                if records.is_empty() {
+                    self.line("(no records yet)");
+                }
+                for s in &records {
+                    self.record_text(s);
+                }
+                return true;
+            }
+            "wait" if !rest.is_empty() => self.wait(rest).map_err(|e| self.error(&e)).ok().map(Ok),
+            "pickup" => {
+                let agent = if rest.is_empty() {
+                    self.default_agent()
+                } else {
+                    Some(rest.to_owned())
+                };
+                match agent {
+                    Some(a) => Some(self.hub.assign_self(CONVERSATION, &a, now)),
+                    None => {
+                        self.error("no agent is online (start with --agents ana,bob)");
+                        None
+                    }
+                }
+            }
+            "say" if rest.contains(' ') => {
+                let (agent, msg) = rest.split_once(' ').unwrap_or((rest, ""));
+                Some(self.hub.agent_message(CONVERSATION, agent, msg.trim(), now))
+            }
+            "agent" if !rest.is_empty() => match self.handler() {
+                Some(a) => Some(self.hub.agent_message(CONVERSATION, &a, rest, now)),
+                None => {
+                    self.error("no agent handles this conversation (use /pickup first)");
+                    None
+                }
+            },
+            "reassign" if !rest.is_empty() => match self.handler() {
+                Some(a) => Some(self.hub.reassign(CONVERSATION, &a, rest, now)),
+                None => {
+                    self.error("no agent handles this conversation (use /pickup first)");
+                    None
+                }
+            },
+            "close" => match self.handler() {
+                Some(a) => Some(self.hub.close(CONVERSATION, &a, now)),
+                None => {
+                    self.error("no agent handles this conversation (use /pickup first)");
+                    None
+                }
+            },
+            "presence" => {
+                let (agent, p) = rest.split_once(' ').unwrap_or((rest, ""));
+                match serde_json::from_value::<Presence>(json!(p.trim())) {
+                    Ok(p) => match self.hub.set_presence(agent, p) {
+                        Ok(()) => {
+                            self.line(&format!("  [desk] {agent} is now {}", presence_name(p)));
+                        }
+                        Err(e) => self.error(&e.to_string()),
+                    },
+                    Err(_) => self.error("usage: /presence AGENT online|away|offline"),
+                }
+                return true;
+            }
+            _ => {
+                self.error(&format!(
+                    "unknown or incomplete command `/{cmd}`; /help lists them"
+                ));
+                None
+            }
+        };
+        if let Some(r) = r {
+            self.show(r);
+        }
+        true
+    }
+
+    fn json_line(&mut self, text: &str) -> bool {
+        if text.trim().is_empty() {
+            return true;
+        }
+        let ev: JsonEvent = match serde_json::from_str(text) {
+            Ok(e) => e,
+            Err(e) => {
+                self.error(&format!("bad event: {e}"));
+                return true;
+            }
+        };
+        let now = self.now;
+        let no_agent = || HubError::Engine(crate::engine::EngineError::NoAgent);
+        let r = match ev {
+            JsonEvent::Quit => return false,
+            JsonEvent::Records => {
+                let records = self.hub.ledger().records().to_vec();
+                self.json(&json!({ "records": records }));
+                return true;
+            }
+            JsonEvent::Agents => {
+                let list: Vec<_> = self
+                    .agents
+                    .iter()
+                    .map(|a| json!({"agent": a, "presence": self.hub.desk().presence(a)}))
+                    .collect();
+                self.json(&json!({ "agents": list }));
+                return true;
+            }
+            JsonEvent::Wait { duration } => match self.wait(&duration) {
+                Ok(o) => Ok(o),
+                Err(e) => {
+                    self.error(&e);
+                    return true;
+                }
+            },
+            JsonEvent::VisitorText { text, channel } => {
+                self.hub
+                    .visitor_text(CONVERSATION, &text, channel.unwrap_or(self.channel), now)
+            }
+            JsonEvent::VisitorChoice { index, channel } => {
+                self.hub
+                    .visitor_choice(CONVERSATION, index, channel.unwrap_or(self.channel), now)
+            }
+            JsonEvent::Pickup { agent } => match agent.or_else(|| self.default_agent()) {
+                Some(a) => self.hub.assign_self(CONVERSATION, &a, now),
+                None => Err(HubError::Desk(crate::desk::DeskError::NotOnline(
+                    "anyone".into(),
+                ))),
+            },
+            JsonEvent::AgentMessage { agent, text } => match agent.or_else(|| self.handler()) {
+                Some(a) => self.hub.agent_message(CONVERSATION, &a, &text, now),
+                None => Err(no_agent()),
+            },
+            JsonEvent::Reassign { to } => match self.handler() {
+                Some(a) => self.hub.reassign(CONVERSATION, &a, &to, now),
+                None => Err(no_agent()),
+            },
+            JsonEvent::Close => match self.handler() {
+                Some(a) => self.hub.close(CONVERSATION, &a, now),
+                None => Err(no_agent()),
+            },
+            JsonEvent::Presence { agent, presence } => {
+                match self.hub.set_presence(&agent, presence) {
+                    Ok(()) => self.json(&json!({"presence": presence, "agent": agent})),
+                    Err(e) => self.error(&e.to_string()),
+                }
+                return true;
+            }
+            JsonEvent::CreateRecord {
+                agent,
+                kind,
+                details,
+            } => match agent
+                .or_else(|| self.handler())
+                .or_else(|| self.default_agent())
+            {
+                Some(a) => self.hub.create_record(CONVERSATION, &a, kind, details, now),
+                None => Err(no_agent()),
+            },
+        };
+        self.show(r);
+        true
+    }
+
+    fn outputs(&mut self, o: Outputs) {
+        if self.json {
+            for e in &o.effects {
+                self.json(&e.effect);
+            }
+            for n in &o.notifications {
+                self.json(n);
+            }
+            for s in &o.records {
+                self.json(s);
+            }
+            for e in &o.sink_errors {
+                self.error(e);
+            }
+            return;
+        }
+        for e in &o.effects {
+            self.effect_text(&e.effect);
+        }
+        for n in &o.notifications {
+            let s = match n {
+                crate::desk::Notification::EnteredUnassigned { agent, .. } => {
+                    format!(
+                        "  [desk] {agent}: a conversation is waiting in Unassigned (/pickup {agent})"
+                    )
+                }
+                crate::desk::Notification::MessageArrived { agent, .. } => {
+                    format!("  [desk] {agent}: new message from the visitor")
+                }
+                crate::desk::Notification::AssignedToYou { agent, .. } => {
+                    format!("  [desk] {agent}: a conversation was assigned to you")
+                }
+            };
+            self.line(&s);
+        }
+        for s in &o.records {
+            self.record_text(s);
+        }
+    }
+
+    fn effect_text(&mut self, e: &OwnedEffect) {
+        let who = |s: &Speaker<'_>| match s {
+            Speaker::System => "*".to_owned(),
+            other => format!("{}:", other.name()),
+        };
+        match e {
+            OwnedEffect::Say { from, text, .. } => self.line(&format!("{} {text}", who(from))),
+            OwnedEffect::Ask {
+                from,
+                text,
+                buttons,
+                ..
+            } => {
+                self.line(&format!("{} {text}", who(from)));
+                for (i, b) in buttons.iter().enumerate() {
+                    self.line(&format!("  {}. {b}", i + 1));
+                }
+            }
+            OwnedEffect::RelayToAgent { agent, .. } => {
+                let to = agent.as_deref().unwrap_or("Unassigned");
+                self.line(&format!("  (delivered to {to})"));
+            }
+            OwnedEffect::SetTimer(t) if t.kind == crate::engine::TimerKind::Wait => {
+                let secs = t.at.0.saturating_sub(self.now.0) / 1000;
+                let d = crate::model::Duration::from_secs(secs as u32)
+                    .map_or_else(|| format!("{secs}s"), |d| d.to_string());
+                self.line(&format!(
+                    "  (waiting up to {d} for an agent: /pickup, or /wait {d} to let it time out)"
+                ));
+            }
+            OwnedEffect::End { outcome } => {
+                let o = serde_json::to_value(outcome)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                self.line(&format!("(the conversation ended: {o}; /records, /quit)"));
+            }
+            OwnedEffect::Failed(f) => self.line(&format!("(the conversation failed: {f})")),
+            _ => {}
+        }
+    }
+
+    fn record_text(&mut self, s: &Stored) {
+        let kind = match &s.record.data {
+            RecordData::Lead(_) => "lead",
+            RecordData::Deal(_) => "deal",
+            RecordData::Activity(_) => "activity",
+        };
+        self.line(&format!("── {kind} captured ({}) ──", s.record.key));
+        let text = serde_json::to_string_pretty(&s.record).unwrap_or_default();
+        self.line(&text);
+    }
+
+    fn agents_text(&mut self) {
+        if self.agents.is_empty() {
+            self.line("(no agents: start with --agents ana,bob)");
+        }
+        for a in self.agents.clone() {
+            let p = self.hub.desk().presence(&a).map_or("?", presence_name);
+            self.line(&format!("  {a}: {p}"));
+        }
+        let state = self
+            .hub
+            .desk()
+            .conversation(CONVERSATION)
+            .map(|c| format!("{:?}", c.state))
+            .unwrap_or_else(|| "not on the desk".into());
+        let status = match self.hub.session(CONVERSATION).map(|s| s.status()) {
+            Some(Status::Ended(_)) => "ended",
+            Some(Status::Failed) => "failed",
+            _ => "open",
+        };
+        self.line(&format!(
+            "  conversation {CONVERSATION}: {status}, desk: {state}"
+        ));
+    }
+}
+
+fn presence_name(p: Presence) -> &'static str {
+    match p {
+        Presence::Online => "online",
+        Presence::Away => "away",
+        Presence::Offline => "offline",
+    }
+}

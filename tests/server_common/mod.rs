@@ -1,0 +1,113 @@
+//! Shared helpers of the server tests: a server on a loopback port, a JSON client.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+pub const ANA: &str = "ana-token-0123456789";
+pub const BOB: &str = "bob-token-0123456789";
+pub const ADMIN: &str = "admin-token-0123456789";
+
+/// A config with agents ana and bob in team Sales (online), and `extra` appended.
+pub fn config(dir: &Path, extra: &str, turns: u32) -> PathBuf {
+    let text = format!(
+        "admin_token = \"{ADMIN}\"\n\
+         [limits]\nturns_per_minute = {turns}\n\
+         [[agents]]\nname = \"ana\"\ntoken = \"{ANA}\"\nteams = [\"Sales\"]\npresence = \"online\"\n\
+         [[agents]]\nname = \"bob\"\ntoken = \"{BOB}\"\nteams = [\"Sales\"]\npresence = \"online\"\n\
+         [[pools]]\nname = \"Inbound SDRs\"\nmembers = [\"sam\", \"tia\"]\n{extra}"
+    );
+    let path = dir.join("playbook.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A playbook folder with the repo's demo playbook and the test playbooks.
+pub fn playbooks(dir: &Path) -> PathBuf {
+    let p = dir.join("playbooks");
+    std::fs::create_dir_all(&p).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(
+        root.join("playbooks/demo.playbook"),
+        p.join("demo.playbook"),
+    )
+    .unwrap();
+    for f in ["timeout.playbook", "quick.playbook"] {
+        std::fs::copy(root.join("tests/server_common").join(f), p.join(f)).unwrap();
+    }
+    p
+}
+
+/// A running in-process server.
+pub struct Server {
+    pub base: String,
+    pub addr: String,
+    pub client: reqwest::Client,
+    pub state: playbook::server::AppState,
+}
+
+impl Server {
+    pub async fn start(dir: &Path, extra_config: &str) -> Server {
+        Self::start_with(dir, extra_config, 1000).await
+    }
+
+    pub async fn start_with(dir: &Path, extra_config: &str, turns: u32) -> Server {
+        let opts = playbook::server::ServeOptions {
+            playbooks: playbooks(dir),
+            data: dir.join("data"),
+            addr: "127.0.0.1:0".into(),
+            config: Some(config(dir, extra_config, turns)),
+        };
+        let state = tokio::task::spawn_blocking(move || playbook::server::open(&opts))
+            .await
+            .unwrap()
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        playbook::server::spawn_tasks(&state);
+        let app = playbook::server::router(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Server {
+            base: format!("http://{addr}"),
+            addr,
+            client: reqwest::Client::new(),
+            state,
+        }
+    }
+}
+
+/// Sends a request and returns (status, JSON body or Null).
+pub async fn call(
+    client: &reqwest::Client,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = client.request(method.parse().unwrap(), url);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// The texts of a list of messages.
+pub fn texts(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|m| m["text"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
