@@ -24,8 +24,6 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config().limits.max_body_bytes;
     Router::new()
         .route("/", get(index))
-        .route("/widget", get(widget))
-        .route("/inbox", get(inbox))
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/conversations", post(start))
         .route(
@@ -50,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/playbooks", get(playbooks))
         .route("/api/playbooks/{name}/graph", get(graph))
         .route("/api/admin/reload", post(reload))
+        .merge(super::pages::routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
@@ -155,18 +154,6 @@ fn html_escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-async fn widget() -> Html<&'static str> {
-    Html(
-        "<!doctype html><title>Chat widget</title><p>The visitor widget is not built yet; use the JSON API (<code>POST /api/conversations</code>). <a href=\"/\">Back</a></p>",
-    )
-}
-
-async fn inbox() -> Html<&'static str> {
-    Html(
-        "<!doctype html><title>Agent inbox</title><p>The agent inbox is not built yet; use the JSON API (<code>/api/agent/…</code>). <a href=\"/\">Back</a></p>",
-    )
 }
 
 fn default_channel() -> Channel {

@@ -13,6 +13,7 @@ pub mod core;
 pub mod error;
 mod handlers;
 pub mod outbox;
+mod pages;
 pub mod playbooks;
 
 use std::collections::HashMap;

@@ -1,0 +1,454 @@
+/* playbook agent inbox.
+ *
+ * What it owns: signing in with an agent token (kept in sessionStorage, checked with
+ * GET /api/agent/me before anything else is shown), presence, the Unassigned / Mine / Closed
+ * folders kept live by the agent WebSocket, one open conversation with its actions (assign,
+ * reply, reassign, close), the lead/deal form and the list of created records, and in-page,
+ * sound-free notifications for the desk's three events.
+ *
+ * Safety: every text from visitors, agents or playbooks goes on the page with textContent.
+ */
+(function () {
+  'use strict';
+
+  var TOKEN_KEY = 'playbook-agent-token';
+  var FOLDERS = ['unassigned', 'mine', 'closed'];
+
+  function $(id) { return document.getElementById(id); }
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    if (attrs) Object.keys(attrs).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (text != null) node.textContent = String(text);
+    return node;
+  }
+  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+
+  var token = null;
+  var me = null;
+  var folder = 'unassigned';
+  var lists = { unassigned: [], mine: [], closed: [] };
+  var selected = null;   // conversation id
+  var detail = null;     // its detail
+  var ws = null;
+  var retries = 0;
+  var reconnectTimer = null;
+  var refreshTimer = null;
+
+  // ---------- API ----------
+
+  function api(method, path, body) {
+    var headers = { Authorization: 'Bearer ' + token };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    return fetch(path, {
+      method: method, headers: headers,
+      body: body === undefined ? undefined : JSON.stringify(body)
+    }).then(function (res) {
+      return res.text().then(function (t) {
+        var json = null;
+        try { json = t ? JSON.parse(t) : null; } catch (e) { json = null; }
+        if (res.status === 401 && me) signOut('Your sign-in is no longer valid. Please sign in again.');
+        return { ok: res.ok, status: res.status, json: json };
+      });
+    });
+  }
+  function errorText(r, fallback) {
+    return (r && r.json && r.json.error && r.json.error.message) || fallback;
+  }
+
+  // ---------- sign in ----------
+
+  function showSignIn(message) {
+    $('app').hidden = true;
+    $('who').hidden = true;
+    $('signin').hidden = false;
+    $('signin-error').textContent = message || '';
+    $('token').focus();
+  }
+
+  function verify(candidate, fromForm) {
+    token = candidate;
+    return api('GET', '/api/agent/me').then(function (r) {
+      if (!r.ok || !r.json) {
+        token = null;
+        try { sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* ignore */ }
+        showSignIn(fromForm ? (r.status === 401 ? 'That token is not valid.' : errorText(r, 'Sign-in failed.')) : '');
+        return;
+      }
+      me = r.json;
+      try { sessionStorage.setItem(TOKEN_KEY, candidate); } catch (e) { /* ignore */ }
+      showApp();
+    }, function () {
+      token = null;
+      showSignIn('The server cannot be reached.');
+    });
+  }
+
+  function showApp() {
+    $('signin').hidden = true;
+    $('token').value = '';
+    $('who').hidden = false;
+    $('app').hidden = false;
+    var teams = me.teams && me.teams.length ? ' (' + me.teams.join(', ') + ')' : '';
+    $('me-name').textContent = 'Signed in as ' + me.name + teams;
+    $('presence').value = me.presence || 'offline';
+    refreshFolders();
+    connect();
+    loadAgents();
+  }
+
+  function signOut(message) {
+    me = null;
+    token = null;
+    try { sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* ignore */ }
+    if (ws) { ws.onclose = null; ws.close(); ws = null; }
+    clearTimeout(reconnectTimer);
+    lists = { unassigned: [], mine: [], closed: [] };
+    selected = null;
+    detail = null;
+    renderList();
+    renderDetail();
+    showSignIn(message);
+  }
+
+  $('signin-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    var t = $('token').value.trim();
+    if (t) verify(t, true);
+  });
+  $('sign-out').addEventListener('click', function () { signOut(''); });
+
+  $('presence').addEventListener('change', function () {
+    var want = $('presence').value;
+    api('PUT', '/api/agent/presence', { presence: want }).then(function (r) {
+      if (r.ok) {
+        me.presence = (r.json && r.json.presence) || want;
+        toast('You are ' + me.presence + '.');
+      } else {
+        $('presence').value = me.presence;
+        toast(errorText(r, 'Presence could not be changed.'));
+      }
+    });
+  });
+
+  // Other agents' names for the reassign box, when the server offers a list.
+  function loadAgents() {
+    api('GET', '/api/agent/agents').then(function (r) {
+      var dl = $('agent-names');
+      clear(dl);
+      if (!r.ok || !Array.isArray(r.json)) return;
+      r.json.forEach(function (a) {
+        var name = typeof a === 'string' ? a : a && a.name;
+        if (name && (!me || name !== me.name)) dl.appendChild(el('option', { value: name }));
+      });
+    }, function () { /* optional */ });
+  }
+
+  // ---------- folders ----------
+
+  function refreshFolders() {
+    if (!me) return Promise.resolve();
+    return Promise.all(FOLDERS.map(function (f) {
+      return api('GET', '/api/agent/conversations?folder=' + f).then(function (r) {
+        if (r.ok && Array.isArray(r.json)) lists[f] = r.json;
+      });
+    })).then(renderList, function () { /* shown by the socket state */ });
+  }
+
+  function scheduleRefresh() {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(function () {
+      refreshFolders();
+      if (selected) loadDetail(selected);
+    }, 100);
+  }
+
+  function convId(c) { return typeof c === 'string' ? c : c && (c.id || c.conversation); }
+
+  function renderList() {
+    FOLDERS.forEach(function (f) {
+      var tab = $('tab-' + f);
+      tab.querySelector('.count').textContent = '(' + lists[f].length + ')';
+      var on = f === folder;
+      tab.setAttribute('aria-selected', String(on));
+      tab.tabIndex = on ? 0 : -1;
+    });
+    var ul = $('conv-list');
+    ul.setAttribute('aria-labelledby', 'tab-' + folder);
+    clear(ul);
+    lists[folder].forEach(function (c) {
+      var li = el('li');
+      var b = el('button', { type: 'button', 'data-id': c.id });
+      if (c.id === selected) b.setAttribute('aria-current', 'true');
+      b.appendChild(el('span', { class: 'meta' },
+        (c.playbook || '') + ' · ' + (c.state || '') + (c.agent ? ' · ' + c.agent : '') +
+        (c.updated_at ? ' · ' + new Date(c.updated_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '')));
+      b.appendChild(el('span', { class: 'last' }, c.last && c.last.text != null ? c.last.text : c.id));
+      b.addEventListener('click', function () { select(c.id); });
+      li.appendChild(b);
+      ul.appendChild(li);
+    });
+    $('conv-empty').hidden = lists[folder].length > 0;
+  }
+
+  function setFolder(f) {
+    folder = f;
+    renderList();
+  }
+
+  Array.prototype.forEach.call(document.querySelectorAll('[role="tab"]'), function (tab) {
+    tab.addEventListener('click', function () { setFolder(tab.getAttribute('data-folder')); });
+    tab.addEventListener('keydown', function (ev) {
+      var i = FOLDERS.indexOf(tab.getAttribute('data-folder'));
+      if (ev.key === 'ArrowRight' || ev.key === 'ArrowLeft') {
+        ev.preventDefault();
+        var next = FOLDERS[(i + (ev.key === 'ArrowRight' ? 1 : FOLDERS.length - 1)) % FOLDERS.length];
+        setFolder(next);
+        $('tab-' + next).focus();
+      }
+    });
+  });
+
+  // ---------- one conversation ----------
+
+  function select(id) {
+    selected = id;
+    $('conv-error').textContent = '';
+    $('record-error').textContent = '';
+    renderList();
+    loadDetail(id).then(function () { $('conv-title').focus(); });
+  }
+
+  function loadDetail(id) {
+    return api('GET', '/api/agent/conversations/' + encodeURIComponent(id)).then(function (r) {
+      if (selected !== id) return;
+      if (r.ok && r.json) {
+        detail = r.json;
+      } else {
+        detail = null;
+        $('conv-error').textContent = errorText(r, 'This conversation could not be loaded.');
+      }
+      renderDetail();
+    });
+  }
+
+  function isClosed(d) {
+    return d.state === 'closed' || d.state === 'ended' ||
+      lists.closed.some(function (c) { return c.id === d.id; });
+  }
+
+  function renderMessage(m) {
+    var from = m.from || {};
+    var role = from.role || 'bot';
+    // In the inbox the agent's own side is on the right.
+    var li = el('li', { class: 'msg ' + (role === 'agent' ? 'visitor' : role) + ' ' + (m.kind || 'say'), 'data-seq': String(m.seq) });
+    var who = role === 'visitor' ? 'Visitor' : (from.name || role);
+    var whoEl = el('span', { class: 'who' }, who);
+    if (m.channel && m.channel !== 'web') whoEl.appendChild(el('span', { class: 'channel' }, 'via ' + m.channel));
+    li.appendChild(whoEl);
+    li.appendChild(el('span', { class: 'text' }, m.text == null ? '' : m.text));
+    if (m.buttons && m.buttons.length) {
+      li.appendChild(el('span', { class: 'meta' }, 'Buttons: ' + m.buttons.join(' | ')));
+    }
+    return li;
+  }
+
+  function appendMessage(m) {
+    if (!detail || !m) return;
+    var log = $('conv-log');
+    if (log.querySelector('[data-seq="' + m.seq + '"]')) return;
+    detail.messages = (detail.messages || []).concat([m]);
+    log.appendChild(renderMessage(m));
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function renderDetail() {
+    var d = detail;
+    var log = $('conv-log');
+    clear(log);
+    clear($('vars'));
+    clear($('records'));
+    var closed = !d || isClosed(d);
+    var mine = !!(d && me && d.agent === me.name);
+    var waiting = !!(d && !closed && (d.state ? d.state === 'unassigned' : !d.agent));
+    $('assign').disabled = !waiting;
+    $('reassign').disabled = !(mine && !closed);
+    $('reassign-to').disabled = !(mine && !closed);
+    $('close').disabled = !(mine && !closed);
+    $('reply-text').disabled = !(mine && !closed);
+    $('reply-send').disabled = !(mine && !closed);
+    $('record-create').disabled = !d;
+    if (!d) {
+      $('conv-title').textContent = 'Select a conversation';
+      $('conv-meta').textContent = '';
+      return;
+    }
+    $('conv-title').textContent = 'Conversation ' + d.id;
+    $('conv-title').tabIndex = -1;
+    $('conv-meta').textContent = 'Playbook ' + (d.playbook || '?') + ' · ' + (d.state || '?') +
+      (d.agent ? ' · with ' + d.agent : ' · nobody assigned');
+    (d.messages || []).forEach(function (m) { log.appendChild(renderMessage(m)); });
+    log.scrollTop = log.scrollHeight;
+    var vars = d.variables || {};
+    Object.keys(vars).sort().forEach(function (k) {
+      $('vars').appendChild(el('dt', null, k));
+      var v = vars[k];
+      $('vars').appendChild(el('dd', null, typeof v === 'string' ? v : JSON.stringify(v)));
+    });
+    // Prefill the contact from what the visitor told the bot.
+    if (!$('r-name').value && typeof vars.name === 'string') $('r-name').value = vars.name;
+    if (!$('r-email').value && typeof vars.email === 'string') $('r-email').value = vars.email;
+    (d.records || []).forEach(function (rec) { $('records').appendChild(renderRecord(rec)); });
+  }
+
+  function renderRecord(rec) {
+    // The server sends a stored record: { record: { key, owner, data: { type, title, … } } }.
+    var meta = rec.record || rec;
+    var data = meta.data || meta;
+    var kind = String(data.type || rec.type || 'record');
+    var li = el('li', { class: 'record' });
+    li.appendChild(el('strong', null, kind.charAt(0).toUpperCase() + kind.slice(1) + ': '));
+    li.appendChild(el('span', { class: 'title' }, data.title || data.subject || ''));
+    var bits = [];
+    if (data.value != null) bits.push(data.value + (data.currency ? ' ' + data.currency : ''));
+    var p = data.person || {};
+    ['name', 'email', 'phone'].forEach(function (k) { if (p[k]) bits.push(p[k]); });
+    if (data.organization) bits.push(data.organization);
+    if (meta.owner) bits.push('owner ' + meta.owner);
+    if (bits.length) li.appendChild(el('span', { class: 'meta' }, ' — ' + bits.join(' · ')));
+    return li;
+  }
+
+  function act(path, body, okText) {
+    if (!selected) return Promise.resolve();
+    $('conv-error').textContent = '';
+    var id = selected;
+    return api('POST', '/api/agent/conversations/' + encodeURIComponent(id) + path, body).then(function (r) {
+      if (!r.ok) {
+        $('conv-error').textContent = errorText(r, 'That did not work (' + r.status + ').');
+      } else if (okText) {
+        toast(okText);
+      }
+      return refreshFolders().then(function () { return loadDetail(id); }).then(function () { return r; });
+    });
+  }
+
+  $('assign').addEventListener('click', function () {
+    act('/assign', undefined, 'You picked up the conversation.').then(function (r) {
+      if (r && r.ok) { setFolder('mine'); $('reply-text').focus(); }
+    });
+  });
+  $('reassign').addEventListener('click', function () {
+    var to = $('reassign-to').value.trim();
+    if (!to) { $('conv-error').textContent = 'Type the name of an online agent.'; return; }
+    act('/reassign', { to: to }, 'Reassigned to ' + to + '.').then(function (r) {
+      if (r && r.ok) $('reassign-to').value = '';
+    });
+  });
+  $('close').addEventListener('click', function () {
+    act('/close', undefined, 'Conversation closed.').then(function (r) {
+      if (r && r.ok) setFolder('closed');
+    });
+  });
+  $('reply').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    var text = $('reply-text').value.trim();
+    if (!text || !selected) return;
+    $('reply-text').value = '';
+    act('/messages', { text: text }).then(function (r) {
+      if (r && !r.ok) $('reply-text').value = text;
+      $('reply-text').focus();
+    });
+  });
+
+  $('record-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    if (!selected) return;
+    var f = ev.target;
+    var type = f.querySelector('input[name="type"]:checked').value;
+    var val = function (id) { return $(id).value.trim(); };
+    var body = { type: type, title: val('r-title') || ((type === 'deal' ? 'Deal' : 'Lead') + ' from chat') };
+    if (val('r-value')) {
+      var n = Number(val('r-value'));
+      if (!isFinite(n) || n < 0) { $('record-error').textContent = 'The value must be a positive number.'; return; }
+      body.value = n;
+    }
+    if (val('r-currency')) body.currency = val('r-currency').toUpperCase();
+    var person = {};
+    if (val('r-name')) person.name = val('r-name');
+    if (val('r-email')) person.email = val('r-email');
+    if (val('r-phone')) person.phone = val('r-phone');
+    if (Object.keys(person).length) body.person = person;
+    if (val('r-org')) body.organization = val('r-org');
+    if (val('r-note')) body.note = val('r-note');
+    $('record-error').textContent = '';
+    var id = selected;
+    api('POST', '/api/agent/conversations/' + encodeURIComponent(id) + '/records', body).then(function (r) {
+      if (!r.ok) {
+        $('record-error').textContent = errorText(r, 'The record could not be created (' + r.status + ').');
+        return;
+      }
+      toast((type === 'deal' ? 'Deal' : 'Lead') + ' created: ' + body.title);
+      ['r-title', 'r-value', 'r-note'].forEach(function (k) { $(k).value = ''; });
+      if (selected === id) {
+        if (r.json) $('records').appendChild(renderRecord(r.json));
+        loadDetail(id);
+      }
+    });
+  });
+
+  // ---------- notifications ----------
+
+  function toast(text) {
+    var t = el('div', { class: 'toast' }, text);
+    var box = $('toasts');
+    box.appendChild(t);
+    while (box.childNodes.length > 3) box.removeChild(box.firstChild);
+    setTimeout(function () { if (t.parentNode) t.parentNode.removeChild(t); }, 6000);
+  }
+
+  function onEvent(data) {
+    var id = convId(data.conversation);
+    if (data.type === 'unassigned') {
+      toast('New conversation waiting' + (data.conversation && data.conversation.playbook ? ' (' + data.conversation.playbook + ')' : '') + '.');
+    } else if (data.type === 'message') {
+      var m = data.message || {};
+      var from = m.from || {};
+      // Only what the visitor says needs the agent's attention; bot and desk lines don't.
+      if (from.role === 'visitor') toast('New message from the visitor: ' + (m.text || ''));
+      if (id && id === selected) appendMessage(m);
+    } else if (data.type === 'assigned') {
+      var by = data.by;
+      toast(by && me && by !== me.name ? 'A conversation was assigned to you by ' + by + '.' : 'A conversation is now yours.');
+    }
+    scheduleRefresh();
+  }
+
+  function connect() {
+    if (!token) return;
+    clearTimeout(reconnectTimer);
+    var url = location.origin.replace(/^http/, 'ws') + '/api/agent/ws?token=' + encodeURIComponent(token);
+    var sock = new WebSocket(url);
+    ws = sock;
+    sock.onopen = function () {
+      if (retries > 0) refreshFolders();
+      retries = 0;
+    };
+    sock.onmessage = function (ev) {
+      var data;
+      try { data = JSON.parse(ev.data); } catch (e) { return; }
+      onEvent(data);
+    };
+    sock.onclose = function () {
+      if (ws !== sock || !token) return;
+      ws = null;
+      var delay = Math.min(500 * Math.pow(2, retries++), 8000);
+      reconnectTimer = setTimeout(connect, delay);
+    };
+  }
+
+  // ---------- start ----------
+
+  var stored = null;
+  try { stored = sessionStorage.getItem(TOKEN_KEY); } catch (e) { stored = null; }
+  if (stored) verify(stored, false); else showSignIn('');
+}());

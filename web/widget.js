@@ -1,0 +1,407 @@
+/* playbook visitor widget.
+ *
+ * Embed on any page:
+ *   <script src="https://chat.example.com/widget.js" data-playbook="demo" async></script>
+ * adds a chat bubble in the corner. The /widget page loads the same script with
+ * data-mode="inline" to show the chat full size.
+ *
+ * What it owns: one conversation per playbook and browser (its id and visitor token live in
+ * localStorage, so a reload picks the conversation up again), the full history
+ * (GET …/messages?after=N), live updates over the conversation's WebSocket with reconnects,
+ * and sending typed text or answer choices.
+ *
+ * Safety: every text that came from a visitor, an agent or a playbook is put on the page with
+ * textContent, never as HTML. The widget lives in a shadow root so the host page's styles and
+ * ours don't leak into each other.
+ */
+(function () {
+  'use strict';
+
+  var script = document.currentScript;
+  if (!script) return;
+  var origin = new URL(script.src, location.href).origin;
+  var params = new URLSearchParams(location.search);
+  var playbook = script.getAttribute('data-playbook') || params.get('playbook') || 'demo';
+  var inline = script.getAttribute('data-mode') === 'inline';
+  var channel = script.getAttribute('data-channel') || 'web';
+  var storeKey = 'playbook-chat:' + origin + ':' + playbook;
+
+  var CHANNELS = {
+    web: 'Web', whatsapp: 'WhatsApp', messenger: 'Messenger',
+    instagram: 'Instagram', email: 'Email', sms: 'SMS'
+  };
+
+  // ---------- DOM ----------
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    if (attrs) {
+      Object.keys(attrs).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    }
+    if (text != null) node.textContent = String(text);
+    return node;
+  }
+
+  var host = el('div', { 'data-playbook-chat': playbook });
+  var target = inline && script.getAttribute('data-target')
+    ? document.getElementById(script.getAttribute('data-target')) : null;
+  (target || document.body).appendChild(host);
+  var root = host.attachShadow({ mode: 'open' });
+  root.appendChild(el('link', { rel: 'stylesheet', href: origin + '/style.css' }));
+
+  var panel = el('section', {
+    class: 'chat ' + (inline ? 'inline-chat' : 'panel'),
+    id: 'playbook-chat-panel',
+    'aria-label': 'Chat'
+  });
+  var head = el('header', { class: 'chat-head' });
+  var title = el('h2', { id: 'chat-title' }, 'Chat');
+  var statusLine = el('span', { class: 'status', role: 'status' });
+  var titleBox = el('div');
+  titleBox.append(title, statusLine);
+  head.appendChild(titleBox);
+  var closeBtn = null;
+  if (!inline) {
+    closeBtn = el('button', { type: 'button', 'aria-label': 'Close chat' }, '×');
+    head.appendChild(closeBtn);
+  }
+  var log = el('ol', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': 'Messages' });
+  var typing = el('div', { class: 'typing', 'aria-live': 'polite' });
+  var answers = el('div', { class: 'answers', role: 'group', 'aria-label': 'Answers' });
+  var hint = el('p', { class: 'hint', id: 'chat-hint', role: 'alert' });
+  var form = el('form', { class: 'compose' });
+  var input = el('input', {
+    type: 'text', id: 'chat-input', autocomplete: 'off', maxlength: '2000',
+    'aria-describedby': 'chat-hint', placeholder: 'Type your answer…'
+  });
+  var label = el('label', { for: 'chat-input', class: 'visually-hidden' }, 'Your message');
+  var sendBtn = el('button', { type: 'submit' }, 'Send');
+  form.append(label, input, sendBtn);
+  var restart = el('button', { type: 'button', class: 'restart', hidden: '' }, 'Start a new conversation');
+  var restartBox = el('div', { class: 'answers' });
+  restartBox.appendChild(restart);
+  panel.append(head, log, typing, answers, hint, restartBox, form);
+
+  var bubble = null;
+  if (!inline) {
+    bubble = el('button', {
+      type: 'button', class: 'bubble', 'aria-label': 'Open chat',
+      'aria-expanded': 'false', 'aria-controls': 'playbook-chat-panel'
+    }, '💬');
+    panel.hidden = true;
+    root.append(panel, bubble);
+  } else {
+    root.appendChild(panel);
+  }
+
+  // ---------- state ----------
+
+  var conv = null;          // { id, token }
+  var lastSeq = 0;
+  var lastChannel = null;
+  var status = null;
+  var botName = 'Chat';
+  var agentName = null;
+  var currentName = 'Chat';
+  var ws = null;
+  var retries = 0;
+  var reconnectTimer = null;
+  var started = false;
+  var pending = 0;
+
+  function saved() {
+    try { return JSON.parse(localStorage.getItem(storeKey) || 'null'); } catch (e) { return null; }
+  }
+  function save(c) {
+    try { localStorage.setItem(storeKey, JSON.stringify(c)); } catch (e) { /* private mode */ }
+  }
+  function forget() {
+    try { localStorage.removeItem(storeKey); } catch (e) { /* private mode */ }
+  }
+
+  function api(method, path, body) {
+    var headers = { 'Content-Type': 'application/json' };
+    if (conv) headers.Authorization = 'Bearer ' + conv.token;
+    return fetch(origin + path, {
+      method: method, headers: headers,
+      body: body === undefined ? undefined : JSON.stringify(body)
+    }).then(function (res) {
+      return res.text().then(function (t) {
+        var json = null;
+        try { json = t ? JSON.parse(t) : null; } catch (e) { json = null; }
+        return { ok: res.ok, status: res.status, json: json };
+      });
+    });
+  }
+
+  function errorText(r, fallback) {
+    return (r && r.json && r.json.error && r.json.error.message) || fallback;
+  }
+
+  // ---------- rendering ----------
+
+  function setName(name) {
+    if (!name) return;
+    currentName = name;
+    title.textContent = name;
+    panel.setAttribute('aria-label', 'Chat with ' + name);
+  }
+
+  function setStatus(s) {
+    if (!s) return;
+    status = s;
+    var words = {
+      waiting: '', queued: 'Waiting for an agent…',
+      with_agent: 'Live chat', ended: 'Conversation ended'
+    };
+    statusLine.textContent = words[s] != null ? words[s] : s;
+    var ended = s === 'ended';
+    input.disabled = ended;
+    sendBtn.disabled = ended;
+    restart.hidden = !ended;
+    if (ended) clearAnswers();
+  }
+
+  function clearAnswers() {
+    // A clicked answer button disappears: keep keyboard focus in the chat, on the text box.
+    var hadFocus = answers.contains(root.activeElement);
+    while (answers.firstChild) answers.removeChild(answers.firstChild);
+    if (hadFocus && !input.disabled) input.focus();
+  }
+
+  function showAnswers(buttons) {
+    clearAnswers();
+    buttons.forEach(function (label, i) {
+      var b = el('button', { type: 'button' }, label);
+      b.addEventListener('click', function () {
+        // The buttons are disabled and then replaced: keep keyboard focus in the chat.
+        input.focus();
+        send({ choice: i + 1 }, label);
+      });
+      answers.appendChild(b);
+    });
+  }
+
+  function addMessage(m) {
+    if (!m || typeof m.seq !== 'number' || m.seq <= lastSeq) return;
+    lastSeq = m.seq;
+    var from = m.from || {};
+    var role = from.role || 'bot';
+    var kind = m.kind || 'say';
+    var li = el('li', { class: 'msg ' + role + ' ' + kind, 'data-seq': String(m.seq) });
+    var who = role === 'visitor' ? 'You' : (from.name || (role === 'system' ? '' : botName));
+    var whoEl = el('span', { class: 'who' }, who);
+    if (who) li.appendChild(whoEl);
+    // Show the channel whenever the conversation moved to another one.
+    if (m.channel && lastChannel && m.channel !== lastChannel) {
+      var badge = el('span', { class: 'channel' }, 'via ' + (CHANNELS[m.channel] || m.channel));
+      (who ? whoEl : li).appendChild(badge);
+    }
+    if (m.channel) lastChannel = m.channel;
+    li.appendChild(el('span', { class: 'text' }, m.text == null ? '' : m.text));
+    if (m.at) {
+      var d = new Date(m.at);
+      li.appendChild(el('time', { datetime: d.toISOString() },
+        d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })));
+    }
+    log.appendChild(li);
+    log.scrollTop = log.scrollHeight;
+
+    // The display name is the bot's until an agent joins, then the agent's.
+    if ((role === 'agent' || role === 'bot') && from.name) {
+      if (role === 'agent') agentName = from.name;
+      setName(from.name);
+    }
+    if (role === 'visitor') {
+      clearAnswers();
+      hint.textContent = '';
+    } else if (kind === 'reprompt') {
+      hint.textContent = m.text || '';
+    } else if (m.buttons && m.buttons.length) {
+      // A question (whatever its kind says): its buttons replace any older ones.
+      hint.textContent = '';
+      showAnswers(m.buttons);
+    } else if (kind === 'ask') {
+      hint.textContent = '';
+      clearAnswers();
+    }
+  }
+
+  function apply(body) {
+    if (!body) return;
+    (body.messages || []).forEach(addMessage);
+    // The server's current display name wins over the names on older lines.
+    if (body.bot) {
+      botName = body.bot;
+      setName(botName);
+    }
+    setStatus(body.status);
+  }
+
+  function showTyping(on) {
+    typing.textContent = on ? currentName + ' is typing…' : '';
+  }
+
+  // ---------- conversation ----------
+
+  function create() {
+    return api('POST', '/api/conversations', {
+      playbook: playbook, channel: channel, page_url: location.href
+    }).then(function (r) {
+      if (!r.ok) throw new Error(errorText(r, 'The chat could not start.'));
+      conv = { id: r.json.conversation, token: r.json.token };
+      save(conv);
+      apply(r.json);
+    });
+  }
+
+  function catchUp() {
+    return api('GET', '/api/conversations/' + encodeURIComponent(conv.id) +
+      '/messages?after=' + lastSeq).then(function (r) {
+      if (r.ok) apply(r.json);
+      return r;
+    });
+  }
+
+  function start() {
+    if (started) return;
+    started = true;
+    var stored = saved();
+    var ready;
+    if (stored && stored.id && stored.token) {
+      conv = stored;
+      ready = catchUp().then(function (r) {
+        if (r.ok) return;
+        if (r.status === 401 || r.status === 403 || r.status === 404) {
+          // The server forgot this conversation (or the token): begin a new one.
+          forget();
+          conv = null;
+          return create();
+        }
+        throw new Error(errorText(r, 'The chat could not load.'));
+      });
+    } else {
+      ready = create();
+    }
+    ready.then(connect, function (e) {
+      started = false;
+      hint.textContent = (e && e.message) || 'The chat could not start. Please try again.';
+    });
+  }
+
+  function connect() {
+    if (!conv) return;
+    clearTimeout(reconnectTimer);
+    if (ws) { ws.onclose = null; ws.close(); }
+    var url = origin.replace(/^http/, 'ws') + '/api/conversations/' +
+      encodeURIComponent(conv.id) + '/ws?token=' + encodeURIComponent(conv.token);
+    var sock = new WebSocket(url);
+    ws = sock;
+    sock.onopen = function () {
+      retries = 0;
+      if (status) setStatus(status);
+      // Anything said while we were away.
+      catchUp().catch(function () { /* the socket will report */ });
+    };
+    sock.onmessage = function (ev) {
+      var data;
+      try { data = JSON.parse(ev.data); } catch (e) { return; }
+      if (data.type === 'message') {
+        addMessage(data.message);
+        if (data.message && data.message.from && data.message.from.role !== 'visitor') showTyping(false);
+      } else if (data.type === 'status') {
+        setStatus(data.status);
+      } else if (data.type === 'typing') {
+        showTyping(true);
+        setTimeout(function () { showTyping(pending > 0); }, 3000);
+      }
+    };
+    sock.onclose = function () {
+      if (ws !== sock) return;
+      ws = null;
+      if (status === 'ended') return;
+      statusLine.textContent = 'Reconnecting…';
+      var delay = Math.min(500 * Math.pow(2, retries++), 8000);
+      reconnectTimer = setTimeout(connect, delay);
+    };
+  }
+
+  function send(body, echo) {
+    if (!conv || status === 'ended') return;
+    body.channel = channel;
+    pending++;
+    showTyping(true);
+    Array.prototype.forEach.call(answers.querySelectorAll('button'), function (b) { b.disabled = true; });
+    return api('POST', '/api/conversations/' + encodeURIComponent(conv.id) + '/messages', body)
+      .then(function (r) {
+        if (r.ok) {
+          apply(r.json);
+        } else {
+          hint.textContent = errorText(r, 'That did not go through. Please try again.');
+          Array.prototype.forEach.call(answers.querySelectorAll('button'), function (b) { b.disabled = false; });
+          if (body.text != null && !input.value) input.value = body.text;
+        }
+      }, function () {
+        hint.textContent = 'No connection. Your message "' + (echo || '') + '" was not sent.';
+        Array.prototype.forEach.call(answers.querySelectorAll('button'), function (b) { b.disabled = false; });
+        if (body.text != null && !input.value) input.value = body.text;
+      })
+      .then(function () {
+        pending--;
+        showTyping(pending > 0);
+      });
+  }
+
+  form.addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    var text = input.value.trim();
+    if (!text) return;
+    input.value = '';
+    send({ text: text }, text);
+  });
+
+  restart.addEventListener('click', function () {
+    forget();
+    if (ws) { ws.onclose = null; ws.close(); ws = null; }
+    conv = null; lastSeq = 0; lastChannel = null; status = null; agentName = null;
+    while (log.firstChild) log.removeChild(log.firstChild);
+    hint.textContent = '';
+    restart.hidden = true;
+    input.disabled = false;
+    sendBtn.disabled = false;
+    started = false;
+    start();
+    input.focus();
+  });
+
+  window.addEventListener('online', function () {
+    if (conv && !ws && status !== 'ended') connect();
+  });
+
+  // ---------- bubble ----------
+
+  function setOpen(open) {
+    panel.hidden = !open;
+    bubble.setAttribute('aria-expanded', String(open));
+    bubble.setAttribute('aria-label', open ? 'Close chat' : 'Open chat');
+    try { localStorage.setItem(storeKey + ':open', open ? '1' : ''); } catch (e) { /* ignore */ }
+    if (open) {
+      start();
+      input.focus();
+    }
+  }
+
+  if (inline) {
+    start();
+  } else {
+    bubble.addEventListener('click', function () { setOpen(panel.hidden); });
+    closeBtn.addEventListener('click', function () { setOpen(false); bubble.focus(); });
+    panel.addEventListener('keydown', function (ev) {
+      if (ev.key === 'Escape') { setOpen(false); bubble.focus(); }
+    });
+    var wasOpen = false;
+    try { wasOpen = localStorage.getItem(storeKey + ':open') === '1'; } catch (e) { /* ignore */ }
+    if (wasOpen) setOpen(true);
+    else if (saved()) start();
+  }
+}());
