@@ -154,6 +154,16 @@ fn invalid_utf8_and_oversized_files_are_refused() {
     let out = playbook(&["check", big.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("E007"), "{}", stderr(&out));
+
+    // A file whose metadata says 0 bytes but that never ends is bounded too.
+    #[cfg(unix)]
+    if Path::new("/dev/zero").exists() {
+        let zero = dir.path().join("zero.playbook");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let out = playbook(&["check", zero.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains("E007"), "{}", stderr(&out));
+    }
 }
 
 #[test]

@@ -255,3 +255,22 @@ fn transcripts_render_as_json_too() {
     assert_eq!(rec["record"]["data"]["title"], "Sales request from Dana");
     assert_eq!(rec["record"]["channel"], "whatsapp");
 }
+
+/// A file that reports no length (`/dev/zero`) is still read only up to the size limit, as a
+/// scenario and as the playbook a scenario names.
+#[cfg(unix)]
+#[test]
+fn endless_files_are_refused_not_read_forever() {
+    if !Path::new("/dev/zero").exists() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::os::unix::fs::symlink("/dev/zero", dir.join("zero.playbook")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.join("zero.scenario")).unwrap();
+    std::fs::write(dir.join("a.scenario"), "playbook \"zero.playbook\"\n").unwrap();
+    let out = playbook_in(dir, &["test", "a.scenario", "zero.scenario"]);
+    let report = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert_eq!(report.matches("larger than").count(), 2, "{report}");
+}

@@ -54,22 +54,24 @@ fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
 /// every problem with the content is a diagnostic in [`Loaded::result`].
 pub fn load(path: &Path) -> std::io::Result<Loaded> {
     let name = path.display().to_string();
-    let size = std::fs::metadata(path)?.len();
-    if size > MAX_FILE_BYTES {
-        return Ok(Loaded {
-            file: SourceFile::new(name, String::new()),
-            result: Err(vec![
-                Diagnostic::new(
-                    Code::TooLarge,
-                    format!(
-                        "the file is {size} bytes; a playbook may be at most {MAX_FILE_BYTES} bytes (10 MiB)"
-                    ),
-                )
-                .with_help("split the playbook, or check that this is the file you meant"),
-            ]),
-        });
-    }
-    let bytes = std::fs::read(path)?;
+    let bytes = match crate::syntax::read_bytes(path) {
+        Ok(bytes) => bytes,
+        Err(crate::syntax::ReadError::Io(e)) => return Err(e),
+        Err(crate::syntax::ReadError::TooLarge) => {
+            return Ok(Loaded {
+                file: SourceFile::new(name, String::new()),
+                result: Err(vec![
+                    Diagnostic::new(
+                        Code::TooLarge,
+                        format!(
+                            "the file is larger than {MAX_FILE_BYTES} bytes (10 MiB), the most a playbook may be"
+                        ),
+                    )
+                    .with_help("split the playbook, or check that this is the file you meant"),
+                ]),
+            });
+        }
+    };
     Ok(from_bytes(name, bytes))
 }
 

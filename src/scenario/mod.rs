@@ -102,7 +102,7 @@ impl Playbooks {
 
 fn load(path: &Path) -> Result<LoadedPlaybook, String> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{name}`: {e}"))?;
+    let text = crate::syntax::read_text(path).map_err(|e| format!("cannot read `{name}`: {e}"))?;
     let (playbook, map) = crate::syntax::read(&name, &text).map_err(|d| {
         let file = SourceFile::new(name.clone(), text.clone());
         let first = d
@@ -169,7 +169,7 @@ pub fn name_of(path: &Path) -> String {
 /// Reads, parses and runs one scenario file.
 pub fn run_file(path: &Path, books: &mut Playbooks) -> Result<Run, ScenarioError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+    let text = crate::syntax::read_text(path).map_err(|e| ScenarioError {
         file: file.clone(),
         line: 0,
         col: 0,

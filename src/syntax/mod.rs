@@ -6,11 +6,14 @@
 //! [`format`]). `json` reads the JSON form with the same kind of source map. Nothing here
 //! checks whole-playbook rules (targets exist, one live chat per path…): that is `check`.
 
+mod file;
 mod grammar;
 mod json;
 mod lower;
 mod print;
 mod strings;
+
+pub use file::{ReadError, read_bytes, read_text};
 
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::Playbook;
