@@ -264,3 +264,92 @@ fn check_on_everything_in_playbooks_passes() {
         stderr(&out)
     );
 }
+
+#[test]
+fn fmt_to_does_not_replace_an_unrelated_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("a.playbook");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/demo.playbook"),
+        &src,
+    )
+    .unwrap();
+    let json = dir.path().join("a.json");
+    let unrelated = "{\"name\": \"my package\"}\n";
+    std::fs::write(&json, unrelated).unwrap();
+    let out = playbook(&["fmt", "--to", "json", src.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&json).unwrap(), unrelated);
+
+    // Binary content is "something else" too.
+    std::fs::write(&json, b"\xff\xfe").unwrap();
+    let out = playbook(&["fmt", "--to", "json", src.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&json).unwrap(), b"\xff\xfe");
+
+    // --force replaces it; after that the conversion holds the same playbook, so running
+    // again (or on an unformatted copy of it) is allowed without --force.
+    let out = playbook(&["fmt", "--force", "--to", "json", src.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let converted = std::fs::read_to_string(&json).unwrap();
+    let compact: serde_json::Value = serde_json::from_str(&converted).unwrap();
+    std::fs::write(&json, compact.to_string()).unwrap();
+    let out = playbook(&["fmt", "--to", "json", src.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&json).unwrap(), converted);
+}
+
+#[cfg(unix)]
+#[test]
+fn fmt_follows_symlinks_and_keeps_the_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let real_dir = dir.path().join("real");
+    std::fs::create_dir(&real_dir).unwrap();
+    let real = real_dir.join("a.playbook");
+    std::fs::write(&real, "playbook \"x\" {   start a }\nend a\n").unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let link = dir.path().join("link.playbook");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+
+    let out = playbook(&["fmt", link.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link was replaced by a file"
+    );
+    let formatted = std::fs::read_to_string(&real).unwrap();
+    assert!(formatted.starts_with("playbook \"x\" {\n"), "{formatted}");
+    let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    // No temporary file left behind in either folder.
+    assert_eq!(std::fs::read_dir(&real_dir).unwrap().count(), 1);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+}
+
+/// `fmt` formats a playbook that parses but fails `check` (useful while editing), and never
+/// writes one that does not parse (see `fmt_never_writes_a_file_with_errors`).
+#[test]
+fn fmt_formats_a_playbook_with_check_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("editing.playbook");
+    std::fs::write(
+        &path,
+        "playbook \"x\" {   start a }\nmessage a \"hi\" -> nowhere\n",
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let out = playbook(&["check", p]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("[E011]"), "{}", stderr(&out));
+    let out = playbook(&["fmt", p]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with("playbook \"x\" {\n"), "{text}");
+    assert!(text.contains("-> nowhere"), "{text}");
+    assert_eq!(playbook(&["fmt", "--check", p]).status.code(), Some(0));
+}

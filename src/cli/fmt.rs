@@ -1,7 +1,11 @@
 //! `playbook fmt`: format in place, check formatting, or convert between DSL and JSON.
 //!
-//! A file with errors is never written: the result is computed in full first, then written
-//! through a temporary file and a rename, so a crash cannot leave half a playbook behind.
+//! A file that does not parse is never written; a file that parses but has `check` errors
+//! (an unknown target, say) is formatted, as rustfmt formats code that does not compile:
+//! that is when an author is editing it. The result is computed in full first, then written
+//! through a temporary file beside the real one (symlinks followed, permissions kept) and a
+//! rename, so a crash cannot leave half a playbook behind. `--to` never replaces a file that
+//! holds something else than the input's playbook unless `--force` says so.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +14,25 @@ use crate::model::to_json;
 use crate::source::SourceMap;
 use crate::syntax;
 
-pub(super) fn run(files: &[PathBuf], check: bool, to: Option<FileFormat>, stdout: bool) -> u8 {
+/// What `fmt` was asked to do besides the files.
+pub(super) struct Options {
+    /// Write nothing; report unformatted files.
+    pub check: bool,
+    /// Convert to this format.
+    pub to: Option<FileFormat>,
+    /// Print instead of writing.
+    pub stdout: bool,
+    /// Replace a `--to` destination even when it holds another playbook (or no playbook).
+    pub force: bool,
+}
+
+pub(super) fn run(files: &[PathBuf], opts: &Options) -> u8 {
+    let Options {
+        check,
+        to,
+        stdout,
+        force,
+    } = *opts;
     let mut code = EXIT_OK;
     let files = match super::expand(files) {
         Ok(files) => files,
@@ -61,14 +83,39 @@ pub(super) fn run(files: &[PathBuf], check: bool, to: Option<FileFormat>, stdout
             print_out(&output);
             continue;
         }
-        let current = std::fs::read_to_string(&dest).ok();
-        if current.as_deref() == Some(output.as_str()) {
+        // `None` when there is no file yet; `Some(None)` when there is one that is not a
+        // readable playbook-sized text (binary, huge, a folder): never equal, never the same.
+        let current = match std::fs::symlink_metadata(&dest) {
+            Err(_) => None,
+            Ok(_) => Some(syntax::read_text(&dest).ok()),
+        };
+        if current
+            .as_ref()
+            .is_some_and(|c| c.as_deref() == Some(output.as_str()))
+        {
             continue;
         }
         if check {
             print_err(&format!("{}: not formatted\n", dest.display()));
             code = code.max(EXIT_ERRORS);
             continue;
+        }
+        if dest != *path && !force {
+            if let Some(current) = &current {
+                let same = current
+                    .as_deref()
+                    .is_some_and(|text| holds_same_playbook(&dest, text, &playbook));
+                if !same {
+                    print_err(&format!(
+                        "error: {} exists and does not hold the playbook of {}; not replaced \
+                         (pass --force to replace it)\n",
+                        dest.display(),
+                        path.display()
+                    ));
+                    code = code.max(EXIT_ERRORS);
+                    continue;
+                }
+            }
         }
         if let Err(e) = write_atomically(&dest, &output) {
             print_err(&format!("error: cannot write {}: {e}\n", dest.display()));
@@ -78,6 +125,12 @@ pub(super) fn run(files: &[PathBuf], check: bool, to: Option<FileFormat>, stdout
         }
     }
     code
+}
+
+/// Whether the existing `--to` destination is a (possibly unformatted) copy of `playbook`,
+/// so replacing it loses nothing.
+fn holds_same_playbook(dest: &Path, text: &str, playbook: &crate::model::Playbook) -> bool {
+    syntax::read(&dest.to_string_lossy(), text).is_ok_and(|(other, _)| other == *playbook)
 }
 
 fn destination(path: &Path, format: FileFormat) -> PathBuf {
@@ -102,7 +155,19 @@ fn with_schema_key(original: &str, formatted: String) -> String {
     }
 }
 
+/// Replaces `dest` with `text` through a temporary file and a rename. A symlink is followed
+/// (the file it points to is replaced, the link stays) and an existing file keeps its
+/// permissions.
 fn write_atomically(dest: &Path, text: &str) -> std::io::Result<()> {
+    let (dest, permissions) = match std::fs::canonicalize(dest) {
+        Ok(real) => {
+            let permissions = std::fs::metadata(&real)?.permissions();
+            (real, Some(permissions))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (dest.to_owned(), None),
+        Err(e) => return Err(e),
+    };
+    let dest = dest.as_path();
     let dir = dest
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -112,8 +177,13 @@ fn write_atomically(dest: &Path, text: &str) -> std::io::Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.fmt-tmp"));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, dest).inspect_err(|_| {
+    let written = std::fs::write(&tmp, text)
+        .and_then(|()| match permissions {
+            Some(p) => std::fs::set_permissions(&tmp, p),
+            None => Ok(()),
+        })
+        .and_then(|()| std::fs::rename(&tmp, dest));
+    written.inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
 }

@@ -71,6 +71,10 @@ pub enum Command {
         /// Print the result to stdout instead of writing files.
         #[arg(long, conflicts_with = "check")]
         stdout: bool,
+        /// With `--to`: replace the destination even when it exists and holds something
+        /// other than the input's playbook (by default that is refused, exit 1).
+        #[arg(long)]
+        force: bool,
     },
     /// Print a playbook's graph of cards.
     Graph {
@@ -214,7 +218,16 @@ impl Cli {
                 check,
                 to,
                 stdout,
-            } => fmt::run(&files, check, to, stdout),
+                force,
+            } => fmt::run(
+                &files,
+                &fmt::Options {
+                    check,
+                    to,
+                    stdout,
+                    force,
+                },
+            ),
             Command::Graph { file, format } => graph(&file, format),
             Command::Serve {
                 playbooks,

@@ -17,7 +17,9 @@ pub enum ReadError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// More than [`MAX_FILE_BYTES`] bytes; reading stopped there.
-    #[error("the file is larger than {MAX_FILE_BYTES} bytes (10 MiB), the most a playbook or scenario may be")]
+    #[error(
+        "the file is larger than {MAX_FILE_BYTES} bytes (10 MiB), the most a playbook or scenario may be"
+    )]
     TooLarge,
 }
 
