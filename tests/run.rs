@@ -6,6 +6,10 @@ use std::process::{Command, Stdio};
 const START: &str = "1700000000000";
 
 fn run(args: &[&str], stdin: &str) -> String {
+    run_bytes(args, stdin.as_bytes())
+}
+
+fn run_bytes(args: &[&str], stdin: &[u8]) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_playbook"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .arg("run")
@@ -21,7 +25,7 @@ fn run(args: &[&str], stdin: &str) -> String {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(stdin.as_bytes())
+        .write_all(stdin)
         .expect("write stdin");
     let out = child.wait_with_output().expect("wait");
     assert!(
@@ -177,4 +181,31 @@ fn json_live_chat_pickup_and_close() {
     assert_eq!(deal["record"]["owner"], "ana");
     assert!(!out.contains("never read"));
     assert!(lines.iter().all(|l| l.get("error").is_none()), "{out}");
+}
+
+/// A line that is not UTF-8 is reported as an error line and the session goes on.
+#[test]
+fn a_line_that_is_not_utf8_is_an_error_not_the_end() {
+    let mut input = Vec::new();
+    input.extend_from_slice(b"{\"event\":\"visitor_text\",\"text\":\"caf\xe9\"}\n");
+    input.extend_from_slice(b"{\"event\":\"visitor_choice\",\"index\":1}\n");
+    let out = run_bytes(&["--json"], &input);
+    let lines = json_lines(&out);
+    let errors: Vec<_> = lines.iter().filter_map(|l| l.get("error")).collect();
+    assert_eq!(errors.len(), 1, "{out}");
+    assert!(
+        errors[0]
+            .as_str()
+            .is_some_and(|e| e.contains("not valid UTF-8")),
+        "{out}"
+    );
+    // The next line was still read: the choice led on to the sales question.
+    assert!(
+        out.contains("Connecting you") || out.contains("What's your name?"),
+        "{out}"
+    );
+
+    let out = run_bytes(&[], b"\xff\xfe\n2\n/quit\n");
+    assert!(out.contains("error: the line is not valid UTF-8"), "{out}");
+    assert!(out.contains("What's your name?"), "{out}");
 }

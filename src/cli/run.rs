@@ -23,10 +23,11 @@ use crate::runtime::{Hub, HubError, Outputs, OwnedEffect, StartOptions};
 /// The id of the one conversation `run` holds.
 pub const CONVERSATION: &str = "conv-1";
 
-/// One line of the `--json` protocol on stdin; the slash commands mirror these.
+/// One line of input: a `--json` protocol line on stdin, or a typed line (an answer or a
+/// slash command) parsed into the same event, so both are dispatched by one function.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
-enum JsonEvent {
+enum Event {
     VisitorText {
         text: String,
         #[serde(default)]
@@ -67,6 +68,9 @@ enum JsonEvent {
     Records,
     Agents,
     Quit,
+    /// `/help`: only typed, never a JSON event.
+    #[serde(skip_deserializing)]
+    Help,
 }
 
 struct Run {
@@ -141,13 +145,15 @@ pub fn run(path: &Path, agents: &[String], json: bool, start_ms: Option<u64>) ->
     let stdin = std::io::stdin();
     let echo = !json && !stdin.is_terminal();
     let mut input = stdin.lock();
-    let mut line = String::new();
+    let mut line = Vec::new();
     loop {
         if !json {
             r.raw("you> ");
         }
         line.clear();
-        match input.read_line(&mut line) {
+        // Bytes, not `read_line`: one line that is not UTF-8 is reported and skipped instead
+        // of ending the session.
+        match input.read_until(b'\n', &mut line) {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
@@ -155,14 +161,35 @@ pub fn run(path: &Path, agents: &[String], json: bool, start_ms: Option<u64>) ->
                 return EXIT_USAGE;
             }
         }
-        let text = line.trim_end_matches(['\n', '\r']);
+        let text = match std::str::from_utf8(&line) {
+            Ok(text) => text.trim_end_matches(['\n', '\r']),
+            Err(e) => {
+                if echo {
+                    let lossy = String::from_utf8_lossy(&line);
+                    r.raw(&format!("{}\n", lossy.trim_end_matches(['\n', '\r'])));
+                }
+                r.error(&format!(
+                    "the line is not valid UTF-8 (at byte {}); it was skipped",
+                    e.valid_up_to() + 1
+                ));
+                continue;
+            }
+        };
         if echo {
             r.raw(&format!("{text}\n"));
         }
-        let go_on = if json {
-            r.json_line(text)
+        let event = if json {
+            parse_json_line(text)
         } else {
-            r.text_line(text)
+            parse_text_line(text)
+        };
+        let go_on = match event {
+            Ok(None) => true,
+            Ok(Some(event)) => r.dispatch(event),
+            Err(e) => {
+                r.error(&e);
+                true
+            }
         };
         if !go_on {
             break;
@@ -221,6 +248,74 @@ Agent commands:
   /help                         this text
   /quit                         leave";
 
+/// A `--json` line as an event; `None` for a blank line.
+fn parse_json_line(text: &str) -> Result<Option<Event>, String> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|e| format!("bad event: {e}"))
+}
+
+/// A typed line as an event: a slash command, or else what the visitor says; `None` for a
+/// blank line.
+fn parse_text_line(text: &str) -> Result<Option<Event>, String> {
+    let Some(cmd) = text.strip_prefix('/') else {
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        return Ok(Some(Event::VisitorText {
+            text: text.to_owned(),
+            channel: None,
+        }));
+    };
+    let (name, rest) = cmd.split_once(' ').unwrap_or((cmd, ""));
+    let rest = rest.trim();
+    let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    let event = match name {
+        "help" | "?" => Event::Help,
+        "quit" | "exit" | "q" => Event::Quit,
+        "agents" => Event::Agents,
+        "records" => Event::Records,
+        "wait" if !rest.is_empty() => Event::Wait {
+            duration: rest.to_owned(),
+        },
+        "pickup" => Event::Pickup { agent: some(rest) },
+        "say" if rest.contains(' ') => {
+            let (agent, msg) = rest.split_once(' ').unwrap_or((rest, ""));
+            Event::AgentMessage {
+                agent: Some(agent.to_owned()),
+                text: msg.trim().to_owned(),
+            }
+        }
+        "agent" if !rest.is_empty() => Event::AgentMessage {
+            agent: None,
+            text: rest.to_owned(),
+        },
+        "reassign" if !rest.is_empty() => Event::Reassign {
+            to: rest.to_owned(),
+        },
+        "close" => Event::Close,
+        "presence" => {
+            let (agent, p) = rest.split_once(' ').unwrap_or((rest, ""));
+            match serde_json::from_value::<Presence>(json!(p.trim())) {
+                Ok(presence) => Event::Presence {
+                    agent: agent.to_owned(),
+                    presence,
+                },
+                Err(_) => return Err("usage: /presence AGENT online|away|offline".into()),
+            }
+        }
+        _ => {
+            return Err(format!(
+                "unknown or incomplete command `/{cmd}`; /help lists them"
+            ));
+        }
+    };
+    Ok(Some(event))
+}
+
 impl Run {
     fn raw(&mut self, s: &str) {
         let _ = self
@@ -275,176 +370,94 @@ impl Run {
         }
     }
 
-    fn text_line(&mut self, text: &str) -> bool {
-        let Some(cmd) = text.strip_prefix('/') else {
-            if text.trim().is_empty() {
-                return true;
-            }
-            let r = self
-                .hub
-                .visitor_text(CONVERSATION, text, self.channel, self.now);
-            self.show(r);
-            return true;
-        };
-        let (name, rest) = cmd.split_once(' ').unwrap_or((cmd, ""));
-        let rest = rest.trim();
+    /// Carries out one event; `false` means quit.
+    fn dispatch(&mut self, event: Event) -> bool {
         let now = self.now;
-        let r = match name {
-            "help" | "?" => {
+        const NO_HANDLER: &str = "no agent handles this conversation (use /pickup first)";
+        let r = match event {
+            Event::Quit => return false,
+            Event::Help => {
                 self.line(HELP);
                 return true;
             }
-            "quit" | "exit" | "q" => return false,
-            "agents" => {
-                self.agents_text();
-                return true;
-            }
-            "records" => {
+            Event::Records => {
                 let records = self.hub.ledger().records().to_vec();
-                if records.is_empty() {
-                    self.line("(no records yet)");
-                }
-                for s in &records {
-                    self.record_text(s);
-                }
-                return true;
-            }
-            "wait" if !rest.is_empty() => self.wait(rest).map_err(|e| self.error(&e)).ok().map(Ok),
-            "pickup" => {
-                let agent = if rest.is_empty() {
-                    self.default_agent()
+                if self.json {
+                    self.json(&json!({ "records": records }));
                 } else {
-                    Some(rest.to_owned())
-                };
-                match agent {
-                    Some(a) => Some(self.hub.assign_self(CONVERSATION, &a, now)),
-                    None => {
-                        self.error("no agent is online (start with --agents ana,bob)");
-                        None
+                    if records.is_empty() {
+                        self.line("(no records yet)");
+                    }
+                    for s in &records {
+                        self.record_text(s);
                     }
                 }
+                return true;
             }
-            "say" if rest.contains(' ') => {
-                let (agent, msg) = rest.split_once(' ').unwrap_or((rest, ""));
-                Some(self.hub.agent_message(CONVERSATION, agent, msg.trim(), now))
-            }
-            "agent" if !rest.is_empty() => match self.handler() {
-                Some(a) => Some(self.hub.agent_message(CONVERSATION, &a, rest, now)),
-                None => {
-                    self.error("no agent handles this conversation (use /pickup first)");
-                    None
-                }
-            },
-            "reassign" if !rest.is_empty() => match self.handler() {
-                Some(a) => Some(self.hub.reassign(CONVERSATION, &a, rest, now)),
-                None => {
-                    self.error("no agent handles this conversation (use /pickup first)");
-                    None
-                }
-            },
-            "close" => match self.handler() {
-                Some(a) => Some(self.hub.close(CONVERSATION, &a, now)),
-                None => {
-                    self.error("no agent handles this conversation (use /pickup first)");
-                    None
-                }
-            },
-            "presence" => {
-                let (agent, p) = rest.split_once(' ').unwrap_or((rest, ""));
-                match serde_json::from_value::<Presence>(json!(p.trim())) {
-                    Ok(p) => match self.hub.set_presence(agent, p) {
-                        Ok(()) => {
-                            self.line(&format!("  [desk] {agent} is now {}", presence_name(p)));
-                        }
-                        Err(e) => self.error(&e.to_string()),
-                    },
-                    Err(_) => self.error("usage: /presence AGENT online|away|offline"),
+            Event::Agents => {
+                if self.json {
+                    let list: Vec<_> = self
+                        .agents
+                        .iter()
+                        .map(|a| json!({"agent": a, "presence": self.hub.desk().presence(a)}))
+                        .collect();
+                    self.json(&json!({ "agents": list }));
+                } else {
+                    self.agents_text();
                 }
                 return true;
             }
-            _ => {
-                self.error(&format!(
-                    "unknown or incomplete command `/{cmd}`; /help lists them"
-                ));
-                None
-            }
-        };
-        if let Some(r) = r {
-            self.show(r);
-        }
-        true
-    }
-
-    fn json_line(&mut self, text: &str) -> bool {
-        if text.trim().is_empty() {
-            return true;
-        }
-        let ev: JsonEvent = match serde_json::from_str(text) {
-            Ok(e) => e,
-            Err(e) => {
-                self.error(&format!("bad event: {e}"));
-                return true;
-            }
-        };
-        let now = self.now;
-        let no_agent = || HubError::Engine(crate::engine::EngineError::NoAgent);
-        let r = match ev {
-            JsonEvent::Quit => return false,
-            JsonEvent::Records => {
-                let records = self.hub.ledger().records().to_vec();
-                self.json(&json!({ "records": records }));
-                return true;
-            }
-            JsonEvent::Agents => {
-                let list: Vec<_> = self
-                    .agents
-                    .iter()
-                    .map(|a| json!({"agent": a, "presence": self.hub.desk().presence(a)}))
-                    .collect();
-                self.json(&json!({ "agents": list }));
-                return true;
-            }
-            JsonEvent::Wait { duration } => match self.wait(&duration) {
-                Ok(o) => Ok(o),
-                Err(e) => {
-                    self.error(&e);
-                    return true;
-                }
-            },
-            JsonEvent::VisitorText { text, channel } => {
-                self.hub
-                    .visitor_text(CONVERSATION, &text, channel.unwrap_or(self.channel), now)
-            }
-            JsonEvent::VisitorChoice { index, channel } => {
-                self.hub
-                    .visitor_choice(CONVERSATION, index, channel.unwrap_or(self.channel), now)
-            }
-            JsonEvent::Pickup { agent } => match agent.or_else(|| self.default_agent()) {
-                Some(a) => self.hub.assign_self(CONVERSATION, &a, now),
-                None => Err(HubError::Desk(crate::desk::DeskError::NotOnline(
-                    "anyone".into(),
-                ))),
-            },
-            JsonEvent::AgentMessage { agent, text } => match agent.or_else(|| self.handler()) {
-                Some(a) => self.hub.agent_message(CONVERSATION, &a, &text, now),
-                None => Err(no_agent()),
-            },
-            JsonEvent::Reassign { to } => match self.handler() {
-                Some(a) => self.hub.reassign(CONVERSATION, &a, &to, now),
-                None => Err(no_agent()),
-            },
-            JsonEvent::Close => match self.handler() {
-                Some(a) => self.hub.close(CONVERSATION, &a, now),
-                None => Err(no_agent()),
-            },
-            JsonEvent::Presence { agent, presence } => {
+            Event::Presence { agent, presence } => {
                 match self.hub.set_presence(&agent, presence) {
-                    Ok(()) => self.json(&json!({"presence": presence, "agent": agent})),
+                    Ok(()) if self.json => {
+                        self.json(&json!({"presence": presence, "agent": agent}));
+                    }
+                    Ok(()) => self.line(&format!(
+                        "  [desk] {agent} is now {}",
+                        presence_name(presence)
+                    )),
                     Err(e) => self.error(&e.to_string()),
                 }
                 return true;
             }
-            JsonEvent::CreateRecord {
+            Event::Wait { duration } => self.wait(&duration),
+            Event::VisitorText { text, channel } => self
+                .hub
+                .visitor_text(CONVERSATION, &text, channel.unwrap_or(self.channel), now)
+                .map_err(|e| e.to_string()),
+            Event::VisitorChoice { index, channel } => self
+                .hub
+                .visitor_choice(CONVERSATION, index, channel.unwrap_or(self.channel), now)
+                .map_err(|e| e.to_string()),
+            Event::Pickup { agent } => match agent.or_else(|| self.default_agent()) {
+                Some(a) => self
+                    .hub
+                    .assign_self(CONVERSATION, &a, now)
+                    .map_err(|e| e.to_string()),
+                None => Err("no agent is online (start with --agents ana,bob)".into()),
+            },
+            Event::AgentMessage { agent, text } => match agent.or_else(|| self.handler()) {
+                Some(a) => self
+                    .hub
+                    .agent_message(CONVERSATION, &a, &text, now)
+                    .map_err(|e| e.to_string()),
+                None => Err(NO_HANDLER.into()),
+            },
+            Event::Reassign { to } => match self.handler() {
+                Some(a) => self
+                    .hub
+                    .reassign(CONVERSATION, &a, &to, now)
+                    .map_err(|e| e.to_string()),
+                None => Err(NO_HANDLER.into()),
+            },
+            Event::Close => match self.handler() {
+                Some(a) => self
+                    .hub
+                    .close(CONVERSATION, &a, now)
+                    .map_err(|e| e.to_string()),
+                None => Err(NO_HANDLER.into()),
+            },
+            Event::CreateRecord {
                 agent,
                 kind,
                 details,
@@ -452,11 +465,17 @@ impl Run {
                 .or_else(|| self.handler())
                 .or_else(|| self.default_agent())
             {
-                Some(a) => self.hub.create_record(CONVERSATION, &a, kind, details, now),
-                None => Err(no_agent()),
+                Some(a) => self
+                    .hub
+                    .create_record(CONVERSATION, &a, kind, details, now)
+                    .map_err(|e| e.to_string()),
+                None => Err("no agent is online (start with --agents ana,bob)".into()),
             },
         };
-        self.show(r);
+        match r {
+            Ok(o) => self.outputs(o),
+            Err(e) => self.error(&e),
+        }
         true
     }
 
