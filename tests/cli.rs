@@ -353,3 +353,54 @@ fn fmt_formats_a_playbook_with_check_errors() {
     assert!(text.contains("-> nowhere"), "{text}");
     assert_eq!(playbook(&["fmt", "--check", p]).status.code(), Some(0));
 }
+
+/// A folder walk does not follow symlinked folders (a loop would never end) and skips hidden
+/// folders, `target` and `node_modules`, whose JSON files are not playbooks.
+#[cfg(unix)]
+#[test]
+fn folder_walk_skips_links_build_output_and_hidden_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/demo.playbook"),
+        root.join("demo.playbook"),
+    )
+    .unwrap();
+    for folder in ["target/debug", "node_modules/x", ".git", "sub"] {
+        std::fs::create_dir_all(root.join(folder)).unwrap();
+    }
+    for junk in [
+        "target/debug/a.json",
+        "node_modules/x/package.json",
+        ".git/b.json",
+    ] {
+        std::fs::write(root.join(junk), "{\"not\": \"a playbook\"}").unwrap();
+    }
+    std::os::unix::fs::symlink(root, root.join("sub/loop")).unwrap();
+    std::fs::write(
+        root.join("sub/demo.scenario"),
+        "playbook \"../demo.playbook\"\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(root.join("sub"), root.join("sub2")).unwrap();
+
+    let out = playbook(&["check", root.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("demo.playbook"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("a.json"), "{}", stderr(&out));
+
+    // `playbook test` finds the one scenario once, not through the loop or the link.
+    let out = Command::new(env!("CARGO_BIN_EXE_playbook"))
+        .args(["test", "--accept", "--snapshots"])
+        .arg(root.join("snaps"))
+        .arg(root)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("1 scenarios: 1 passed"),
+        "{report}{}",
+        stderr(&out)
+    );
+}

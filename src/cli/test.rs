@@ -24,17 +24,16 @@ pub struct Options {
 
 fn find(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     if path.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        entries.sort();
-        for e in entries {
-            if e.is_dir() {
-                find(&e, out)?;
-            } else if e.extension().is_some_and(|x| x == scenario::EXTENSION) {
-                out.push(e);
-            }
-        }
+        // The same walk as `check` and `fmt` use: no symlinked folders, no hidden folders,
+        // `target` or `node_modules`.
+        let mut found = Vec::new();
+        super::load::walk(
+            path,
+            &mut |p| p.extension().is_some_and(|x| x == scenario::EXTENSION),
+            &mut found,
+        )?;
+        found.sort();
+        out.extend(found);
         Ok(())
     } else if path.exists() {
         out.push(path.to_path_buf());
