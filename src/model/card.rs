@@ -193,6 +193,9 @@ impl Pattern {
     /// Compiles a pattern; the whole input must match it, so it is anchored.
     pub fn new(source: impl Into<String>) -> Result<Self, regex::Error> {
         let source = source.into();
+        // Compile the source on its own first: `[0-9]+)|(.*` is not a regex, but wrapped as
+        // `^(?:[0-9]+)|(.*)$` it would be one that matches anything.
+        regex::Regex::new(&source)?;
         let regex = regex::Regex::new(&format!("^(?:{source})$"))?;
         Ok(Self { source, regex })
     }
@@ -508,4 +511,18 @@ pub struct End {
     /// How it ended.
     #[serde(default)]
     pub outcome: Outcome,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pattern;
+
+    #[test]
+    fn a_pattern_cannot_escape_its_anchors() {
+        assert!(Pattern::new("[0-9]+)|(.*").is_err());
+        assert!(Pattern::new("a)|(b").is_err());
+        let p = Pattern::new("[0-9]+|x").unwrap();
+        assert!(p.is_match("42") && p.is_match("x"));
+        assert!(!p.is_match("42x") && !p.is_match("hello"));
+    }
 }
