@@ -274,3 +274,29 @@ fn endless_files_are_refused_not_read_forever() {
     assert_eq!(out.status.code(), Some(1), "{report}");
     assert_eq!(report.matches("larger than").count(), 2, "{report}");
 }
+
+/// Two scenarios with the same file name in different folders would overwrite each other's
+/// snapshot: `playbook test` refuses them, naming both, and writes nothing.
+#[test]
+fn scenarios_sharing_a_snapshot_name_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_example(dir);
+    std::fs::create_dir_all(dir.join("playbooks/more")).unwrap();
+    std::fs::write(
+        dir.join("playbooks/more/demo.book-demo.scenario"),
+        "playbook \"../demo.playbook\"\n",
+    )
+    .unwrap();
+    let snap = dir.join("snapshots/scenarios@demo.book-demo.scenario.snap");
+    let before = std::fs::read_to_string(&snap).unwrap();
+    let out = playbook_in(dir, &["test", "--accept"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}{}", stdout(&out));
+    assert!(
+        err.contains("playbooks/demo.book-demo.scenario")
+            && err.contains("playbooks/more/demo.book-demo.scenario"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&snap).unwrap(), before);
+}

@@ -139,7 +139,8 @@ pub enum Command {
     /// Run scenario files, compare their transcripts with snapshots, report coverage.
     ///
     /// Exits 0 when every scenario passes, 1 on a failed expectation, a changed transcript,
-    /// a scenario error or coverage below `--min-coverage`, 2 for usage or I/O problems.
+    /// a scenario error or coverage below `--min-coverage`, 2 for usage or I/O problems
+    /// (including two scenarios with the same file name, which would share a snapshot).
     Test {
         /// Scenario files or folders to search for `*.scenario` (default: `playbooks`).
         paths: Vec<PathBuf>,

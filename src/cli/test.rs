@@ -46,7 +46,8 @@ fn find(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     }
 }
 
-/// Runs `playbook test`; returns the exit code.
+/// Runs `playbook test`; returns the exit code (2, before running anything, when two
+/// scenarios would share a snapshot file).
 pub fn run(opts: &Options) -> u8 {
     let paths = if opts.paths.is_empty() {
         vec![PathBuf::from("playbooks")]
@@ -69,6 +70,21 @@ pub fn run(opts: &Options) -> u8 {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
+        return EXIT_USAGE;
+    }
+    // The same file reached twice (a folder and a file in it) runs once.
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
+    let clashes = snapshot::collisions(&files);
+    if !clashes.is_empty() {
+        for (a, b) in &clashes {
+            print_err(&format!(
+                "error: {} and {} would share the snapshot {}; rename one of them\n",
+                a.display(),
+                b.display(),
+                snapshot::path(&opts.snapshots, a).display()
+            ));
+        }
         return EXIT_USAGE;
     }
     let mut books = Playbooks::new();

@@ -15,6 +15,27 @@ pub fn path(dir: &Path, scenario: &Path) -> PathBuf {
     dir.join(format!("scenarios@{file}.snap"))
 }
 
+/// Scenario files that would share one snapshot file: the snapshot is named after the file
+/// name only (as `insta::glob!` names it), so `a/x.scenario` and `b/x.scenario` collide.
+/// Each pair is (the first file with that name, a later one). The same path given twice is
+/// not a collision.
+pub fn collisions(scenarios: &[PathBuf]) -> Vec<(&Path, &Path)> {
+    let mut first: std::collections::HashMap<std::ffi::OsString, &Path> =
+        std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for s in scenarios {
+        let Some(name) = s.file_name() else { continue };
+        match first.get(name) {
+            Some(earlier) if *earlier != s.as_path() => out.push((*earlier, s.as_path())),
+            Some(_) => {}
+            None => {
+                first.insert(name.to_owned(), s.as_path());
+            }
+        }
+    }
+    out
+}
+
 /// A snapshot file's body (what follows the `---` metadata header), or `None` if it has no
 /// header. Line numbers of the body start at the returned offset + 1.
 pub fn body(file_text: &str) -> Option<(&str, usize)> {
@@ -121,6 +142,29 @@ fn lcs_ops(a: &[&str], b: &[&str]) -> Vec<Op> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_file_name_in_two_folders_collides() {
+        let files: Vec<PathBuf> = [
+            "a/x.scenario",
+            "a/y.scenario",
+            "b/x.scenario",
+            "a/y.scenario",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        let c = collisions(&files);
+        assert_eq!(
+            c,
+            vec![(Path::new("a/x.scenario"), Path::new("b/x.scenario"))]
+        );
+        // Unique names keep their snapshot names.
+        assert_eq!(
+            path(Path::new("snapshots"), Path::new("a/y.scenario")),
+            Path::new("snapshots/scenarios@y.scenario.snap")
+        );
+    }
 
     #[test]
     fn body_and_render_round_trip() {
