@@ -431,3 +431,21 @@ fn the_language_reference_examples_parse() {
         assert!(doc.contains(&format!("`{var}`")), "{var} is not documented");
     }
 }
+
+/// A UTF-8 byte order mark is accepted in JSON as in the DSL, and spans still point into the
+/// text as given (BOM included).
+#[test]
+fn a_byte_order_mark_is_accepted_in_json_with_spans_intact() {
+    let (p, _) = parse(EXAMPLE);
+    let json = format!("\u{FEFF}{}", to_json(&p));
+    let (again, map) = syntax::read("a.json", &json).unwrap();
+    assert_eq!(again, p);
+    assert_eq!(snippet(&json, &map, "/cards/7/wait"), "\"2m\"");
+    let bad = json.replace("\"2m\"", "\"0s\"");
+    let ds = syntax::parse_json(&bad).unwrap_err();
+    let file = SourceFile::new("x.json", bad.as_str());
+    let rendered = ds[0].render(&file, &SourceMap::new());
+    assert!(rendered.contains("\"0s\""), "{rendered}");
+    let dsl = format!("\u{FEFF}{EXAMPLE}");
+    assert_eq!(parse(&dsl).0, p);
+}

@@ -143,7 +143,7 @@ fn destination(path: &Path, format: FileFormat) -> PathBuf {
 
 /// Puts a `$schema` key the original JSON had back at the top of the formatted text.
 fn with_schema_key(original: &str, formatted: String) -> String {
-    let schema = serde_json::from_str::<serde_json::Value>(original)
+    let schema = serde_json::from_str::<serde_json::Value>(original.trim_start_matches('\u{FEFF}'))
         .ok()
         .and_then(|v| v.get("$schema").cloned());
     match schema {

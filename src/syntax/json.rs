@@ -12,6 +12,16 @@ use crate::model::{self, Duration, Pattern, Playbook, Template};
 use crate::source::{SourceMap, Span, pointer_segment};
 
 pub(crate) fn parse_json(text: &str) -> Result<(Playbook, SourceMap), Vec<Diagnostic>> {
+    // A UTF-8 byte order mark (editors on Windows add one) is not JSON whitespace; read it as
+    // three spaces, the same three bytes, so every span still points into the original text.
+    let blanked;
+    let text = match text.strip_prefix('\u{FEFF}') {
+        Some(rest) => {
+            blanked = format!("   {rest}");
+            blanked.as_str()
+        }
+        None => text,
+    };
     let mut value: Value = serde_json::from_str(text).map_err(|e| {
         let at = offset_of(text, e.line(), e.column());
         let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
