@@ -71,6 +71,7 @@ codes! {
     DuplicateAnswer = "E018", Error, "A question has two answers with the same label.";
     SpinningLoop = "E019", Error, "A loop of cards never waits for the visitor, so it would run forever.";
     SystemVariable = "E020", Error, "A card saves to a variable the engine provides (`channel`, `page_url`…).";
+    TooManySteps = "E021", Error, "A run of cards that never waits for the visitor is longer than `max steps`, so the engine would stop it.";
     Unreachable = "W001", Warning, "No path from the start reaches this card.";
     MaybeUnset = "W002", Warning, "A template or condition reads a variable that some paths leave unset.";
     UnlinkedActivity = "W003", Warning, "An activity links to a lead or deal that some paths have not made yet.";

@@ -377,3 +377,47 @@ fn big_generated_playbook_checks() {
     assert_eq!(codes, [Code::UnsetVariable, Code::MaybeUnset]);
     assert!(checked.diagnostics.len() >= 299);
 }
+
+/// A straight chain of 150 messages always hits the default step limit of 100: E021 at its
+/// first card. The same chain behind a question (the run restarts there) and one of 100
+/// cards pass.
+#[test]
+fn a_chain_longer_than_max_steps_is_reported() {
+    let chain = |n: usize, first: serde_json::Value| {
+        let mut cards = vec![first];
+        for i in 0..n {
+            let then = if i + 1 < n {
+                serde_json::json!({"goto": format!("m{}", i + 1)})
+            } else {
+                serde_json::json!({"end": "qualified"})
+            };
+            cards.push(serde_json::json!({"kind": "message", "id": format!("m{i}"), "text": "hi", "then": then}));
+        }
+        cards
+    };
+    let start =
+        serde_json::json!({"kind": "message", "id": "s", "text": "start", "then": {"goto": "m0"}});
+    let p = playbook("s", serde_json::Value::Array(chain(150, start.clone())));
+    assert_eq!(
+        found(p.clone()),
+        [(Code::TooManySteps, "/cards/0".to_owned())]
+    );
+    let msg = message(p, Code::TooManySteps);
+    assert!(msg.contains("151 cards run from `s` to `m149`"), "{msg}");
+    assert!(msg.contains("at `m99`"), "{msg}");
+
+    // 99 messages after the start: 100 cards, exactly the limit.
+    let p = playbook("s", serde_json::Value::Array(chain(99, start)));
+    assert_eq!(found(p), []);
+
+    // After a question the count starts again, but a run entered by an answer counts too.
+    let q = serde_json::json!({"kind": "question", "id": "s", "text": "?", "answers": [
+        {"label": "go", "to": "m0"}, {"label": "no", "to": "m140"}]});
+    let p = playbook("s", serde_json::Value::Array(chain(150, q)));
+    assert_eq!(
+        found(p.clone()),
+        [(Code::TooManySteps, "/cards/1".to_owned())]
+    );
+    let msg = message(p, Code::TooManySteps);
+    assert!(msg.contains("150 cards run from `m0`"), "{msg}");
+}

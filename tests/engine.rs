@@ -361,8 +361,9 @@ fn idle_timeouts_nudge_once_or_branch_and_stale_timers_do_nothing() {
 
 #[test]
 fn a_flow_that_never_waits_stops_at_the_step_limit() {
-    // `check` rejects loops that never wait (E019), so the limit guards long chains: twelve
-    // messages in a row against a limit of ten.
+    // `check` rejects loops that never wait (E019) and reachable runs longer than the limit
+    // (E021), so the limit guards what the checks do not see: a run entered by `start_at`
+    // (scenario tails) at a card no path reaches. Twelve messages against a limit of ten.
     let cards: Vec<String> = (1..=12)
         .map(|i| {
             let then = if i < 12 {
@@ -374,12 +375,22 @@ fn a_flow_that_never_waits_stops_at_the_step_limit() {
         })
         .collect();
     let json = format!(
-        r#"{{"playbook": {{"name": "chain", "start": "m1", "limits": {{"max_steps": 10}}}}, "cards": [{}]}}"#,
+        r#"{{"playbook": {{"name": "chain", "start": "s", "limits": {{"max_steps": 10}}}}, "cards": [{{"kind": "end", "id": "s"}}, {}]}}"#,
         cards.join(",")
     );
     let e = engine(&json);
     let mut c = Chat::new(&e, Desk::new());
-    let out = c.start();
+    let start = Event::Start {
+        conversation: "conv-1".into(),
+        channel: Channel::Web,
+        page_url: None,
+        contact_owner: None,
+    };
+    let m1 = e.program().lookup("m1").expect("m1");
+    let mut effects = Vec::new();
+    e.start_at(&mut c.session, start, m1, &[], c.now, &c.desk, &mut effects)
+        .expect("start at m1");
+    let out: Vec<String> = effects.iter().map(engine_common::line).collect();
     assert_eq!(out.len(), 10 + 1, "{out:?}");
     assert_eq!(
         out.last().unwrap(),

@@ -14,6 +14,7 @@ mod livechat;
 mod reach;
 mod routes;
 mod spin;
+mod steps;
 mod system_vars;
 mod targets;
 mod variables;
@@ -92,6 +93,7 @@ pub fn diagnose(playbook: &Playbook) -> Vec<Diagnostic> {
     dead_ends::check(&cx, &mut out);
     livechat::check(&cx, &mut out);
     spin::check(&cx, &mut out);
+    steps::check(&cx, &mut out);
     variables::check(&cx, &mut out);
 
     out.sort_by_key(|d| (place(d), d.code));
