@@ -421,3 +421,25 @@ fn a_chain_longer_than_max_steps_is_reported() {
     let msg = message(p, Code::TooManySteps);
     assert!(msg.contains("150 cards run from `m0`"), "{msg}");
 }
+
+/// Empty names a visitor or admin would see are E006: the playbook's, the bot's, a button's.
+#[test]
+fn empty_names_and_labels_are_rejected() {
+    let p: Playbook = serde_json::from_value(serde_json::json!({
+        "playbook": {"name": " ", "bot": "", "start": "q"},
+        "cards": [
+            {"kind": "question", "id": "q", "text": "?", "answers": [
+                {"label": "", "to": "e"}, {"label": "ok", "to": "e"}]},
+            {"kind": "end", "id": "e"}
+        ],
+    }))
+    .unwrap();
+    assert_eq!(
+        found(p),
+        [
+            (Code::InvalidValue, "/playbook/name".to_owned()),
+            (Code::InvalidValue, "/playbook/bot".to_owned()),
+            (Code::InvalidValue, "/cards/0/answers/0/label".to_owned()),
+        ]
+    );
+}

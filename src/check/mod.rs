@@ -7,6 +7,7 @@
 //! [`Program`].
 
 mod answers;
+mod blank;
 mod capture;
 mod dead_ends;
 mod ids;
@@ -78,6 +79,7 @@ pub fn diagnose(playbook: &Playbook) -> Vec<Diagnostic> {
     ids::check(playbook, &mut out);
     targets::check(playbook, &mut out);
     answers::check(playbook, &mut out);
+    blank::check(playbook, &mut out);
     capture::check(playbook, &mut out);
     routes::check(playbook, &mut out);
     system_vars::check(playbook, &mut out);
