@@ -449,3 +449,18 @@ fn a_byte_order_mark_is_accepted_in_json_with_spans_intact() {
     let dsl = format!("\u{FEFF}{EXAMPLE}");
     assert_eq!(parse(&dsl).0, p);
 }
+
+/// Text at the top level that starts no header and no card says what may start there, not
+/// the grammar's rule name (`file`).
+#[test]
+fn a_stray_top_level_word_is_described_in_english() {
+    for text in ["x\n", "}\n", "\"a\"\n"] {
+        let ds = errors(text);
+        assert!(!ds[0].message.contains("`file`"), "{}", ds[0].message);
+        assert!(
+            ds[0].message.contains("the `playbook` header or a card"),
+            "{}",
+            ds[0].message
+        );
+    }
+}

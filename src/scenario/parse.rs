@@ -305,7 +305,13 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
                             ch = Some(channel(p.as_str()).ok_or_else(|| unknown_channel(file, &p))?)
                         }
                         Rule::count => {
-                            let n: usize = p.as_str().parse().unwrap_or(0);
+                            let Ok(n) = p.as_str().parse::<usize>() else {
+                                return Err(err(
+                                    file,
+                                    pos(&p),
+                                    format!("`{}` is too large for a button number", p.as_str()),
+                                ));
+                            };
                             if n == 0 {
                                 return Err(err(
                                     file,
@@ -625,6 +631,9 @@ expect at email
         assert!(e.to_string().contains("unknown channel `pigeon`"), "{e}");
         let e = parse("a.scenario", "visitor 0\n").unwrap_err();
         assert!(e.to_string().contains("counted from 1"), "{e}");
+        let e = parse("a.scenario", "visitor 99999999999999999999\n").unwrap_err();
+        assert!(e.to_string().contains("too large"), "{e}");
+        assert!(!e.to_string().contains("counted from 1"), "{e}");
         let e = parse("a.scenario", "ana dances\n").unwrap_err();
         assert!(e.message.contains("agent action"), "{e}");
     }

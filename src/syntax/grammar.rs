@@ -155,6 +155,10 @@ fn describe(rule: Rule) -> String {
         Rule::link_to => "`lead` or `deal`",
         Rule::consent_mode => "`explicit` or `implicit`",
         Rule::header => "the `playbook` header",
+        // pest names the whole file when nothing at the top level starts here.
+        Rule::file => {
+            "the `playbook` header or a card (`message`, `question`, `ask`, `branch`, `livechat`, `capture`, `consent` or `end`)"
+        }
         Rule::next => "`->` or `end`",
         Rule::goto => "`->`",
         Rule::end_next => "`end`",
