@@ -277,37 +277,7 @@ impl Hub {
         opts: StartOptions,
         now: Instant,
     ) -> Result<Outputs, HubError> {
-        if self.index.contains_key(id) {
-            return Err(HubError::ConversationExists(id.to_owned()));
-        }
-        if self.engines.get(opts.playbook.0 as usize).is_none() {
-            return Err(HubError::UnknownPlaybook(opts.playbook.0));
-        }
-        let c = self.convs.len() as u32;
-        self.convs.push(Conv {
-            id: id.to_owned(),
-            playbook: opts.playbook.0,
-            session: Session::new(),
-            transcript: Transcript::default(),
-            contact_owner: opts.contact_owner.clone(),
-            manual: 0,
-            timers: [None; 3],
-            start_at: None,
-        });
-        self.index.insert(id.to_owned(), c);
-        let event = Event::Start {
-            conversation: id.into(),
-            channel: opts.channel,
-            page_url: opts.page_url.as_deref().map(Into::into),
-            contact_owner: opts.contact_owner.as_deref().map(Into::into),
-        };
-        let r = self.step(c, event, now, None);
-        if r.is_err() {
-            // Start cannot fail on a new session; undo the slot anyway so errors change nothing.
-            self.convs.pop();
-            self.index.remove(id);
-        }
-        r
+        self.begin(id, opts, None, now)
     }
 
     /// Starts a conversation mid-flow: at `card`, with `vars` set first and no greeting
@@ -326,6 +296,18 @@ impl Hub {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
         );
+        self.begin(id, opts, Some(at), now)
+    }
+
+    /// What [`Hub::start`] and [`Hub::start_at`] share: a new conversation slot, the start
+    /// event, and the slot undone if the engine refuses (so an error changes nothing).
+    fn begin(
+        &mut self,
+        id: &str,
+        opts: StartOptions,
+        start_at: Option<(crate::CardIx, Vec<(String, String)>)>,
+        now: Instant,
+    ) -> Result<Outputs, HubError> {
         if self.index.contains_key(id) {
             return Err(HubError::ConversationExists(id.to_owned()));
         }
@@ -341,7 +323,7 @@ impl Hub {
             contact_owner: opts.contact_owner.clone(),
             manual: 0,
             timers: [None; 3],
-            start_at: Some(at),
+            start_at,
         });
         self.index.insert(id.to_owned(), c);
         let event = Event::Start {
@@ -352,6 +334,7 @@ impl Hub {
         };
         let r = self.step(c, event, now, None);
         if r.is_err() {
+            // Start cannot fail on a new session; undo the slot anyway so errors change nothing.
             self.convs.pop();
             self.index.remove(id);
         }
