@@ -370,3 +370,35 @@ message done "Thanks!" end qualified
     let json = serde_json::to_value(lead).unwrap();
     assert_eq!(json["supersedes"], "c1/#idle");
 }
+
+/// The rule the desk used to enforce for agent-made records, now the hub's alone: only an
+/// agent the desk knows, only for a conversation that exists; numbering is per conversation.
+#[test]
+fn agent_made_records_need_a_known_agent_and_conversation() {
+    let mut hub = Hub::new(engine("demo.playbook"), desk(&["ana"]));
+    start(&mut hub, "c1");
+    let make = |hub: &mut Hub, conv: &str, agent: &str| {
+        hub.create_record(
+            conv,
+            agent,
+            ManualKind::Lead,
+            ManualDetails::default(),
+            at(1_000),
+        )
+    };
+    assert!(matches!(
+        make(&mut hub, "c1", "zed"),
+        Err(HubError::Desk(DeskError::UnknownAgent(a))) if a == "zed"
+    ));
+    assert!(matches!(
+        make(&mut hub, "nope", "ana"),
+        Err(HubError::UnknownConversation(c)) if c == "nope"
+    ));
+    assert!(hub.ledger().records().is_empty());
+    // A conversation that never reached the desk still takes records (an agent read its
+    // transcript), numbered per conversation.
+    let o = make(&mut hub, "c1", "ana").unwrap();
+    assert_eq!(o.records[0].record.key, "c1/#desk-1");
+    let o = make(&mut hub, "c1", "ana").unwrap();
+    assert_eq!(o.records[0].record.key, "c1/#desk-2");
+}

@@ -5,8 +5,8 @@
 //! Owns the desk's side of the live-chat rules: assign-to-self only while a conversation
 //! waits (two agents racing: the first call wins, the second gets
 //! [`DeskError::AlreadyAssigned`]); reassign only to an online agent; close once, never
-//! reopen; leads and deals can be made from any conversation the desk has seen, open or closed.
-//! Must not: know about playbooks or sessions (the driver keeps desk and engine in step by
+//! reopen. Agent-made leads and deals are the hub's ([`crate::runtime::Hub::create_record`]):
+//! it numbers them per conversation and commits them to the ledger. Must not: know about playbooks or sessions (the driver keeps desk and engine in step by
 //! applying a desk change first and the matching engine event after it), read a clock, or do
 //! I/O. Iteration orders are fixed (`BTreeMap`s, entry sequence numbers), so the same calls
 //! give the same results.
@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::capture::{self, ManualDetails, ManualKind, Record};
-use crate::engine::{Channel, DeskView, Instant};
+use crate::capture::Record;
+use crate::engine::DeskView;
 use crate::model::{Availability, Route, RouteTarget};
 
 /// Whether an agent can take chats.
@@ -56,19 +56,6 @@ pub struct DeskConversation {
     pub contact_owner: Option<String>,
     /// Order of entry, for queue order.
     seq: u64,
-    /// Records agents made from it so far.
-    records: u32,
-}
-
-/// When an agent-made record is made, and where its conversation stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp {
-    /// Now.
-    pub now: Instant,
-    /// The visitor's last channel.
-    pub channel: Channel,
-    /// The conversation's transcript length, so the ledger attaches the whole chat.
-    pub messages: u32,
 }
 
 /// Something an agent should be told.
@@ -284,7 +271,6 @@ impl Desk {
                 route: route.clone(),
                 contact_owner: contact_owner.map(str::to_owned),
                 seq: self.seq,
-                records: 0,
             },
         );
         Ok(())
@@ -437,37 +423,6 @@ impl Desk {
             p.next = (p.next + 1) % p.members.len();
         }
     }
-
-    /// An agent makes a lead or deal from a conversation the desk has seen (open or closed).
-    pub fn create_record(
-        &mut self,
-        conversation: &str,
-        agent: &str,
-        kind: ManualKind,
-        details: ManualDetails,
-        stamp: Stamp,
-    ) -> Result<Record, DeskError> {
-        let Stamp {
-            now,
-            channel,
-            messages,
-        } = stamp;
-        self.known(&[agent])?;
-        let conv = self.conv_mut(conversation)?;
-        conv.records += 1;
-        let ctx = capture::Context {
-            key: format!("{conversation}/#desk-{}", conv.records),
-            conversation,
-            now,
-            channel,
-            live_chat: true,
-            agent: Some(agent),
-            messages,
-            lead: None,
-            deal: None,
-        };
-        Ok(capture::manual(kind, details, &ctx))
-    }
 }
 
 impl DeskView for Desk {
@@ -492,6 +447,8 @@ impl DeskView for Desk {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture;
+    use crate::engine::{Channel, Instant};
 
     fn desk() -> Desk {
         let mut d = Desk::new();
@@ -590,26 +547,6 @@ mod tests {
         assert_eq!(d.reassign("c1", "bob", "ana"), Err(DeskError::Closed));
         assert_eq!(d.assign_self("c1", "ana"), Err(DeskError::Closed));
         assert_eq!(d.closed(), ["c1"]);
-        // Records can still be made from a closed conversation.
-        let r = d
-            .create_record(
-                "c1",
-                "bob",
-                ManualKind::Deal,
-                ManualDetails {
-                    title: "Big deal".into(),
-                    value: Some(5000.0),
-                    ..Default::default()
-                },
-                Stamp {
-                    now: Instant(7),
-                    channel: Channel::Web,
-                    messages: 0,
-                },
-            )
-            .unwrap();
-        assert_eq!(r.key, "c1/#desk-1");
-        assert_eq!(r.owner.as_deref(), Some("bob"));
         d.time_out("c2").unwrap();
         assert_eq!(d.assign_self("c2", "ana"), Err(DeskError::Closed));
         assert!(d.unassigned().is_empty());
@@ -619,20 +556,6 @@ mod tests {
     fn pools_round_robin_on_new_records_only() {
         let mut d = desk();
         assert_eq!(d.pool_owner("SDRs"), Some("sam"));
-        let err = d
-            .create_record(
-                "x",
-                "ana",
-                ManualKind::Lead,
-                Default::default(),
-                Stamp {
-                    now: Instant(0),
-                    channel: Channel::Web,
-                    messages: 0,
-                },
-            )
-            .unwrap_err();
-        assert_eq!(err, DeskError::UnknownConversation("x".into()));
         let rec = Record {
             key: "k".into(),
             conversation: "c".into(),
