@@ -144,11 +144,12 @@ test('nobody picks up: the visitor sees the offline message, leaves an email, a 
   await expectText(w.log, 'Sorry, nobody is free right now.', 'offline message');
   await expectText(w.log, "What's your email?", 'offline branch question');
 
-  // A bad email gets the re-prompt. The widget also repeats it inline under the text box
-  // when the server marks the line `"kind": "reprompt"` (docs/api.md); the server currently
-  // sends every bot line as "say", so only the chat line is asserted here.
+  // A bad email gets the re-prompt: in the chat, and inline under the text box (the server
+  // marks the line `"kind": "reprompt"`, docs/api.md).
   await w.say('not an email');
   await expectText(w.log, "That doesn't look like an email address.", 'the re-prompt');
+  await expectText(w.hint, "That doesn't look like an email address. Could you check it?", 'the re-prompt under the text box');
+  assert.equal(await w.log.locator('li.msg.reprompt').count(), 1, 'the re-prompt line is marked as one');
   await w.say('lead@example.com');
   await expectText(w.log, "Thanks! We'll write to lead@example.com.", 'thanks');
   assert.equal(await w.hint.innerText(), '', 'no re-prompt left under the text box after a good answer');
