@@ -34,10 +34,19 @@ async fn ask_reprompt_and_say_are_told_apart_live_and_after_restart() {
     let (c, b) = (&s.client, &s.base);
 
     // The timeout playbook: its question is asked by a timer firing, not by a request.
-    let (st, v) = call(c, "POST", &format!("{b}/api/conversations"), None,
-        Some(json!({"playbook": "timeout"}))).await;
+    let (st, v) = call(
+        c,
+        "POST",
+        &format!("{b}/api/conversations"),
+        None,
+        Some(json!({"playbook": "timeout"})),
+    )
+    .await;
     assert_eq!(st, 201, "{v}");
-    assert_eq!(kinds(&v["messages"]), pairs(&[("say", "Connecting you...")]));
+    assert_eq!(
+        kinds(&v["messages"]),
+        pairs(&[("say", "Connecting you...")])
+    );
     let id = v["conversation"].as_str().unwrap().to_owned();
     let token = v["token"].as_str().unwrap().to_owned();
     let (mut vws, _) = tokio_tungstenite::connect_async(format!(
@@ -51,7 +60,9 @@ async fn ask_reprompt_and_say_are_told_apart_live_and_after_restart() {
         let frame = tokio::time::timeout(std::time::Duration::from_secs(5), vws.next())
             .await
             .expect("the timer's messages within 5 s");
-        let Some(Ok(Message::Text(t))) = frame else { continue };
+        let Some(Ok(Message::Text(t))) = frame else {
+            continue;
+        };
         let v: Value = serde_json::from_str(&t).unwrap();
         if v["type"] == "message" {
             pushed.push(v["message"].clone());
@@ -67,23 +78,45 @@ async fn ask_reprompt_and_say_are_told_apart_live_and_after_restart() {
 
     // A bad answer gets a re-prompt, pushed and answered as `reprompt`.
     let msgs = format!("{b}/api/conversations/{id}/messages");
-    let (st, v) = call(c, "POST", &msgs, Some(&token), Some(json!({"text": "not an email"}))).await;
+    let (st, v) = call(
+        c,
+        "POST",
+        &msgs,
+        Some(&token),
+        Some(json!({"text": "not an email"})),
+    )
+    .await;
     assert_eq!(st, 200, "{v}");
     let got = kinds(&v["messages"]);
     assert_eq!(got.len(), 2, "{v}");
     assert_eq!(got[0], ("say".to_owned(), "not an email".to_owned()));
     assert_eq!(got[1].0, "reprompt", "{v}");
     let frame = loop {
-        let Some(Ok(Message::Text(t))) = vws.next().await else { continue };
+        let Some(Ok(Message::Text(t))) = vws.next().await else {
+            continue;
+        };
         let v: Value = serde_json::from_str(&t).unwrap();
         if v["type"] == "message" && v["message"]["from"]["role"] == "bot" {
             break v;
         }
     };
     assert_eq!(frame["message"]["kind"], "reprompt");
-    let (st, v) = call(c, "POST", &msgs, Some(&token), Some(json!({"text": "eve@example.com"}))).await;
+    let (st, v) = call(
+        c,
+        "POST",
+        &msgs,
+        Some(&token),
+        Some(json!({"text": "eve@example.com"})),
+    )
+    .await;
     assert_eq!(st, 200, "{v}");
-    assert!(kinds(&v["messages"]).iter().skip(1).all(|(k, _)| k == "say"), "{v}");
+    assert!(
+        kinds(&v["messages"])
+            .iter()
+            .skip(1)
+            .all(|(k, _)| k == "say"),
+        "{v}"
+    );
 
     let (_, live) = call(c, "GET", &format!("{msgs}?after=0"), Some(&token), None).await;
     let live = kinds(&live["messages"]);

@@ -137,6 +137,7 @@
       var dl = $('agent-names');
       clear(dl);
       if (!r.ok || !Array.isArray(r.json)) return;
+      dl.dataset.loaded = 'yes';
       r.json.forEach(function (a) {
         if (!a || !a.name || (me && a.name === me.name) || a.presence !== 'online') return;
         var teams = Array.isArray(a.teams) && a.teams.length ? a.teams.join(', ') : '';
