@@ -205,35 +205,53 @@ impl Session {
     }
 }
 
-/// Strings keyed by small integers, packed in one heap buffer: per entry a LEB128 key, a
-/// LEB128 length and the UTF-8 bytes. Small sessions thus cost one allocation for all their
-/// strings. Serialized as a list of `[key, text]` pairs.
+/// Strings keyed by small integers, packed in one heap buffer: per entry a key, a length and
+/// the UTF-8 bytes. Small sessions thus cost one allocation for all their strings.
+/// Serialized as a list of `[key, text]` pairs.
+///
+/// Keys and lengths are varints of 6 bits per byte with `0x40` as the continuation bit, so
+/// every header byte is ASCII and the whole buffer is a `str`: reading a value is a slice of
+/// it (a char-boundary check), not a UTF-8 validation per entry per lookup.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Vars(Box<[u8]>);
+pub struct Vars(Box<str>);
 
-fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+/// Payload bits per header byte; the next bit says "more bytes follow". Both stay below
+/// 0x80, so header bytes are ASCII.
+const VARINT_BITS: u32 = 6;
+const VARINT_MORE: u8 = 0x40;
+
+fn put_varint(out: &mut String, mut n: u64) {
+    let mask = (1u64 << VARINT_BITS) - 1;
     loop {
-        let b = (n & 0x7f) as u8;
-        n >>= 7;
+        let b = (n & mask) as u8;
+        n >>= VARINT_BITS;
         if n == 0 {
-            out.push(b);
+            out.push(char::from(b));
             return;
         }
-        out.push(b | 0x80);
+        out.push(char::from(b | VARINT_MORE));
     }
 }
 
 fn get_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
     let mut n: u64 = 0;
-    for shift in (0..64).step_by(7) {
+    let mut shift = 0;
+    while shift < 64 {
         let b = *buf.get(*pos)?;
         *pos += 1;
-        n |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
+        n |= u64::from(b & (VARINT_MORE - 1)) << shift;
+        if b & VARINT_MORE == 0 {
             return Some(n);
         }
+        shift += VARINT_BITS;
     }
     None
+}
+
+fn put_entry(out: &mut String, key: u32, value: &str) {
+    put_varint(out, u64::from(key));
+    put_varint(out, value.len() as u64);
+    out.push_str(value);
 }
 
 impl Vars {
@@ -252,16 +270,12 @@ impl Vars {
 
     /// Sets `key` to `value`, replacing any earlier value.
     pub fn set(&mut self, key: u32, value: &str) {
-        let mut out = Vec::with_capacity(self.0.len() + value.len() + 4);
+        let mut out = String::with_capacity(self.0.len() + value.len() + 4);
         for (k, v) in self.iter().filter(|&(k, _)| k != key) {
-            put_varint(&mut out, u64::from(k));
-            put_varint(&mut out, v.len() as u64);
-            out.extend_from_slice(v.as_bytes());
+            put_entry(&mut out, k, v);
         }
-        put_varint(&mut out, u64::from(key));
-        put_varint(&mut out, value.len() as u64);
-        out.extend_from_slice(value.as_bytes());
-        self.0 = out.into_boxed_slice();
+        put_entry(&mut out, key, value);
+        self.0 = out.into_boxed_str();
     }
 
     /// The bytes used on the heap.
@@ -272,7 +286,7 @@ impl Vars {
 
 /// Iterator over [`Vars`]. A malformed buffer (impossible through the API) just ends it.
 pub struct VarsIter<'a> {
-    buf: &'a [u8],
+    buf: &'a str,
     pos: usize,
 }
 
@@ -280,12 +294,14 @@ impl<'a> Iterator for VarsIter<'a> {
     type Item = (u32, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let key = u32::try_from(get_varint(self.buf, &mut self.pos)?).ok()?;
-        let len = usize::try_from(get_varint(self.buf, &mut self.pos)?).ok()?;
+        let bytes = self.buf.as_bytes();
+        let key = u32::try_from(get_varint(bytes, &mut self.pos)?).ok()?;
+        let len = usize::try_from(get_varint(bytes, &mut self.pos)?).ok()?;
         let end = self.pos.checked_add(len)?;
-        let bytes = self.buf.get(self.pos..end)?;
+        // `str::get` checks only that both ends are char boundaries.
+        let value = self.buf.get(self.pos..end)?;
         self.pos = end;
-        std::str::from_utf8(bytes).ok().map(|s| (key, s))
+        Some((key, value))
     }
 }
 
@@ -308,13 +324,11 @@ impl<'de> Deserialize<'de> for Vars {
                 f.write_str("a list of [key, text] pairs")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vars, A::Error> {
-                let mut out = Vec::new();
+                let mut out = String::new();
                 while let Some((k, v)) = seq.next_element::<(u32, Cow<'de, str>)>()? {
-                    put_varint(&mut out, u64::from(k));
-                    put_varint(&mut out, v.len() as u64);
-                    out.extend_from_slice(v.as_bytes());
+                    put_entry(&mut out, k, &v);
                 }
-                Ok(Vars(out.into_boxed_slice()))
+                Ok(Vars(out.into_boxed_str()))
             }
         }
         d.deserialize_seq(V)
@@ -339,6 +353,22 @@ mod tests {
         assert_eq!(json, r#"[[300,"11-200"],[0,"conv-2"]]"#);
         let back: Vars = serde_json::from_str(&json).unwrap();
         assert_eq!(back.get(300), Some("11-200"));
+    }
+
+    #[test]
+    fn vars_long_and_non_ascii_values() {
+        let long = "é".repeat(5000);
+        let mut v = Vars::default();
+        v.set(1, "ü");
+        v.set(70_000, &long);
+        v.set(2, "");
+        assert_eq!(v.get(1), Some("ü"));
+        assert_eq!(v.get(70_000), Some(long.as_str()));
+        assert_eq!(v.get(2), Some(""));
+        let pairs: Vec<_> = v.iter().map(|(k, _)| k).collect();
+        assert_eq!(pairs, [1, 70_000, 2]);
+        let back: Vars = serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
+        assert_eq!(back, v);
     }
 
     #[test]
