@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 
 use serde::de::{SeqAccess, Visitor};
-use serde::ser::SerializeSeq;
+use serde::ser::{SerializeSeq, SerializeTuple};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::types::{Channel, Instant, Timer, TimerKind};
@@ -100,7 +100,12 @@ impl<'de> Deserialize<'de> for Deadline {
 
 /// A conversation's state. Make one with [`Session::new`] and feed it
 /// [`super::Event::Start`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Serialized as an array of its fields in declaration order (`[card, phase, channel, flags,
+/// tries, messages, started_at, card_timer, capture_timer, vars, captured]`), not an object:
+/// a store writes and reads it on every turn, and field names were most of the JSON and of
+/// the time spent on it. Deserialization accepts that array and the older object form.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Session {
     pub(crate) card: CardIx,
     pub(crate) phase: Phase,
@@ -119,6 +124,27 @@ pub struct Session {
     /// Capture cards already run in this conversation (so a loop never captures twice, and an
     /// activity finds the lead or deal to link to).
     pub(crate) captured: Box<[CardIx]>,
+}
+
+/// How many fields [`Session`] serializes.
+const SESSION_FIELDS: usize = 11;
+
+impl Serialize for Session {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(SESSION_FIELDS)?;
+        t.serialize_element(&self.card)?;
+        t.serialize_element(&self.phase)?;
+        t.serialize_element(&self.channel)?;
+        t.serialize_element(&self.flags)?;
+        t.serialize_element(&self.tries)?;
+        t.serialize_element(&self.messages)?;
+        t.serialize_element(&self.started_at)?;
+        t.serialize_element(&self.card_timer)?;
+        t.serialize_element(&self.capture_timer)?;
+        t.serialize_element(&self.vars)?;
+        t.serialize_element(&self.captured)?;
+        t.end()
+    }
 }
 
 impl Default for Session {
@@ -369,6 +395,25 @@ mod tests {
         assert_eq!(pairs, [1, 70_000, 2]);
         let back: Vars = serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
         assert_eq!(back, v);
+    }
+
+    #[test]
+    fn session_json_is_an_array_and_the_object_form_still_reads() {
+        let mut s = Session::new();
+        s.card = 5;
+        s.phase = Phase::Ended(Outcome::Qualified);
+        s.messages = 6;
+        s.card_timer = Deadline::set(Instant(9));
+        s.vars.set(key::CONVERSATION, "conv-1");
+        s.captured = Box::new([3]);
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(
+            json,
+            r#"[5,{"ended":"qualified"},"web",0,0,6,0,9,null,[[0,"conv-1"]],[3]]"#
+        );
+        assert_eq!(serde_json::from_str::<Session>(&json).unwrap(), s);
+        let object = r#"{"card":5,"phase":{"ended":"qualified"},"channel":"web","flags":0,"tries":0,"messages":6,"started_at":0,"card_timer":9,"capture_timer":null,"vars":[[0,"conv-1"]],"captured":[3]}"#;
+        assert_eq!(serde_json::from_str::<Session>(object).unwrap(), s);
     }
 
     #[test]
