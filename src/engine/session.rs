@@ -259,6 +259,12 @@ fn put_varint(out: &mut String, mut n: u64) {
     }
 }
 
+/// How many bytes [`put_varint`] writes for `n`.
+fn varint_len(n: u64) -> usize {
+    let bits = (u64::BITS - n.leading_zeros()).max(1);
+    bits.div_ceil(VARINT_BITS) as usize
+}
+
 fn get_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
     let mut n: u64 = 0;
     let mut shift = 0;
@@ -296,6 +302,16 @@ impl Vars {
 
     /// Sets `key` to `value`, replacing any earlier value.
     pub fn set(&mut self, key: u32, value: &str) {
+        if self.get(key).is_none() {
+            // A new key goes at the end: grow the buffer to its exact new size (a `realloc`,
+            // often in place) instead of copying it into a fresh one.
+            let header = varint_len(u64::from(key)) + varint_len(value.len() as u64);
+            let mut out = String::from(std::mem::take(&mut self.0));
+            out.reserve_exact(header + value.len());
+            put_entry(&mut out, key, value);
+            self.0 = out.into_boxed_str();
+            return;
+        }
         let mut out = String::with_capacity(self.0.len() + value.len() + 4);
         for (k, v) in self.iter().filter(|&(k, _)| k != key) {
             put_entry(&mut out, k, v);
@@ -395,6 +411,11 @@ mod tests {
         assert_eq!(pairs, [1, 70_000, 2]);
         let back: Vars = serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
         assert_eq!(back, v);
+        for n in [0, 1, 63, 64, 4095, 4096, 70_000, u64::MAX] {
+            let mut s = String::new();
+            put_varint(&mut s, n);
+            assert_eq!(varint_len(n), s.len(), "{n}");
+        }
     }
 
     #[test]
