@@ -177,13 +177,7 @@ impl<'e, S: SessionStore> Driver<'e, S> {
 }
 
 /// Compares one event's replies with the script's, then moves its records to the tally.
-fn check(
-    out: &mut Vec<Effect<'_>>,
-    script: &PlanScript,
-    step: usize,
-    id: &str,
-    tally: &mut Tally,
-) {
+fn check(out: &mut Vec<Effect<'_>>, script: &PlanScript, step: usize, id: &str, tally: &mut Tally) {
     let expect = &script.expect[step];
     let mut seen = 0;
     let mut same = true;

@@ -259,7 +259,7 @@ mod tests {
         let e = engine();
         let mut store = MemoryStore::new();
         store.put("a", started(&e, "a")).unwrap();
-        assert_eq!(store.update("nope", |s| s.is_none()).unwrap(), true);
+        assert!(store.update("nope", |s| s.is_none()).unwrap());
         assert_eq!(store.len(), 1);
         let before = store.get("a").unwrap().unwrap();
         let text = Event::VisitorText {
@@ -278,7 +278,9 @@ mod tests {
         // A blank session stored under "b" and started in place as "c" stays under "b".
         store.put("b", Session::new()).unwrap();
         store.put("b", started(&e, "b")).unwrap();
-        store.update("b", |s| *s.unwrap() = started(&e, "c")).unwrap();
+        store
+            .update("b", |s| *s.unwrap() = started(&e, "c"))
+            .unwrap();
         assert_eq!(store.get("b").unwrap().unwrap().conversation(), "c");
         assert_eq!(store.get("c").unwrap(), None);
         assert_eq!(store.len(), 2);

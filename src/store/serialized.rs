@@ -54,7 +54,8 @@ impl SessionStore for SerializedStore {
             Some(slot) if slot.len() == self.scratch.len() => slot.copy_from_slice(&self.scratch),
             Some(slot) => *slot = self.scratch.as_slice().into(),
             None => {
-                self.sessions.insert(id.into(), self.scratch.as_slice().into());
+                self.sessions
+                    .insert(id.into(), self.scratch.as_slice().into());
             }
         }
         Ok(())
