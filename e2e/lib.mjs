@@ -12,7 +12,11 @@ import { chromium } from 'playwright-core';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const BIN = process.env.PLAYBOOK_BIN || path.join(ROOT, 'target', 'debug', 'playbook');
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-export const SCREENSHOTS = path.join(ROOT, 'docs', 'screenshots');
+// The README's screenshots are refreshed only on request (`UPDATE_SCREENSHOTS=1 npm test`), so
+// an ordinary run leaves the checkout clean; otherwise they go to a temporary folder.
+export const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS
+  ? path.join(ROOT, 'docs', 'screenshots')
+  : mkdtempSync(path.join(tmpdir(), 'playbook-screenshots-'));
 
 export const AGENTS = {
   ana: 'ana-e2e-token-0123456789abcdef',

@@ -130,18 +130,22 @@
     });
   });
 
-  // Other agents' names for the reassign box, when the server offers a list.
+  // The reassign box suggests the other agents who are online now (only they can take a
+  // conversation); the list is fetched again whenever the box gets focus, as presence changes.
   function loadAgents() {
     api('GET', '/api/agent/agents').then(function (r) {
       var dl = $('agent-names');
       clear(dl);
       if (!r.ok || !Array.isArray(r.json)) return;
+      dl.dataset.loaded = 'yes';
       r.json.forEach(function (a) {
-        var name = typeof a === 'string' ? a : a && a.name;
-        if (name && (!me || name !== me.name)) dl.appendChild(el('option', { value: name }));
+        if (!a || !a.name || (me && a.name === me.name) || a.presence !== 'online') return;
+        var teams = Array.isArray(a.teams) && a.teams.length ? a.teams.join(', ') : '';
+        dl.appendChild(el('option', { value: a.name, label: teams ? a.name + ' (' + teams + ')' : a.name }));
       });
-    }, function () { /* optional */ });
+    }, function () { /* the box still takes a typed name */ });
   }
+  $('reassign-to').addEventListener('focus', loadAgents);
 
   // ---------- folders ----------
 

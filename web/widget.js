@@ -215,16 +215,14 @@
     if (role === 'visitor') {
       clearAnswers();
       hint.textContent = '';
-    } else if (kind === 'reprompt') {
-      hint.textContent = m.text || '';
-    } else if (m.buttons && m.buttons.length) {
-      // A question (whatever its kind says): its buttons replace any older ones.
-      hint.textContent = '';
-      showAnswers(m.buttons);
-    } else if (kind === 'ask') {
-      hint.textContent = '';
-      clearAnswers();
+      return;
     }
+    // A question's buttons (also a re-asked one's) replace any older ones.
+    if (m.buttons && m.buttons.length) showAnswers(m.buttons);
+    else if (kind === 'ask' || kind === 'reprompt') clearAnswers();
+    // The re-prompt after an answer that did not fit also shows under the text box.
+    if (kind === 'reprompt') hint.textContent = m.text || '';
+    else if (kind === 'ask' || (m.buttons && m.buttons.length)) hint.textContent = '';
   }
 
   function apply(body) {

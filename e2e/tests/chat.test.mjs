@@ -3,6 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import {
   AGENTS, SCREENSHOTS, startServer, launchBrowser, newPage, conversationId, signIn, apiGet, eventually,
@@ -69,10 +70,32 @@ test('a visitor reaches live chat, an agent picks it up, they talk, the agent cl
   await agent.locator(`#tab-mine[aria-selected="true"]`).waitFor({ timeout: TIMEOUT });
   await agent.locator(`#conv-list button[data-id="${id}"]`).waitFor({ timeout: TIMEOUT });
 
+  // The reassign box suggests only online agents (GET /api/agent/agents): not bob, offline.
+  await agent.getByLabel('Reassign to').focus();
+  await eventually(async () => (await agent.locator('#agent-names option').count()) === 0 &&
+    (await agent.evaluate(() => document.getElementById('agent-names').dataset.loaded === 'yes')),
+  TIMEOUT, 'the agents list loaded');
   // Reassigning to an agent who is offline is refused, and says so.
   await agent.getByLabel('Reassign to').fill('bob');
   await agent.getByRole('button', { name: 'Reassign' }).click();
   await agent.locator('#conv-error').filter({ hasText: /./ }).waitFor({ timeout: TIMEOUT });
+  // Once bob is online he is suggested.
+  const online = await fetch(`${server.base}/api/agent/presence`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${AGENTS.bob}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ presence: 'online' }),
+  });
+  assert.equal(online.status, 200);
+  await agent.getByLabel('Reply').focus();
+  await agent.getByLabel('Reassign to').focus();
+  await eventually(async () => (await agent.locator('#agent-names option[value="bob"]').count()) === 1,
+    TIMEOUT, 'bob suggested once online');
+  await agent.getByLabel('Reassign to').fill('');
+  await fetch(`${server.base}/api/agent/presence`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${AGENTS.bob}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ presence: 'offline' }),
+  });
 
   // They talk; the bot's name becomes the agent's.
   await agent.getByLabel('Reply').fill('Hi, I am Ana from sales. How can I help?');
@@ -144,11 +167,12 @@ test('nobody picks up: the visitor sees the offline message, leaves an email, a 
   await expectText(w.log, 'Sorry, nobody is free right now.', 'offline message');
   await expectText(w.log, "What's your email?", 'offline branch question');
 
-  // A bad email gets the re-prompt. The widget also repeats it inline under the text box
-  // when the server marks the line `"kind": "reprompt"` (docs/api.md); the server currently
-  // sends every bot line as "say", so only the chat line is asserted here.
+  // A bad email gets the re-prompt: in the chat, and inline under the text box (the server
+  // marks the line `"kind": "reprompt"`, docs/api.md).
   await w.say('not an email');
   await expectText(w.log, "That doesn't look like an email address.", 'the re-prompt');
+  await expectText(w.hint, "That doesn't look like an email address. Could you check it?", 'the re-prompt under the text box');
+  assert.equal(await w.log.locator('li.msg.reprompt').count(), 1, 'the re-prompt line is marked as one');
   await w.say('lead@example.com');
   await expectText(w.log, "Thanks! We'll write to lead@example.com.", 'thanks');
   assert.equal(await w.hint.innerText(), '', 'no re-prompt left under the text box after a good answer');
@@ -260,4 +284,32 @@ test('the embeddable script adds a chat bubble to a page', async () => {
   assert.equal(await page.locator('.log').isVisible(), false);
   assert.deepEqual(problems, []);
   await page.context().close();
+});
+
+test('the embeddable script works on a page of another origin (CORS)', async () => {
+  const problems = [];
+  const page = await newPage(browser, problems);
+  // The host page comes from a second local server on another port: another origin, so the
+  // widget's fetches are cross-origin (with preflights, as they carry JSON and a bearer
+  // token). It is a real loopback server because Chromium refuses pages it cannot place in
+  // an address space (such as a route-fulfilled one) access to loopback addresses.
+  const host = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(`<!doctype html><html lang="en"><head><title>Site</title></head><body><h1>Another site</h1>
+      <script src="${server.base}/widget.js" data-playbook="demo" async></script></body></html>`);
+  });
+  await new Promise((resolve) => host.listen(0, '127.0.0.1', resolve));
+  const other = `http://127.0.0.1:${host.address().port}`;
+  assert.notEqual(other, server.base);
+  try {
+    await page.goto(`${other}/site`);
+    await page.getByRole('button', { name: 'Open chat' }).click();
+    await expectText(page.locator('.log'), "Hi, I'm Ava from Acme.", 'greeting across origins');
+    await page.getByRole('button', { name: 'Book a demo', exact: true }).click();
+    await expectText(page.locator('.log'), 'How many people work at your company?', 'answer across origins');
+    assert.deepEqual(problems, []);
+  } finally {
+    await page.context().close();
+    host.close();
+  }
 });

@@ -150,8 +150,21 @@ pub trait Values {
 
 /// Renders a template over [`Values`]; unset variables render empty.
 pub fn render(t: &Template, values: &dyn Values) -> String {
-    let mut out = String::new();
-    for p in t.parts() {
+    let parts = t.parts();
+    if let [Part::Text(s)] = parts {
+        // Constant text: one allocation of the exact size.
+        return s.clone();
+    }
+    // Room for the text and a short value per variable, so most renders never regrow.
+    let room: usize = parts
+        .iter()
+        .map(|p| match p {
+            Part::Text(s) => s.len(),
+            Part::Var(_) => 24,
+        })
+        .sum();
+    let mut out = String::with_capacity(room);
+    for p in parts {
         match p {
             Part::Text(s) => out.push_str(s),
             Part::Var(v) => {

@@ -144,6 +144,9 @@ pub(crate) enum Compiled {
     },
     Capture {
         then: Go,
+        /// Every variable the record's templates read, resolved once here so that a capture
+        /// finds values by a short scan instead of hashing names.
+        vars: Box<[(Box<str>, VarRef)]>,
     },
     Consent {
         notice: Tpl,
@@ -366,12 +369,19 @@ impl Compiler {
             },
             Card::Capture(c) => {
                 // Register the record's variables so that captures can find them by name.
+                let mut vars: Vec<(Box<str>, VarRef)> = Vec::new();
                 for (_, t) in c.record.templates() {
                     for v in t.vars() {
-                        self.var(v.as_str());
+                        let r = self.var(v.as_str());
+                        if !vars.iter().any(|(n, _)| &**n == v.as_str()) {
+                            vars.push((v.as_str().into(), r));
+                        }
                     }
                 }
-                Compiled::Capture { then: go(&c.then) }
+                Compiled::Capture {
+                    then: go(&c.then),
+                    vars: vars.into(),
+                }
             }
             Card::Consent(c) => Compiled::Consent {
                 notice: self.tpl(&c.notice),

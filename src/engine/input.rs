@@ -28,7 +28,15 @@ pub(crate) fn default_reprompt(expect: &Expect) -> &'static str {
 /// `^[^\s@]+@[^\s@]+\.[^\s@]+$`: one `@`, no whitespace, something before the `@`, and a
 /// dot in the domain with something on both sides.
 pub fn is_email(s: &str) -> bool {
-    if s.chars().any(char::is_whitespace) {
+    // Byte scan for ASCII text (what visitors type almost always); `char::is_whitespace` is
+    // true for exactly these ASCII bytes (tab, line feed, vertical tab, form feed, carriage
+    // return, space). Other text takes the Unicode check.
+    let space = if s.is_ascii() {
+        s.bytes().any(|b| matches!(b, b'\t'..=b'\r' | b' '))
+    } else {
+        s.chars().any(char::is_whitespace)
+    };
+    if space {
         return false;
     }
     let Some((local, domain)) = s.split_once('@') else {
@@ -38,9 +46,11 @@ pub fn is_email(s: &str) -> bool {
         return false;
     }
     // Some dot with at least one character before and after it.
+    // (`.` is one byte in UTF-8 and never part of another character's encoding.)
     domain
-        .char_indices()
-        .any(|(i, c)| c == '.' && i > 0 && i + 1 < domain.len())
+        .bytes()
+        .enumerate()
+        .any(|(i, b)| b == b'.' && i > 0 && i + 1 < domain.len())
 }
 
 /// Digits with an optional leading `+`, spaces, dots, dashes and parentheses; 6 to 20 digits.
@@ -98,6 +108,10 @@ mod tests {
             "a@b@c.d",
             "a b@c.d",
             "a@b.c ",
+            "a\u{b}b@c.d",
+            "a\u{c}b@c.d",
+            "a\u{a0}b@c.d",
+            "é\u{2003}@é.é",
         ] {
             assert!(!is_email(bad), "{bad}");
         }

@@ -893,8 +893,8 @@ impl Engine {
                     self.arm_card_timer(s, TimerKind::Wait, *wait_ms, cx, out);
                     return;
                 }
-                Compiled::Capture { then } => {
-                    self.capture(s, ix, cx, out);
+                Compiled::Capture { then, vars } => {
+                    self.capture(s, ix, vars, cx, out);
                     go = *then;
                 }
                 Compiled::Consent {
@@ -973,17 +973,35 @@ impl Engine {
         }
     }
 
-    fn capture(&self, s: &mut Session, ix: CardIx, cx: &Ctx<'_>, out: &mut Vec<Effect<'_>>) {
+    fn capture(
+        &self,
+        s: &mut Session,
+        ix: CardIx,
+        vars: &[(Box<str>, VarRef)],
+        cx: &Ctx<'_>,
+        out: &mut Vec<Effect<'_>>,
+    ) {
         if s.captured.contains(&ix) {
             return;
         }
         let Card::Capture(card) = self.program.card(ix) else {
             return;
         };
-        let key = format!("{}/{}", s.conversation(), card.id);
-        let ctx = self.record_context(s, key, cx);
-        let values = SessionValues { engine: self, s };
+        // `<conversation>/<card>`, written at its exact size; the context gets an empty key
+        // (which `build` copies for free) and the record takes this one by move.
+        let (conv, id) = (s.conversation(), card.id.as_str());
+        let mut key = String::with_capacity(conv.len() + 1 + id.len());
+        key.push_str(conv);
+        key.push('/');
+        key.push_str(id);
+        let ctx = self.record_context(s, String::new(), cx);
+        let values = SessionValues {
+            engine: self,
+            s,
+            vars,
+        };
         let mut record = capture::build(&card.record, &ctx, &values, cx.desk);
+        record.key = key;
         if matches!(card.record, crate::model::RecordSpec::Lead(_))
             && s.has(flag::IDLE_CAPTURED)
             && !s.has(flag::LEAD)
@@ -992,7 +1010,8 @@ impl Engine {
             // same person's, now complete. It replaces that one rather than adding a second.
             record.supersedes = Some(format!("{}/#idle", s.conversation()));
         }
-        let mut captured = s.captured.to_vec();
+        let mut captured = Vec::with_capacity(s.captured.len() + 1);
+        captured.extend_from_slice(&s.captured);
         captured.push(ix);
         s.captured = captured.into_boxed_slice();
         if matches!(card.record, crate::model::RecordSpec::Lead(_)) {
@@ -1041,10 +1060,15 @@ impl Engine {
 struct SessionValues<'a> {
     engine: &'a Engine,
     s: &'a Session,
+    /// The capture card's variables, resolved at compile time (tried first).
+    vars: &'a [(Box<str>, VarRef)],
 }
 
 impl Values for SessionValues<'_> {
     fn value(&self, name: &str) -> Option<Cow<'_, str>> {
+        if let Some((_, r)) = self.vars.iter().find(|(n, _)| &**n == name) {
+            return compile::lookup(*r, self.s, &self.engine.sys());
+        }
         let r = match name {
             "conversation_id" => VarRef::Key(key::CONVERSATION),
             "page_url" => VarRef::Key(key::PAGE_URL),

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 
 use serde::de::{SeqAccess, Visitor};
-use serde::ser::SerializeSeq;
+use serde::ser::{SerializeSeq, SerializeTuple};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::types::{Channel, Instant, Timer, TimerKind};
@@ -100,7 +100,12 @@ impl<'de> Deserialize<'de> for Deadline {
 
 /// A conversation's state. Make one with [`Session::new`] and feed it
 /// [`super::Event::Start`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Serialized as an array of its fields in declaration order (`[card, phase, channel, flags,
+/// tries, messages, started_at, card_timer, capture_timer, vars, captured]`), not an object:
+/// a store writes and reads it on every turn, and field names were most of the JSON and of
+/// the time spent on it. Deserialization accepts that array and the older object form.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Session {
     pub(crate) card: CardIx,
     pub(crate) phase: Phase,
@@ -119,6 +124,27 @@ pub struct Session {
     /// Capture cards already run in this conversation (so a loop never captures twice, and an
     /// activity finds the lead or deal to link to).
     pub(crate) captured: Box<[CardIx]>,
+}
+
+/// How many fields [`Session`] serializes.
+const SESSION_FIELDS: usize = 11;
+
+impl Serialize for Session {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(SESSION_FIELDS)?;
+        t.serialize_element(&self.card)?;
+        t.serialize_element(&self.phase)?;
+        t.serialize_element(&self.channel)?;
+        t.serialize_element(&self.flags)?;
+        t.serialize_element(&self.tries)?;
+        t.serialize_element(&self.messages)?;
+        t.serialize_element(&self.started_at)?;
+        t.serialize_element(&self.card_timer)?;
+        t.serialize_element(&self.capture_timer)?;
+        t.serialize_element(&self.vars)?;
+        t.serialize_element(&self.captured)?;
+        t.end()
+    }
 }
 
 impl Default for Session {
@@ -205,35 +231,59 @@ impl Session {
     }
 }
 
-/// Strings keyed by small integers, packed in one heap buffer: per entry a LEB128 key, a
-/// LEB128 length and the UTF-8 bytes. Small sessions thus cost one allocation for all their
-/// strings. Serialized as a list of `[key, text]` pairs.
+/// Strings keyed by small integers, packed in one heap buffer: per entry a key, a length and
+/// the UTF-8 bytes. Small sessions thus cost one allocation for all their strings.
+/// Serialized as a list of `[key, text]` pairs.
+///
+/// Keys and lengths are varints of 6 bits per byte with `0x40` as the continuation bit, so
+/// every header byte is ASCII and the whole buffer is a `str`: reading a value is a slice of
+/// it (a char-boundary check), not a UTF-8 validation per entry per lookup.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Vars(Box<[u8]>);
+pub struct Vars(Box<str>);
 
-fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+/// Payload bits per header byte; the next bit says "more bytes follow". Both stay below
+/// 0x80, so header bytes are ASCII.
+const VARINT_BITS: u32 = 6;
+const VARINT_MORE: u8 = 0x40;
+
+fn put_varint(out: &mut String, mut n: u64) {
+    let mask = (1u64 << VARINT_BITS) - 1;
     loop {
-        let b = (n & 0x7f) as u8;
-        n >>= 7;
+        let b = (n & mask) as u8;
+        n >>= VARINT_BITS;
         if n == 0 {
-            out.push(b);
+            out.push(char::from(b));
             return;
         }
-        out.push(b | 0x80);
+        out.push(char::from(b | VARINT_MORE));
     }
+}
+
+/// How many bytes [`put_varint`] writes for `n`.
+fn varint_len(n: u64) -> usize {
+    let bits = (u64::BITS - n.leading_zeros()).max(1);
+    bits.div_ceil(VARINT_BITS) as usize
 }
 
 fn get_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
     let mut n: u64 = 0;
-    for shift in (0..64).step_by(7) {
+    let mut shift = 0;
+    while shift < 64 {
         let b = *buf.get(*pos)?;
         *pos += 1;
-        n |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
+        n |= u64::from(b & (VARINT_MORE - 1)) << shift;
+        if b & VARINT_MORE == 0 {
             return Some(n);
         }
+        shift += VARINT_BITS;
     }
     None
+}
+
+fn put_entry(out: &mut String, key: u32, value: &str) {
+    put_varint(out, u64::from(key));
+    put_varint(out, value.len() as u64);
+    out.push_str(value);
 }
 
 impl Vars {
@@ -252,16 +302,22 @@ impl Vars {
 
     /// Sets `key` to `value`, replacing any earlier value.
     pub fn set(&mut self, key: u32, value: &str) {
-        let mut out = Vec::with_capacity(self.0.len() + value.len() + 4);
-        for (k, v) in self.iter().filter(|&(k, _)| k != key) {
-            put_varint(&mut out, u64::from(k));
-            put_varint(&mut out, v.len() as u64);
-            out.extend_from_slice(v.as_bytes());
+        if self.get(key).is_none() {
+            // A new key goes at the end: grow the buffer to its exact new size (a `realloc`,
+            // often in place) instead of copying it into a fresh one.
+            let header = varint_len(u64::from(key)) + varint_len(value.len() as u64);
+            let mut out = String::from(std::mem::take(&mut self.0));
+            out.reserve_exact(header + value.len());
+            put_entry(&mut out, key, value);
+            self.0 = out.into_boxed_str();
+            return;
         }
-        put_varint(&mut out, u64::from(key));
-        put_varint(&mut out, value.len() as u64);
-        out.extend_from_slice(value.as_bytes());
-        self.0 = out.into_boxed_slice();
+        let mut out = String::with_capacity(self.0.len() + value.len() + 4);
+        for (k, v) in self.iter().filter(|&(k, _)| k != key) {
+            put_entry(&mut out, k, v);
+        }
+        put_entry(&mut out, key, value);
+        self.0 = out.into_boxed_str();
     }
 
     /// The bytes used on the heap.
@@ -272,7 +328,7 @@ impl Vars {
 
 /// Iterator over [`Vars`]. A malformed buffer (impossible through the API) just ends it.
 pub struct VarsIter<'a> {
-    buf: &'a [u8],
+    buf: &'a str,
     pos: usize,
 }
 
@@ -280,12 +336,14 @@ impl<'a> Iterator for VarsIter<'a> {
     type Item = (u32, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let key = u32::try_from(get_varint(self.buf, &mut self.pos)?).ok()?;
-        let len = usize::try_from(get_varint(self.buf, &mut self.pos)?).ok()?;
+        let bytes = self.buf.as_bytes();
+        let key = u32::try_from(get_varint(bytes, &mut self.pos)?).ok()?;
+        let len = usize::try_from(get_varint(bytes, &mut self.pos)?).ok()?;
         let end = self.pos.checked_add(len)?;
-        let bytes = self.buf.get(self.pos..end)?;
+        // `str::get` checks only that both ends are char boundaries.
+        let value = self.buf.get(self.pos..end)?;
         self.pos = end;
-        std::str::from_utf8(bytes).ok().map(|s| (key, s))
+        Some((key, value))
     }
 }
 
@@ -308,13 +366,11 @@ impl<'de> Deserialize<'de> for Vars {
                 f.write_str("a list of [key, text] pairs")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vars, A::Error> {
-                let mut out = Vec::new();
+                let mut out = String::new();
                 while let Some((k, v)) = seq.next_element::<(u32, Cow<'de, str>)>()? {
-                    put_varint(&mut out, u64::from(k));
-                    put_varint(&mut out, v.len() as u64);
-                    out.extend_from_slice(v.as_bytes());
+                    put_entry(&mut out, k, &v);
                 }
-                Ok(Vars(out.into_boxed_slice()))
+                Ok(Vars(out.into_boxed_str()))
             }
         }
         d.deserialize_seq(V)
@@ -339,6 +395,46 @@ mod tests {
         assert_eq!(json, r#"[[300,"11-200"],[0,"conv-2"]]"#);
         let back: Vars = serde_json::from_str(&json).unwrap();
         assert_eq!(back.get(300), Some("11-200"));
+    }
+
+    #[test]
+    fn vars_long_and_non_ascii_values() {
+        let long = "é".repeat(5000);
+        let mut v = Vars::default();
+        v.set(1, "ü");
+        v.set(70_000, &long);
+        v.set(2, "");
+        assert_eq!(v.get(1), Some("ü"));
+        assert_eq!(v.get(70_000), Some(long.as_str()));
+        assert_eq!(v.get(2), Some(""));
+        let pairs: Vec<_> = v.iter().map(|(k, _)| k).collect();
+        assert_eq!(pairs, [1, 70_000, 2]);
+        let back: Vars = serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
+        assert_eq!(back, v);
+        for n in [0, 1, 63, 64, 4095, 4096, 70_000, u64::MAX] {
+            let mut s = String::new();
+            put_varint(&mut s, n);
+            assert_eq!(varint_len(n), s.len(), "{n}");
+        }
+    }
+
+    #[test]
+    fn session_json_is_an_array_and_the_object_form_still_reads() {
+        let mut s = Session::new();
+        s.card = 5;
+        s.phase = Phase::Ended(Outcome::Qualified);
+        s.messages = 6;
+        s.card_timer = Deadline::set(Instant(9));
+        s.vars.set(key::CONVERSATION, "conv-1");
+        s.captured = Box::new([3]);
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(
+            json,
+            r#"[5,{"ended":"qualified"},"web",0,0,6,0,9,null,[[0,"conv-1"]],[3]]"#
+        );
+        assert_eq!(serde_json::from_str::<Session>(&json).unwrap(), s);
+        let object = r#"{"card":5,"phase":{"ended":"qualified"},"channel":"web","flags":0,"tries":0,"messages":6,"started_at":0,"card_timer":9,"capture_timer":null,"vars":[[0,"conv-1"]],"captured":[3]}"#;
+        assert_eq!(serde_json::from_str::<Session>(object).unwrap(), s);
     }
 
     #[test]

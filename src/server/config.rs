@@ -31,6 +31,40 @@ pub struct Config {
     /// Distribution pools (round-robin record owners).
     #[serde(default)]
     pub pools: Vec<PoolConfig>,
+    /// Which web origins may call the visitor API and load `widget.js` from a script.
+    #[serde(default)]
+    pub cors: Cors,
+}
+
+/// Cross-origin access to the visitor API (`/api/conversations…`) and the widget files.
+/// The agent and admin routes never answer cross-origin requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cors {
+    /// Origins such as `https://www.acme.example`, or `"*"` for any. The default is any:
+    /// a visitor is authenticated by the bearer token the widget holds, not by cookies, so
+    /// another origin gains nothing it could not get by calling the API directly.
+    #[serde(default = "any_origin")]
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for Cors {
+    fn default() -> Self {
+        Cors {
+            allowed_origins: any_origin(),
+        }
+    }
+}
+
+fn any_origin() -> Vec<String> {
+    vec!["*".into()]
+}
+
+impl Cors {
+    /// Whether every origin is allowed.
+    pub fn any(&self) -> bool {
+        self.allowed_origins.iter().any(|o| o == "*")
+    }
 }
 
 /// The CRM webhook.
@@ -177,6 +211,17 @@ impl Config {
         {
             return Err("admin_token is shorter than 16 characters".into());
         }
+        for o in &c.cors.allowed_origins {
+            let well_formed = o == "*"
+                || ((o.starts_with("http://") || o.starts_with("https://"))
+                    && !o.ends_with('/')
+                    && o.bytes().all(|b| b.is_ascii_graphic()));
+            if !well_formed {
+                return Err(format!(
+                    "cors.allowed_origins: `{o}` is not an origin such as `https://www.acme.example` (no path, no trailing slash) or `*`"
+                ));
+            }
+        }
         if c.limits.max_message_chars > crate::engine::MAX_TEXT_CHARS {
             return Err(format!(
                 "limits.max_message_chars may be at most {}",
@@ -253,5 +298,10 @@ mod tests {
         assert!(e.contains("unknown field"), "{e}");
         let two = "[[agents]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\n[[agents]]\nname = \"a\"\ntoken = \"0123456789abcdeg\"";
         assert!(Config::parse(two).unwrap_err().contains("twice"));
+        assert!(Config::parse("").unwrap().cors.any());
+        let c = Config::parse("[cors]\nallowed_origins = [\"https://a.example\"]").unwrap();
+        assert!(!c.cors.any());
+        let e = Config::parse("[cors]\nallowed_origins = [\"https://a.example/\"]").unwrap_err();
+        assert!(e.contains("not an origin"), "{e}");
     }
 }

@@ -11,6 +11,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::core::{Input, manual};
 use super::{ApiError, AppState};
@@ -22,16 +23,23 @@ use crate::runtime::Command;
 /// The app.
 pub fn router(state: AppState) -> Router {
     let limit = state.config().limits.max_body_bytes;
-    Router::new()
-        .route("/", get(index))
-        .route("/healthz", get(|| async { "ok" }))
+    // The visitor API and the widget's files answer other origins (the widget is embedded on
+    // customers' sites); the agent and admin routes below do not.
+    let visitor = Router::new()
         .route("/api/conversations", post(start))
         .route(
             "/api/conversations/{id}/messages",
             post(visitor_send).get(visitor_history),
         )
         .route("/api/conversations/{id}/ws", get(visitor_ws))
+        .merge(super::pages::widget_routes())
+        .layer(cors(&state.config().cors));
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(visitor)
         .route("/api/agent/me", get(agent_me))
+        .route("/api/agent/agents", get(agent_agents))
         .route("/api/agent/presence", put(agent_presence))
         .route("/api/agent/conversations", get(agent_list))
         .route("/api/agent/conversations/{id}", get(agent_detail))
@@ -52,6 +60,28 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
+}
+
+/// The CORS layer of the visitor routes: the configured origins, the methods and headers the
+/// widget uses, and no credentials (the visitor token travels in `Authorization`).
+fn cors(config: &super::config::Cors) -> CorsLayer {
+    use axum::http::{HeaderValue, Method, header};
+    let origin = if config.any() {
+        AllowOrigin::any()
+    } else {
+        // Checked when the config was parsed; an origin that still does not parse is skipped.
+        AllowOrigin::list(
+            config
+                .allowed_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(origin)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 /// `Json` whose rejection is an [`ApiError`] (400 with the reason, 413 when too large).
@@ -330,6 +360,20 @@ async fn agent_me(State(state): State<AppState>, Agent(name): Agent) -> Json<Val
         .unwrap_or_default();
     let presence = state.core().presence(&name);
     Json(json!({"name": name, "presence": presence, "teams": teams}))
+}
+
+/// Every agent of the config with their presence now, in config order (the inbox's reassign
+/// picker offers the online ones).
+async fn agent_agents(State(state): State<AppState>, Agent(_): Agent) -> Json<Vec<Value>> {
+    let core = state.core();
+    Json(
+        state
+            .config()
+            .agents
+            .iter()
+            .map(|a| json!({"name": a.name, "presence": core.presence(&a.name), "teams": a.teams}))
+            .collect(),
+    )
 }
 
 #[derive(Deserialize)]

@@ -111,7 +111,15 @@ impl AppState {
             let mut subs = lock(&self.0.visitors);
             for (id, msgs, status) in p.visitor {
                 let Some(tx) = subs.get(&id) else { continue };
+                let mut after_visitor = false;
                 for m in msgs {
+                    let role = m["from"]["role"].as_str().unwrap_or_default();
+                    // The bot's answer to a visitor message is announced first, so the
+                    // widget can show its typing hint.
+                    if role == "bot" && after_visitor {
+                        let _ = tx.send(serde_json::json!({"type": "typing"}).to_string());
+                    }
+                    after_visitor = role == "visitor";
                     let _ =
                         tx.send(serde_json::json!({"type": "message", "message": m}).to_string());
                 }

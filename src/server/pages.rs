@@ -36,14 +36,19 @@ fn file(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     )
 }
 
-/// The page routes; `/` stays with the API handlers (it lists the playbooks).
+/// The files an embedding page loads from another origin (the router puts CORS on them).
+pub fn widget_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/widget.js", get(|| async { file(JS, WIDGET_JS) }))
+        .route("/style.css", get(|| async { file(CSS, STYLE_CSS) }))
+}
+
+/// The other page routes; `/` stays with the API handlers (it lists the playbooks).
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/widget", get(|| async { file(HTML, WIDGET_HTML) }))
-        .route("/widget.js", get(|| async { file(JS, WIDGET_JS) }))
         .route("/inbox", get(|| async { file(HTML, INBOX_HTML) }))
         .route("/inbox.js", get(|| async { file(JS, INBOX_JS) }))
-        .route("/style.css", get(|| async { file(CSS, STYLE_CSS) }))
         .route(
             "/playbooks/{name}",
             get(|| async { file(HTML, PLAYBOOK_HTML) }),

@@ -14,14 +14,17 @@ use crate::engine::Session;
 /// started session already holds its conversation id (a lookup compares against it). Ids
 /// whose hash is taken by another id, and sessions put under an id other than their own
 /// (e.g. one not started yet), go to a small overflow map keyed by the full id, so lookups
-/// stay exact. The hash is std's keyed SipHash (`RandomState`), so ids chosen by visitors
-/// cannot force collisions on purpose.
-#[derive(Debug, Default)]
+/// stay exact. The 32-bit hash is a fast keyed multiply-fold hash (a random key per store,
+/// the mixing step of foldhash/wyhash) rather than SipHash: it costs a tenth as much, and
+/// ids chosen to collide under it (without knowing the key) only land in the overflow map,
+/// which keeps std's keyed SipHash, so lookups stay exact and cannot be made quadratic.
+#[derive(Debug)]
 pub struct MemoryStore {
     sessions: Vec<Session>,
     by_hash: HashMap<u32, u32, BuildHasherDefault<Spread>>,
     overflow: HashMap<Box<str>, u32>,
-    hasher: RandomState,
+    /// The key of the 32-bit id hash (random per store).
+    seed: [u64; 2],
     /// The id, hash and slot of the last `get`, valid until the next `put`: a driver puts
     /// back what it just got, so `put` can skip the second lookup (an id compare instead of a
     /// hash and a probe).
@@ -38,6 +41,27 @@ enum Slot {
     Overflow(usize),
 }
 
+impl Default for MemoryStore {
+    fn default() -> Self {
+        // Two random words from std's per-process random keys.
+        let r = RandomState::new();
+        MemoryStore {
+            sessions: Vec::new(),
+            by_hash: HashMap::default(),
+            overflow: HashMap::new(),
+            seed: [r.hash_one(0x5eed_u64), r.hash_one(0xf00d_u64) | 1],
+            last_id: String::new(),
+            last: None,
+        }
+    }
+}
+
+/// The 128-bit product of `a` and `b`, its halves xor-ed: the mixing step of foldhash.
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let full = u128::from(a) * u128::from(b);
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -45,7 +69,23 @@ impl MemoryStore {
     }
 
     fn hash(&self, id: &str) -> u32 {
-        let h = self.hasher.hash_one(id);
+        const K: u64 = 0x9E37_79B9_7F4A_7C15;
+        let [k0, k1] = self.seed;
+        let bytes = id.as_bytes();
+        let mut h = k0 ^ bytes.len() as u64;
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            h = fold_mul(h ^ u64::from_le_bytes(b), K);
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            h = fold_mul(h ^ u64::from_le_bytes(b), K);
+        }
+        let h = fold_mul(h, k1);
         (h ^ (h >> 32)) as u32
     }
 
@@ -114,6 +154,29 @@ impl SessionStore for MemoryStore {
 
     fn serializes(&self) -> bool {
         false
+    }
+
+    /// In place: no copy of the session, one lookup.
+    fn update<R>(
+        &mut self,
+        id: &str,
+        f: impl FnOnce(Option<&mut Session>) -> R,
+    ) -> Result<R, StoreError> {
+        self.last = None;
+        let (_, found) = self.find(id);
+        let i = match found {
+            Some(Slot::Hashed(_, i) | Slot::Overflow(i)) => i,
+            None => return Ok(f(None)),
+        };
+        let r = f(self.sessions.get_mut(i));
+        if let Some(Slot::Hashed(h, i)) = found
+            && self.sessions[i].conversation() != id
+        {
+            // `f` gave the session another id (started a stored blank one): keep it exact.
+            self.by_hash.remove(&h);
+            self.overflow.insert(id.into(), i as u32);
+        }
+        Ok(r)
     }
 }
 
@@ -189,6 +252,38 @@ mod tests {
         store.put("c-5", started(&e, "c-5")).unwrap();
         assert_eq!(store.get("c-5").unwrap().unwrap().conversation(), "c-5");
         assert_eq!(store.len(), 2001);
+    }
+
+    #[test]
+    fn update_changes_in_place_and_keeps_lookups_exact() {
+        let e = engine();
+        let mut store = MemoryStore::new();
+        store.put("a", started(&e, "a")).unwrap();
+        assert!(store.update("nope", |s| s.is_none()).unwrap());
+        assert_eq!(store.len(), 1);
+        let before = store.get("a").unwrap().unwrap();
+        let text = Event::VisitorText {
+            text: Cow::Borrowed("A"),
+            channel: Channel::Web,
+        };
+        store
+            .update("a", |s| {
+                e.step_vec(s.expect("stored"), text, Instant(1), &NoDesk)
+                    .expect("steps")
+            })
+            .unwrap();
+        let after = store.get("a").unwrap().unwrap();
+        assert_ne!(after, before);
+        assert_eq!(after.messages(), before.messages() + 2);
+        // A blank session stored under "b" and started in place as "c" stays under "b".
+        store.put("b", Session::new()).unwrap();
+        store.put("b", started(&e, "b")).unwrap();
+        store
+            .update("b", |s| *s.unwrap() = started(&e, "c"))
+            .unwrap();
+        assert_eq!(store.get("b").unwrap().unwrap().conversation(), "c");
+        assert_eq!(store.get("c").unwrap(), None);
+        assert_eq!(store.len(), 2);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! owns that get/put contract ([`SessionStore`]) and two in-memory stores:
 //!
 //! - [`MemoryStore`] keeps sessions **as values** (no serialization): a `get` clones the stored
-//!   session, a `put` moves the new one in.
+//!   session, a `put` moves the new one in, an `update` changes it in place.
 //! - [`SerializedStore`] keeps each session **serialized as JSON** (serde_json): a `put`
 //!   serializes, a `get` deserializes, as a store that persists state must.
 //!
@@ -58,4 +58,26 @@ pub trait SessionStore {
     }
     /// Whether this store serializes sessions (as a durable store would).
     fn serializes(&self) -> bool;
+
+    /// Lets `f` change the session stored under `id` in place (`None` if there is none:
+    /// nothing is stored then; new sessions go in with [`put`](Self::put)). The same as a
+    /// `get`, `f` and a `put` of the result, which is what the default does; a store that
+    /// keeps values skips the copy and the second lookup.
+    fn update<R>(
+        &mut self,
+        id: &str,
+        f: impl FnOnce(Option<&mut Session>) -> R,
+    ) -> Result<R, StoreError>
+    where
+        Self: Sized,
+    {
+        match self.get(id)? {
+            None => Ok(f(None)),
+            Some(mut s) => {
+                let r = f(Some(&mut s));
+                self.put(id, s)?;
+                Ok(r)
+            }
+        }
+    }
 }

@@ -49,11 +49,13 @@ impl SessionStore for SerializedStore {
                 source,
             }
         })?;
-        let bytes: Box<[u8]> = self.scratch.as_slice().into();
         match self.sessions.get_mut(id) {
-            Some(slot) => *slot = bytes,
+            // Same size as before (common: a turn changes a few digits): overwrite in place.
+            Some(slot) if slot.len() == self.scratch.len() => slot.copy_from_slice(&self.scratch),
+            Some(slot) => *slot = self.scratch.as_slice().into(),
             None => {
-                self.sessions.insert(id.into(), bytes);
+                self.sessions
+                    .insert(id.into(), self.scratch.as_slice().into());
             }
         }
         Ok(())

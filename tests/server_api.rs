@@ -1,0 +1,227 @@
+//! CORS on the visitor routes only (preflights through `oneshot`, no socket), the agents list
+//! for reassigning, and the typing frame before the bot's answer.
+
+mod server_common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use server_common::{ANA, Server, call};
+use tokio_tungstenite::tungstenite::Message;
+use tower::ServiceExt;
+
+async fn app(dir: &std::path::Path, extra: &str) -> axum::Router {
+    let opts = playbook::server::ServeOptions {
+        playbooks: server_common::playbooks(dir),
+        data: dir.join("data"),
+        addr: "127.0.0.1:0".into(),
+        config: Some(server_common::config(dir, extra, 1000)),
+    };
+    let state = tokio::task::spawn_blocking(move || playbook::server::open(&opts))
+        .await
+        .unwrap()
+        .unwrap();
+    playbook::server::router(state)
+}
+
+fn preflight(path: &str, origin: &str, method: &str) -> Request<Body> {
+    Request::builder()
+        .method("OPTIONS")
+        .uri(path)
+        .header(header::ORIGIN, origin)
+        .header(header::ACCESS_CONTROL_REQUEST_METHOD, method)
+        .header(
+            header::ACCESS_CONTROL_REQUEST_HEADERS,
+            "content-type,authorization",
+        )
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn allow_origin(r: &axum::response::Response) -> Option<&str> {
+    r.headers()
+        .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        .map(|v| v.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn visitor_routes_answer_any_origin_by_default_agent_routes_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), "").await;
+    let site = "https://www.customer.example";
+
+    for (path, method) in [
+        ("/api/conversations", "POST"),
+        ("/api/conversations/c_x/messages", "POST"),
+        ("/api/conversations/c_x/messages", "GET"),
+        ("/widget.js", "GET"),
+    ] {
+        let r = app
+            .clone()
+            .oneshot(preflight(path, site, method))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert_eq!(allow_origin(&r), Some("*"), "{path}");
+        let methods = r.headers()[header::ACCESS_CONTROL_ALLOW_METHODS]
+            .to_str()
+            .unwrap();
+        assert!(methods.contains(method), "{path}: {methods}");
+        let headers = r.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS]
+            .to_str()
+            .unwrap();
+        assert!(headers.contains("authorization"), "{path}: {headers}");
+        assert!(
+            r.headers()
+                .get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS)
+                .is_none()
+        );
+    }
+
+    // A real cross-origin start gets the header too.
+    let start = Request::builder()
+        .method("POST")
+        .uri("/api/conversations")
+        .header(header::ORIGIN, site)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(json!({"playbook": "quick"}).to_string()))
+        .unwrap();
+    let r = app.clone().oneshot(start).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(allow_origin(&r), Some("*"));
+
+    // The agent, admin and record routes stay same-origin.
+    for (path, method) in [
+        ("/api/agent/me", "GET"),
+        ("/api/agent/agents", "GET"),
+        ("/api/agent/conversations/c_x/assign", "POST"),
+        ("/api/records", "GET"),
+        ("/api/admin/reload", "POST"),
+    ] {
+        let r = app
+            .clone()
+            .oneshot(preflight(path, site, method))
+            .await
+            .unwrap();
+        assert_eq!(allow_origin(&r), None, "{path}");
+        assert_ne!(r.status(), StatusCode::OK, "{path}");
+    }
+    let me = Request::builder()
+        .uri("/api/agent/me")
+        .header(header::ORIGIN, site)
+        .header(header::AUTHORIZATION, format!("Bearer {ANA}"))
+        .body(Body::empty())
+        .unwrap();
+    let r = app.clone().oneshot(me).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(allow_origin(&r), None);
+}
+
+#[tokio::test]
+async fn configured_origins_are_the_only_ones_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(
+        dir.path(),
+        "[cors]\nallowed_origins = [\"https://www.acme.example\"]\n",
+    )
+    .await;
+    let r = app
+        .clone()
+        .oneshot(preflight(
+            "/api/conversations",
+            "https://www.acme.example",
+            "POST",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(allow_origin(&r), Some("https://www.acme.example"));
+    let r = app
+        .clone()
+        .oneshot(preflight(
+            "/api/conversations",
+            "https://evil.example",
+            "POST",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(allow_origin(&r), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_list_shows_presence_and_teams() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        dir.path(),
+        "[[agents]]\nname = \"cy\"\ntoken = \"cy-token-0123456789\"\n",
+    )
+    .await;
+    let (c, b) = (&s.client, &s.base);
+    let url = format!("{b}/api/agent/agents");
+    let (st, _) = call(c, "GET", &url, None, None).await;
+    assert_eq!(st, 401);
+    let (st, v) = call(c, "GET", &url, Some(ANA), None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v,
+        json!([
+            {"name": "ana", "presence": "online", "teams": ["Sales"]},
+            {"name": "bob", "presence": "online", "teams": ["Sales"]},
+            {"name": "cy", "presence": "offline", "teams": []},
+        ])
+    );
+    let (st, _) = call(
+        c,
+        "PUT",
+        &format!("{b}/api/agent/presence"),
+        Some("bob-token-0123456789"),
+        Some(json!({"presence": "away"})),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (_, v) = call(c, "GET", &url, Some(ANA), None).await;
+    assert_eq!(v[1]["presence"], "away");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_comes_before_the_bots_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), "").await;
+    let (st, v) = call(
+        &s.client,
+        "POST",
+        &format!("{}/api/conversations", s.base),
+        None,
+        Some(json!({"playbook": "quick"})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let (id, token) = (
+        v["conversation"].as_str().unwrap(),
+        v["token"].as_str().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{}/api/conversations/{id}/ws?token={token}",
+        s.addr
+    ))
+    .await
+    .unwrap();
+    ws.send(Message::Text(r#"{"text": "nope"}"#.into()))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+            .await
+            .expect("frames within 5 s");
+        let Some(Ok(Message::Text(t))) = frame else {
+            continue;
+        };
+        let v: Value = serde_json::from_str(&t).unwrap();
+        seen.push(match v["type"].as_str().unwrap() {
+            "message" => format!("message:{}", v["message"]["from"]["role"].as_str().unwrap()),
+            other => other.to_owned(),
+        });
+    }
+    assert_eq!(seen, ["status", "message:visitor", "typing", "message:bot"]);
+}
