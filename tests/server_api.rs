@@ -18,9 +18,8 @@ async fn app(dir: &std::path::Path, extra: &str) -> axum::Router {
         addr: "127.0.0.1:0".into(),
         config: Some(server_common::config(dir, extra, 1000)),
     };
-    let state = tokio::task::spawn_blocking(move || playbook::server::open(&opts))
+    let (state, _) = playbook::server::launch(&opts, playbook::runtime::driver::Clock::wall())
         .await
-        .unwrap()
         .unwrap();
     playbook::server::router(state)
 }

@@ -436,6 +436,26 @@ pub struct Transcript {
 }
 
 impl Transcript {
+    /// A transcript of stored lines, with the buttons of the last question.
+    pub fn from_lines(lines: Vec<Line>, last_buttons: Vec<String>) -> Self {
+        Transcript {
+            lines,
+            last_buttons,
+        }
+    }
+
+    /// Goes back to its first `len` lines, with these buttons as the last question's (a unit
+    /// of work that was not stored is undone).
+    pub fn rewind(&mut self, len: usize, last_buttons: Vec<String>) {
+        self.lines.truncate(len);
+        self.last_buttons = last_buttons;
+    }
+
+    /// The buttons of the last question asked.
+    pub fn buttons(&self) -> &[String] {
+        &self.last_buttons
+    }
+
     /// Adds what one successful step showed: the visitor's message (a pressed button is
     /// written as its label), then every message among the effects.
     pub fn record(&mut self, event: &Event<'_>, now: Instant, effects: &[Effect<'_>]) {

@@ -82,6 +82,9 @@ pub enum Notification {
         agent: String,
         /// Which conversation.
         conversation: String,
+        /// The agent who passed it on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
     },
 }
 
@@ -133,6 +136,10 @@ struct Pool {
     members: Vec<String>,
     next: usize,
 }
+
+/// What [`Desk::diff`] found: `(agent, presence)` changes, `(pool, next)` changes, and the
+/// entry counter if it moved.
+pub type DeskDiff = (Vec<(String, Presence)>, Vec<(String, usize)>, Option<u64>);
 
 /// The desk.
 #[derive(Debug, Clone, Default)]
@@ -353,6 +360,7 @@ impl Desk {
         self.notifications.push(Notification::AssignedToYou {
             agent: to.to_owned(),
             conversation: conversation.to_owned(),
+            by: Some(by.to_owned()),
         });
         Ok(())
     }
@@ -408,6 +416,62 @@ impl Desk {
     /// Closed conversations, oldest first.
     pub fn closed(&self) -> Vec<&str> {
         self.queue(|s| matches!(s, ConvState::Closed(_)))
+    }
+
+    /// Puts back a conversation's entry as stored (a durable driver loading it).
+    pub fn restore(&mut self, conversation: &str, entry: DeskConversation) {
+        self.seq = self.seq.max(entry.seq);
+        self.conversations.insert(conversation.to_owned(), entry);
+    }
+
+    /// Forgets a conversation's entry (it was dropped from memory; the store keeps it).
+    pub fn forget(&mut self, conversation: &str) {
+        self.conversations.remove(conversation);
+    }
+
+    /// The entry counter (queue order), to store.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Continues the entry counter from a stored value.
+    pub fn set_seq(&mut self, seq: u64) {
+        self.seq = self.seq.max(seq);
+    }
+
+    /// Sets a pool's round-robin position (as stored).
+    pub fn set_pool_next(&mut self, pool: &str, next: usize) {
+        if let Some(p) = self.pools.get_mut(pool) {
+            p.next = if p.members.is_empty() {
+                0
+            } else {
+                next % p.members.len()
+            };
+        }
+    }
+
+    /// What changed since `before` that is not part of a conversation's entry: agents whose
+    /// presence changed, pools whose round robin moved, and the entry counter if it moved.
+    pub fn diff(&self, before: &Desk) -> DeskDiff {
+        let agents = self
+            .agents
+            .iter()
+            .filter(|(n, a)| before.agents.get(*n) != Some(*a))
+            .map(|(n, a)| (n.clone(), a.presence))
+            .collect();
+        let pools = self
+            .pools
+            .iter()
+            .filter(|(n, p)| before.pools.get(*n).map(|b| b.next) != Some(p.next))
+            .map(|(n, p)| (n.clone(), p.next))
+            .collect();
+        let seq = (self.seq != before.seq).then_some(self.seq);
+        (agents, pools, seq)
+    }
+
+    /// Every agent with their presence, in name order.
+    pub fn agents(&self) -> impl Iterator<Item = (&str, Presence)> {
+        self.agents.iter().map(|(n, a)| (n.as_str(), a.presence))
     }
 
     /// Notifications since the last call, in order.
@@ -534,7 +598,8 @@ mod tests {
             [
                 Notification::AssignedToYou {
                     agent: "bob".into(),
-                    conversation: "c1".into()
+                    conversation: "c1".into(),
+                    by: Some("ana".into())
                 },
                 Notification::MessageArrived {
                     agent: "bob".into(),

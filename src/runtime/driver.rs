@@ -1,28 +1,46 @@
-//! The tokio driver: a [`Hub`] owned by one task (actor style), fed by commands over an mpsc
-//! channel, answering over oneshots, and publishing everything that happens.
+//! The tokio driver — the one that runs conversations, in tests and in `playbook serve`: a
+//! [`Hub`] owned by one task (actor style), fed by requests over an mpsc channel, answering
+//! over oneshots, and publishing everything that happens.
+//!
+//! **Durable mode** ([`Driver::durable`]). Requests are taken in groups: everything waiting
+//! in the channel (up to [`MAX_GROUP`]) is applied to the hub inside one unit of work, the
+//! unit's [changes](Hub::changes) are written to the [`Storage`] as ONE commit (one
+//! transaction, one fsync for the whole group), and only then is anything answered or
+//! published. When the commit fails the hub [rolls back](Hub::rollback): every request of the
+//! group gets [`DriverError::Storage`] and nothing changed anywhere, so the same request
+//! retried behaves as if the first had never been made. A conversation the hub does not hold
+//! is loaded from the store when a request names it; one that is over is dropped from memory
+//! once its last change is stored.
 //!
 //! **One timer for the whole hub.** The task holds a single [`tokio::time::Sleep`] set to the
 //! hub's earliest deadline ([`Hub::next_deadline`]) and resets it whenever that deadline
-//! changes. Waiting conversations cost an entry in the hub's ordered timer queue and nothing in
-//! tokio: no task, no timer, no wake-up per conversation. When the sleep fires, the hub fires
-//! every due timer in (deadline, conversation, kind) order ([`Hub::advance`]). Before each
-//! command the hub is also advanced to "now", so a command never overtakes a due timer.
+//! changes. Waiting conversations cost an entry in the hub's ordered timer queue and nothing
+//! in tokio. When the sleep fires, the hub fires every due timer ([`Hub::advance`]) — in
+//! durable mode as a unit that is committed like any request. Before each group the hub is
+//! advanced to "now", so a request never overtakes a due timer.
 //!
-//! **Time.** tokio's clock is mapped to the engine's virtual [`Instant`] by a [`Clock`] given at
-//! construction (an anchor: this tokio instant is that virtual instant), so tests run with
-//! `tokio::time::pause` and `advance` and see exact, repeatable virtual times.
+//! **Time.** tokio's clock is mapped to the engine's virtual [`Instant`] by a [`Clock`] given
+//! at construction, so tests run with `tokio::time::pause` and `advance` and see exact,
+//! repeatable virtual times — the server's timers included.
 //!
-//! Must not: block the task (sinks should be fast; a slow CRM belongs behind its own queue),
-//! or hold a timer per conversation.
+//! Must not: block the task on anything but short store reads (commits run on a blocking
+//! thread), answer or publish before the store has a change, or hold a timer per
+//! conversation.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Duration;
 
+use super::durable;
 use super::hub::{Hub, HubError};
 use super::types::{Command, Outputs, OwnedEffect};
 use crate::engine::Instant;
+use crate::persist::{Storage, StoreError};
+
+/// How many waiting requests one group (one commit) takes at most.
+pub const MAX_GROUP: usize = 512;
 
 /// Maps tokio time to virtual time: `anchor` is `virtual_at_anchor`, and both run at the
 /// same rate (1 ms = 1 ms).
@@ -80,22 +98,22 @@ pub struct DriverStats {
     pub armed_sleeps: usize,
     /// How often the one sleep was reset to a new earliest deadline.
     pub sleep_resets: u64,
+    /// Commits written (durable mode).
+    pub commits: u64,
 }
 
-type Job = Box<dyn FnOnce(&mut Hub, Instant, &mut Outputs) + Send>;
-
-enum Request {
-    Apply {
-        id: String,
-        cmd: Box<Command>,
-        reply: oneshot::Sender<Result<Outputs, HubError>>,
-    },
-    Call(Job),
-    Subscribe {
-        id: String,
-        tx: mpsc::UnboundedSender<OwnedEffect>,
-    },
-    Stats(oneshot::Sender<DriverStats>),
+/// Why a request was not carried out. Nothing changed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DriverError {
+    /// The hub refused it.
+    #[error(transparent)]
+    Hub(#[from] HubError),
+    /// The store did not take the change (or could not load the conversation).
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    /// The driver task has stopped.
+    #[error("the runtime driver has stopped")]
+    Stopped,
 }
 
 /// The driver stopped (its task ended).
@@ -103,17 +121,62 @@ enum Request {
 #[error("the runtime driver has stopped")]
 pub struct Stopped;
 
+impl From<Stopped> for DriverError {
+    fn from(_: Stopped) -> Self {
+        DriverError::Stopped
+    }
+}
+
+/// What a job hands back to be finished once its change is stored (or was not).
+type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&mut Hub, Instant, &mut Outputs) -> Finish + Send>;
+/// A read: given the hub, or why the conversation it needs could not be loaded.
+type Read = Box<dyn FnOnce(Result<&Hub, StoreError>) + Send>;
+
+enum Request {
+    Apply {
+        id: String,
+        cmd: Box<Command>,
+        /// The visitor's secret, when the caller must prove it.
+        token: Option<String>,
+        reply: oneshot::Sender<Result<Outputs, DriverError>>,
+    },
+    Call(Job),
+    Read {
+        /// A conversation to load first, when the hub does not hold it.
+        id: Option<String>,
+        f: Read,
+    },
+    Subscribe {
+        id: String,
+        tx: mpsc::UnboundedSender<OwnedEffect>,
+    },
+    Stats(oneshot::Sender<DriverStats>),
+}
+
 /// A handle to the driver task; cheap to clone. The task ends when every handle is dropped.
 #[derive(Debug, Clone)]
 pub struct Driver {
     tx: mpsc::Sender<Request>,
-    all: broadcast::Sender<Outputs>,
+    all: broadcast::Sender<Arc<Outputs>>,
 }
 
 impl Driver {
-    /// Spawns the task that owns `hub`, with `clock` mapping tokio time to virtual time.
+    /// Spawns the task that owns `hub`, in memory (nothing is stored), with `clock` mapping
+    /// tokio time to virtual time.
     pub fn spawn(hub: Hub, clock: Clock) -> Self {
-        let (tx, rx) = mpsc::channel(1024);
+        Self::start(hub, clock, None)
+    }
+
+    /// Spawns the task in durable mode: every change is committed to `store` before it is
+    /// answered or published. The hub must be made with [`Hub::durable`] and hold what the
+    /// store says is open.
+    pub fn durable(hub: Hub, clock: Clock, store: Arc<dyn Storage>) -> Self {
+        Self::start(hub, clock, Some(store))
+    }
+
+    fn start(hub: Hub, clock: Clock, store: Option<Arc<dyn Storage>>) -> Self {
+        let (tx, rx) = mpsc::channel(4096);
         let (all, _) = broadcast::channel(1024);
         let task = Task {
             hub,
@@ -122,49 +185,84 @@ impl Driver {
             all: all.clone(),
             subs: HashMap::new(),
             resets: 0,
+            commits: 0,
+            store,
+            retry: None,
         };
         tokio::spawn(task.run());
         Driver { tx, all }
     }
 
+    async fn send(&self, r: Request) -> Result<(), Stopped> {
+        self.tx.send(r).await.map_err(|_| Stopped)
+    }
+
     /// Applies a command to a conversation at the clock's now; returns what it produced
     /// (due timers fired first are published, not returned).
-    pub async fn apply(
+    pub async fn apply(&self, id: &str, cmd: Command) -> Result<Outputs, DriverError> {
+        self.apply_as(id, cmd, None).await
+    }
+
+    /// [`Driver::apply`] for a visitor who must hold the conversation's secret: a wrong or
+    /// missing one is [`HubError::UnknownConversation`] (the conversation's existence is not
+    /// revealed).
+    pub async fn apply_as(
         &self,
         id: &str,
         cmd: Command,
-    ) -> Result<Result<Outputs, HubError>, Stopped> {
+        token: Option<&str>,
+    ) -> Result<Outputs, DriverError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Request::Apply {
-                id: id.to_owned(),
-                cmd: Box::new(cmd),
-                reply,
-            })
-            .await
-            .map_err(|_| Stopped)?;
-        rx.await.map_err(|_| Stopped)
+        self.send(Request::Apply {
+            id: id.to_owned(),
+            cmd: Box::new(cmd),
+            token: token.map(str::to_owned),
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| DriverError::Stopped)?
     }
 
-    /// Runs `f` on the hub inside the task, at the clock's now (for batch set-up, desk
-    /// changes and queries). What `f` adds to the outputs is published.
+    /// Runs `f` on the hub inside the task, at the clock's now, as part of a group: what it
+    /// changes is committed with the group, and its result comes back once stored. What `f`
+    /// adds to the outputs is published.
     pub async fn call<R: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Hub, Instant, &mut Outputs) -> R + Send + 'static,
-    ) -> Result<R, Stopped> {
+    ) -> Result<R, DriverError> {
         let (reply, rx) = oneshot::channel();
         let job: Job = Box::new(move |hub, now, out| {
-            let _ = reply.send(f(hub, now, out));
+            let r = f(hub, now, out);
+            Box::new(move |stored: Result<(), StoreError>| {
+                let _ = reply.send(stored.map(|()| r));
+            })
         });
-        self.tx
-            .send(Request::Call(job))
-            .await
-            .map_err(|_| Stopped)?;
-        rx.await.map_err(|_| Stopped)
+        self.send(Request::Call(job)).await?;
+        Ok(rx.await.map_err(|_| DriverError::Stopped)??)
     }
 
-    /// Every output of the hub (command replies, fired timers, notifications, records).
-    pub fn subscribe_all(&self) -> broadcast::Receiver<Outputs> {
+    /// Reads the hub between groups (it sees only stored state). With `id`, that
+    /// conversation is loaded first if the hub does not hold it.
+    pub async fn read<R: Send + 'static>(
+        &self,
+        id: Option<&str>,
+        f: impl FnOnce(&Hub) -> R + Send + 'static,
+    ) -> Result<R, DriverError> {
+        let (reply, rx) = oneshot::channel();
+        let f: Read = Box::new(move |hub| {
+            let _ = reply.send(hub.map(f));
+        });
+        self.send(Request::Read {
+            id: id.map(str::to_owned),
+            f,
+        })
+        .await?;
+        Ok(rx.await.map_err(|_| DriverError::Stopped)??)
+    }
+
+    /// Every output of the hub, once stored (command replies, fired timers, notifications,
+    /// records).
+    pub fn subscribe_all(&self) -> broadcast::Receiver<Arc<Outputs>> {
         self.all.subscribe()
     }
 
@@ -174,34 +272,42 @@ impl Driver {
         id: &str,
     ) -> Result<mpsc::UnboundedReceiver<OwnedEffect>, Stopped> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.tx
-            .send(Request::Subscribe {
-                id: id.to_owned(),
-                tx,
-            })
-            .await
-            .map_err(|_| Stopped)?;
+        self.send(Request::Subscribe {
+            id: id.to_owned(),
+            tx,
+        })
+        .await?;
         Ok(rx)
     }
 
     /// The task's figures.
     pub async fn stats(&self) -> Result<DriverStats, Stopped> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Request::Stats(reply))
-            .await
-            .map_err(|_| Stopped)?;
+        self.send(Request::Stats(reply)).await?;
         rx.await.map_err(|_| Stopped)
     }
+}
+
+/// One request of a group, waiting for the group's commit.
+enum Pending {
+    Apply {
+        reply: oneshot::Sender<Result<Outputs, DriverError>>,
+        result: Result<Outputs, DriverError>,
+    },
+    Call(Finish),
 }
 
 struct Task {
     hub: Hub,
     clock: Clock,
     rx: mpsc::Receiver<Request>,
-    all: broadcast::Sender<Outputs>,
+    all: broadcast::Sender<Arc<Outputs>>,
     subs: HashMap<String, Vec<mpsc::UnboundedSender<OwnedEffect>>>,
     resets: u64,
+    commits: u64,
+    store: Option<Arc<dyn Storage>>,
+    /// After a failed commit of fired timers: when to try them again, and the next delay.
+    retry: Option<(tokio::time::Instant, Duration)>,
 }
 
 impl Task {
@@ -209,12 +315,18 @@ impl Task {
         // The one timer. Parked far away until a deadline exists.
         let sleep = tokio::time::sleep_until(self.clock.to_tokio(Instant(u64::MAX)));
         tokio::pin!(sleep);
-        let mut armed: Option<Instant> = None;
+        let mut armed: Option<tokio::time::Instant> = None;
         loop {
-            let next = self.hub.next_deadline();
+            let next = self.hub.next_deadline().map(|at| {
+                let t = self.clock.to_tokio(at);
+                match self.retry {
+                    Some((after, _)) => t.max(after),
+                    None => t,
+                }
+            });
             if next != armed {
                 if let Some(at) = next {
-                    sleep.as_mut().reset(self.clock.to_tokio(at));
+                    sleep.as_mut().reset(at);
                     self.resets += 1;
                 }
                 armed = next;
@@ -222,56 +334,226 @@ impl Task {
             tokio::select! {
                 biased;
                 () = &mut sleep, if armed.is_some() => {
-                    let out = self.hub.advance(self.clock.now());
-                    self.publish(out);
+                    self.group(Vec::new()).await;
                 }
                 req = self.rx.recv() => {
                     let Some(req) = req else { break };
-                    self.handle(req, armed.is_some());
+                    let mut reqs = vec![req];
+                    while reqs.len() < MAX_GROUP {
+                        match self.rx.try_recv() {
+                            Ok(r) => reqs.push(r),
+                            Err(_) => break,
+                        }
+                    }
+                    self.group(reqs).await;
                 }
             }
         }
     }
 
-    fn handle(&mut self, req: Request, armed: bool) {
+    /// Applies a group of requests (and the timers due now) as one unit, commits it, then
+    /// answers and publishes; then serves the reads.
+    async fn group(&mut self, reqs: Vec<Request>) {
         let now = self.clock.now();
-        let due = self.hub.advance(now);
-        self.publish(due);
-        match req {
-            Request::Apply { id, cmd, reply } => {
-                let r = self.hub.apply(&id, *cmd, now);
-                if let Ok(out) = &r {
-                    self.publish(out.clone());
+        let durable = self.store.is_some();
+        if durable {
+            self.hub.begin();
+        }
+        let mut out = Outputs::default();
+        let mut pending = Vec::new();
+        let mut reads = Vec::new();
+        let timers_due = self
+            .retry
+            .is_none_or(|(after, _)| tokio::time::Instant::now() >= after);
+        if timers_due {
+            out.extend(self.hub.advance(now));
+        }
+        for req in reqs {
+            match req {
+                Request::Apply {
+                    id,
+                    cmd,
+                    token,
+                    reply,
+                } => {
+                    let result = self.apply(&id, *cmd, token.as_deref(), now);
+                    if let Ok(o) = &result {
+                        out.extend(o.clone());
+                    }
+                    pending.push(Pending::Apply { reply, result });
                 }
-                let _ = reply.send(r);
+                Request::Call(job) => {
+                    let mut o = Outputs::default();
+                    let finish = job(&mut self.hub, now, &mut o);
+                    out.extend(o);
+                    pending.push(Pending::Call(finish));
+                }
+                Request::Read { .. } => reads.push(req),
+                Request::Subscribe { id, tx } => self.subs.entry(id).or_default().push(tx),
+                Request::Stats(reply) => {
+                    let _ = reply.send(DriverStats {
+                        conversations: self.hub.len(),
+                        queued_timers: self.hub.timer_count(),
+                        armed_sleeps: usize::from(self.hub.next_deadline().is_some()),
+                        sleep_resets: self.resets,
+                        commits: self.commits,
+                    });
+                }
             }
-            Request::Call(job) => {
-                let mut out = Outputs::default();
-                job(&mut self.hub, now, &mut out);
+        }
+        let stored = match &self.store {
+            Some(store) => self.commit(Arc::clone(store)).await,
+            None => Ok(()),
+        };
+        match &stored {
+            Ok(()) => {
+                self.retry = None;
+                if durable {
+                    self.evict_over(&out);
+                }
                 self.publish(out);
             }
-            Request::Subscribe { id, tx } => self.subs.entry(id).or_default().push(tx),
-            Request::Stats(reply) => {
-                let _ = reply.send(DriverStats {
-                    conversations: self.hub.len(),
-                    queued_timers: self.hub.timer_count(),
-                    armed_sleeps: usize::from(armed || self.hub.next_deadline().is_some()),
-                    sleep_resets: self.resets,
+            Err(e) => {
+                tracing::error!(error = %e, "a change was not stored; nothing of it was kept");
+                // Timers that fired in a failed unit are due again: retry with a backoff so a
+                // full disk is not hammered.
+                let delay = self.retry.map_or(Duration::from_millis(100), |(_, d)| {
+                    (d * 2).min(Duration::from_secs(5))
                 });
+                self.retry = Some((tokio::time::Instant::now() + delay, delay));
             }
+        }
+        for p in pending {
+            match p {
+                Pending::Apply { reply, result } => {
+                    let r = match (&stored, result) {
+                        (Ok(()), r) => r,
+                        // A refusal changed nothing either way: it stays a refusal.
+                        (Err(_), Err(e)) => Err(e),
+                        (Err(e), Ok(_)) => Err(DriverError::Storage(e.clone())),
+                    };
+                    let _ = reply.send(r);
+                }
+                Pending::Call(finish) => finish(stored.clone()),
+            }
+        }
+        for r in reads {
+            if let Request::Read { id, f } = r {
+                self.read(id, f);
+            }
+        }
+    }
+
+    fn apply(
+        &mut self,
+        id: &str,
+        cmd: Command,
+        token: Option<&str>,
+        now: Instant,
+    ) -> Result<Outputs, DriverError> {
+        if !matches!(cmd, Command::Start { .. }) {
+            self.load(id)?;
+        } else if self.store.is_some() && !self.hub.contains(id) {
+            // A start under an id the store has is a duplicate.
+            if let Some(store) = &self.store
+                && store.conversation(id)?.is_some()
+            {
+                return Err(HubError::ConversationExists(id.to_owned()).into());
+            }
+        }
+        if let Some(token) = token {
+            if !self.hub.token_matches(id, token) {
+                return Err(HubError::UnknownConversation(id.to_owned()).into());
+            }
+        }
+        Ok(self.hub.apply(id, cmd, now)?)
+    }
+
+    /// Makes sure the hub holds conversation `id`, loading it from the store.
+    fn load(&mut self, id: &str) -> Result<(), DriverError> {
+        if self.hub.contains(id) {
+            return Ok(());
+        }
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let Some((row, lines)) = store.conversation(id)? else {
+            return Ok(());
+        };
+        let loaded = durable::loaded(&self.hub, row, lines)?;
+        self.hub.insert(loaded)?;
+        Ok(())
+    }
+
+    async fn commit(&mut self, store: Arc<dyn Storage>) -> Result<(), StoreError> {
+        let changes = self.hub.changes();
+        if changes.is_empty() {
+            self.hub.keep();
+            return Ok(());
+        }
+        let commit = match durable::commit(&changes) {
+            Ok(c) => c,
+            Err(e) => {
+                self.hub.rollback();
+                return Err(e);
+            }
+        };
+        let result = tokio::task::spawn_blocking(move || store.commit(&commit))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Io(format!("the commit task failed: {e}"))));
+        match result {
+            Ok(()) => {
+                self.commits += 1;
+                self.hub.keep();
+                Ok(())
+            }
+            Err(e) => {
+                self.hub.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops from memory the conversations of this group that are over (stored already).
+    fn evict_over(&mut self, out: &Outputs) {
+        for u in &out.updates {
+            if self.hub.is_over(&u.conversation) {
+                self.hub.evict(&u.conversation);
+            }
+        }
+    }
+
+    fn read(&mut self, id: Option<String>, f: Read) {
+        if let Some(id) = &id {
+            match self.load(id) {
+                Ok(()) => {}
+                Err(DriverError::Storage(e)) => return f(Err(e)),
+                Err(e) => return f(Err(StoreError::Io(e.to_string()))),
+            }
+        }
+        f(Ok(&self.hub));
+        // A conversation loaded only to be read goes again if it is over.
+        if self.store.is_some()
+            && let Some(id) = &id
+            && self.hub.is_over(id)
+        {
+            self.hub.evict(id);
         }
     }
 
     fn publish(&mut self, out: Outputs) {
-        if out.is_empty() {
+        if out.is_empty() && out.notifications.is_empty() {
             return;
         }
         for e in &out.effects {
             if let Some(subs) = self.subs.get_mut(&e.conversation) {
                 subs.retain(|tx| tx.send(e.effect.clone()).is_ok());
+                if subs.is_empty() {
+                    self.subs.remove(&e.conversation);
+                }
             }
         }
         // No receiver is fine: nobody is listening.
-        let _ = self.all.send(out);
+        let _ = self.all.send(Arc::new(out));
     }
 }

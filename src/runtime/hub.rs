@@ -9,25 +9,37 @@
 //!   on any error neither the session nor the desk changed.
 //! - **Effects are routed** after the step: `EnterUnassigned` → `desk.enqueue`,
 //!   `LeaveUnassigned` → `desk.time_out`, `RelayToAgent` → `desk.visitor_message` (the agent
-//!   is notified), `SetTimer`/`CancelTimer` → the timer queue, `Capture` → the ledger; a
-//!   record the ledger takes as new goes to the sink and to `desk.note_capture` (so a
-//!   replayed step neither writes twice nor moves a pool's round robin).
+//!   is notified), `SetTimer`/`CancelTimer` → the timer queue, `Capture` → the
+//!   conversation's record keys (a key seen before is not made again) and then the ledger,
+//!   the sink and `desk.note_capture` (so a pool's round robin moves once per record).
 //! - **Timers** live in one ordered queue keyed by (deadline, conversation, kind), where the
 //!   conversation is its start order and kinds order as wait, idle, idle-capture. So timers
 //!   due at the same instant always fire in the same order. [`Hub::advance`] fires each due
 //!   timer at `max(deadline, last time seen)` — virtual time never runs backwards.
 //! - **Time** is given by the caller with every call; a `now` older than one seen before is
 //!   raised to it. A refused call does not move the hub's clock.
+//!
+//! # Units of work (durable drivers)
+//!
+//! A durable driver wraps a group of calls in a unit ([`Hub::begin`]): the hub remembers how
+//! every conversation it touches looked before (its state and transcript length) and how the
+//! desk looked, and [`Hub::changes`] lists exactly what changed — the rows to write. When the
+//! store has them, [`Hub::keep`] ends the unit; when it failed, [`Hub::rollback`] puts
+//! everything back as it was before the unit, so a failed write changes nothing in memory.
+//! Conversations are loaded on demand ([`Hub::insert`]) and dropped when over
+//! ([`Hub::evict`]): the hub holds what is open, not everything that ever happened.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use super::sink::{NullSink, RecordSink};
-use super::types::{Command, Emitted, Outputs, OwnedEffect};
-use crate::capture::{self, Commit, Ledger, ManualDetails, ManualKind, Transcript};
-use crate::desk::{Desk, DeskError, Presence};
+use super::types::{Command, ConvUpdate, Emitted, Outputs, OwnedEffect};
+use crate::capture::{self, Commit, Ledger, ManualDetails, ManualKind, Stored, Transcript};
+use crate::desk::{Desk, DeskConversation, DeskError, Presence};
 use crate::engine::{
-    Channel, Effect, Engine, EngineError, Event, Instant, Session, Timer, TimerKind,
+    Channel, Effect, Engine, EngineError, Event, Instant, Phase, Session, Timer, TimerKind,
 };
 use crate::program::Program;
 
@@ -46,6 +58,8 @@ pub struct StartOptions {
     pub page_url: Option<String>,
     /// The visitor's CRM owner, if known (for `route owner`).
     pub contact_owner: Option<String>,
+    /// The visitor's secret, when a server hands one out ([`Hub::token`]).
+    pub token: Option<String>,
 }
 
 /// Why the hub refused a call. The conversation and the desk are unchanged.
@@ -60,6 +74,12 @@ pub enum HubError {
     /// No playbook with this id.
     #[error("no playbook #{0}")]
     UnknownPlaybook(u16),
+    /// No playbook of this name.
+    #[error("no playbook named `{0}`")]
+    UnknownPlaybookName(String),
+    /// The visitor sent more messages in this minute than the limit allows.
+    #[error("at most {0} messages per minute in one conversation")]
+    RateLimited(u32),
     /// The engine refused the event.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -77,18 +97,141 @@ pub struct Snapshot {
     pub transcript: Transcript,
 }
 
+/// Whether the hub keeps every record it made in its [`Ledger`] (scenarios, `run`), or only
+/// hands them out in [`Outputs::records`] (a server, which stores them: its memory must not
+/// grow with every record ever made).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RecordMemory {
+    /// Keep them in the ledger.
+    #[default]
+    Keep,
+    /// Only emit them.
+    Emit,
+}
+
+/// A conversation's state besides its transcript: what a store writes as its row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvState {
+    /// The engine session.
+    pub session: Session,
+    /// The visitor's CRM owner, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_owner: Option<String>,
+    /// The visitor's secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Agent-made records so far (their keys are `<id>/#desk-<n>`).
+    #[serde(default)]
+    pub manual: u32,
+    /// Keys of the records made in this conversation (a key is made once).
+    #[serde(default)]
+    pub records: Vec<String>,
+    /// Accepted visitor inputs in the current minute: `(minute since the epoch, count)`.
+    #[serde(default)]
+    pub window: (u64, u32),
+    /// The last accepted change.
+    #[serde(default)]
+    pub updated_at: Instant,
+    /// Where it is on the desk, if it reached it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desk: Option<DeskConversation>,
+    /// The buttons of the last question (a pressed button is written as its label).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buttons: Vec<String>,
+}
+
+/// A stored conversation, to put back into a hub ([`Hub::insert`]).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// Its id.
+    pub id: String,
+    /// Its start order.
+    pub ord: u64,
+    /// The playbook it runs.
+    pub playbook: PlaybookId,
+    /// The stored revision.
+    pub rev: u64,
+    /// Its state.
+    pub state: ConvState,
+    /// Its transcript lines.
+    pub lines: Vec<capture::Line>,
+}
+
+/// One conversation a unit changed or started: its new row.
+#[derive(Debug, Clone)]
+pub struct ConvChange {
+    /// Its id.
+    pub id: String,
+    /// Its start order.
+    pub ord: u64,
+    /// The playbook's name and version.
+    pub playbook: (String, i64),
+    /// The revision the row becomes (1 for a new conversation).
+    pub rev: u64,
+    /// Its state now.
+    pub state: ConvState,
+    /// Lines added, with their sequence numbers (from 1).
+    pub lines: Vec<(u64, capture::Line)>,
+    /// All its lines now.
+    pub line_count: u64,
+    /// Its pending timers now.
+    pub timers: Vec<Timer>,
+}
+
+/// What a unit of work changed: what a durable driver writes.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// Conversations changed or started, in order of first change.
+    pub convs: Vec<ConvChange>,
+    /// Agents whose presence changed.
+    pub agents: Vec<(String, Presence)>,
+    /// Pools whose round robin moved: `(pool, next)`.
+    pub pools: Vec<(String, usize)>,
+    /// The desk's entry counter, when it moved.
+    pub desk_seq: Option<u64>,
+    /// The start-order counter, when it moved.
+    pub next_ord: Option<u64>,
+    /// Records made.
+    pub records: Vec<Stored>,
+}
+
+impl Changes {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.convs.is_empty()
+            && self.agents.is_empty()
+            && self.pools.is_empty()
+            && self.desk_seq.is_none()
+            && self.records.is_empty()
+    }
+}
+
 struct Conv {
     id: String,
+    ord: u64,
     playbook: u16,
-    session: Session,
+    rev: u64,
+    state: ConvState,
     transcript: Transcript,
-    contact_owner: Option<String>,
-    /// Agent-made records so far (their keys are `<id>/#desk-<n>`).
-    manual: u32,
     /// The deadline queued for each timer kind (index [`rank`]).
     timers: [Option<Instant>; 3],
     /// Set by [`Hub::start_at`] for its `Start` step: the card and variables to start with.
     start_at: Option<(crate::CardIx, Vec<(String, String)>)>,
+}
+
+/// How a conversation looked when a unit first touched it.
+struct Before {
+    slot: u32,
+    /// `None`: the unit started it.
+    state: Option<(ConvState, usize, [Option<Instant>; 3], u64)>,
+}
+
+struct Unit {
+    touched: Vec<Before>,
+    desk: Desk,
+    now: Instant,
+    next_ord: u64,
+    records: Vec<Stored>,
 }
 
 /// Timer kinds in firing order at equal deadlines.
@@ -102,24 +245,36 @@ fn rank(k: TimerKind) -> u8 {
 
 const KINDS: [TimerKind; 3] = [TimerKind::Wait, TimerKind::Idle, TimerKind::IdleCapture];
 
+struct PlaybookEntry {
+    engine: Arc<Engine>,
+    name: String,
+    version: i64,
+}
+
 /// The one place that runs many conversations: see the module docs for the rules.
 pub struct Hub {
-    engines: Vec<Arc<Engine>>,
+    playbooks: Vec<PlaybookEntry>,
     desk: Desk,
     ledger: Ledger,
+    memory: RecordMemory,
     sink: Box<dyn RecordSink>,
     index: HashMap<String, u32>,
-    convs: Vec<Conv>,
-    /// (deadline, conversation index, kind rank).
-    timers: BTreeSet<(Instant, u32, u8)>,
+    slots: Vec<Option<Conv>>,
+    free: Vec<u32>,
+    /// (deadline, conversation start order, kind rank).
+    timers: BTreeSet<(Instant, u64, u8)>,
+    by_ord: HashMap<u64, u32>,
+    next_ord: u64,
+    turn_limit: Option<u32>,
+    unit: Option<Unit>,
     now: Instant,
 }
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub")
-            .field("playbooks", &self.engines.len())
-            .field("conversations", &self.convs.len())
+            .field("playbooks", &self.playbooks.len())
+            .field("conversations", &self.index.len())
             .field("timers", &self.timers.len())
             .field("now", &self.now)
             .finish_non_exhaustive()
@@ -133,14 +288,47 @@ impl Hub {
     /// A hub running one playbook, with a desk (its agents, teams and pools), an empty
     /// ledger and a sink that drops records (see [`Hub::with_sink`]).
     pub fn new(engine: impl Into<Arc<Engine>>, desk: Desk) -> Self {
+        let engine = engine.into();
+        let name = engine.program().playbook().playbook.name.clone();
         Hub {
-            engines: vec![engine.into()],
+            playbooks: vec![PlaybookEntry {
+                engine,
+                name,
+                version: 1,
+            }],
             desk,
             ledger: Ledger::new(),
+            memory: RecordMemory::Keep,
             sink: Box::new(NullSink),
             index: HashMap::new(),
-            convs: Vec::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
             timers: BTreeSet::new(),
+            by_ord: HashMap::new(),
+            next_ord: 1,
+            turn_limit: None,
+            unit: None,
+            now: Instant(0),
+        }
+    }
+
+    /// A hub with no playbook yet (a server adds its versions with
+    /// [`Hub::add_named_playbook`]), keeping no ledger ([`RecordMemory::Emit`]).
+    pub fn durable(desk: Desk) -> Self {
+        Hub {
+            playbooks: Vec::new(),
+            desk,
+            ledger: Ledger::new(),
+            memory: RecordMemory::Emit,
+            sink: Box::new(NullSink),
+            index: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            timers: BTreeSet::new(),
+            by_ord: HashMap::new(),
+            next_ord: 1,
+            turn_limit: None,
+            unit: None,
             now: Instant(0),
         }
     }
@@ -156,15 +344,61 @@ impl Hub {
         self
     }
 
+    /// Limits accepted visitor inputs per conversation per minute (refused ones do not count).
+    pub fn set_turn_limit(&mut self, limit: Option<u32>) {
+        self.turn_limit = limit;
+    }
+
     /// Adds another playbook; conversations choose it in [`StartOptions::playbook`].
     pub fn add_playbook(&mut self, engine: impl Into<Arc<Engine>>) -> PlaybookId {
-        self.engines.push(engine.into());
-        PlaybookId((self.engines.len() - 1) as u16)
+        let engine = engine.into();
+        let name = engine.program().playbook().playbook.name.clone();
+        let version = 1 + self
+            .playbooks
+            .iter()
+            .filter(|p| p.name == name)
+            .map(|p| p.version)
+            .max()
+            .unwrap_or(0);
+        self.add_named_playbook(&name, version, engine)
+    }
+
+    /// Adds a playbook under a name and version (a server's file stem and version number).
+    pub fn add_named_playbook(
+        &mut self,
+        name: &str,
+        version: i64,
+        engine: impl Into<Arc<Engine>>,
+    ) -> PlaybookId {
+        self.playbooks.push(PlaybookEntry {
+            engine: engine.into(),
+            name: name.to_owned(),
+            version,
+        });
+        PlaybookId((self.playbooks.len() - 1) as u16)
+    }
+
+    /// The playbook of this name and version.
+    pub fn playbook_id(&self, name: &str, version: i64) -> Option<PlaybookId> {
+        self.playbooks
+            .iter()
+            .position(|p| p.name == name && p.version == version)
+            .map(|i| PlaybookId(i as u16))
+    }
+
+    /// The newest version of the playbook of this name.
+    pub fn latest_playbook(&self, name: &str) -> Option<PlaybookId> {
+        self.playbooks
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.name == name)
+            .max_by_key(|(_, p)| p.version)
+            .map(|(i, _)| PlaybookId(i as u16))
     }
 
     /// The engine of a playbook.
     pub fn engine(&self, id: PlaybookId) -> Option<&Arc<Engine>> {
-        self.engines.get(id.0 as usize)
+        self.playbooks.get(id.0 as usize).map(|p| &p.engine)
     }
 
     /// The desk.
@@ -178,7 +412,7 @@ impl Hub {
         &mut self.desk
     }
 
-    /// The ledger of records committed so far.
+    /// The ledger of records made so far (empty with [`RecordMemory::Emit`]).
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
@@ -188,37 +422,88 @@ impl Hub {
         self.now
     }
 
-    /// Conversation ids, in start order.
-    pub fn conversations(&self) -> impl Iterator<Item = &str> {
-        self.convs.iter().map(|c| c.id.as_str())
+    /// Ids of the conversations held, in start order.
+    pub fn conversations(&self) -> Vec<&str> {
+        let mut v: Vec<(u64, &str)> = self
+            .slots
+            .iter()
+            .flatten()
+            .map(|c| (c.ord, c.id.as_str()))
+            .collect();
+        v.sort_unstable();
+        v.into_iter().map(|(_, id)| id).collect()
     }
 
     /// How many conversations the hub holds.
     pub fn len(&self) -> usize {
-        self.convs.len()
+        self.index.len()
     }
 
     /// Whether the hub holds no conversation.
     pub fn is_empty(&self) -> bool {
-        self.convs.is_empty()
+        self.index.is_empty()
+    }
+
+    /// Whether the hub holds this conversation.
+    pub fn contains(&self, id: &str) -> bool {
+        self.index.contains_key(id)
+    }
+
+    fn get(&self, id: &str) -> Option<&Conv> {
+        self.index
+            .get(id)
+            .and_then(|&s| self.slots[s as usize].as_ref())
+    }
+
+    fn slot(&self, s: u32) -> &Conv {
+        self.slots[s as usize]
+            .as_ref()
+            .expect("the index only names occupied slots")
+    }
+
+    fn slot_mut(&mut self, s: u32) -> &mut Conv {
+        self.slots[s as usize]
+            .as_mut()
+            .expect("the index only names occupied slots")
     }
 
     /// A conversation's session.
     pub fn session(&self, id: &str) -> Option<&Session> {
-        self.conv(id).ok().map(|c| &self.convs[c as usize].session)
+        self.get(id).map(|c| &c.state.session)
     }
 
     /// A conversation's transcript.
     pub fn transcript(&self, id: &str) -> Option<&Transcript> {
-        self.conv(id)
-            .ok()
-            .map(|c| &self.convs[c as usize].transcript)
+        self.get(id).map(|c| &c.transcript)
+    }
+
+    /// A conversation's state besides its transcript.
+    pub fn state(&self, id: &str) -> Option<&ConvState> {
+        self.get(id).map(|c| &c.state)
+    }
+
+    /// The visitor's secret of a conversation.
+    pub fn token(&self, id: &str) -> Option<&str> {
+        self.get(id).and_then(|c| c.state.token.as_deref())
+    }
+
+    /// Whether `token` is the conversation's visitor secret (compared in constant time).
+    pub fn token_matches(&self, id: &str, token: &str) -> bool {
+        self.token(id).is_some_and(|t| ct_eq(t, token))
     }
 
     /// The engine a conversation runs on.
     pub fn engine_of(&self, id: &str) -> Option<&Arc<Engine>> {
-        let c = self.conv(id).ok()?;
-        self.engines.get(self.convs[c as usize].playbook as usize)
+        let c = self.get(id)?;
+        self.playbooks.get(c.playbook as usize).map(|p| &p.engine)
+    }
+
+    /// The name and version of the playbook a conversation runs.
+    pub fn playbook_of(&self, id: &str) -> Option<(&str, i64)> {
+        let c = self.get(id)?;
+        self.playbooks
+            .get(c.playbook as usize)
+            .map(|p| (p.name.as_str(), p.version))
     }
 
     /// The earliest pending timer deadline of the whole hub.
@@ -233,29 +518,124 @@ impl Hub {
 
     /// A conversation's session and transcript, to store.
     pub fn snapshot(&self, id: &str) -> Option<Snapshot> {
-        let c = &self.convs[self.conv(id).ok()? as usize];
+        let c = self.get(id)?;
         Some(Snapshot {
-            session: c.session.clone(),
+            session: c.state.session.clone(),
             transcript: c.transcript.clone(),
         })
     }
 
-    /// Puts back a stored session and transcript (after a restart, or to replay a step) and
-    /// re-arms exactly the timers the session holds. Records already committed stay
-    /// committed: replayed captures are recognised by their keys.
+    /// Puts back a stored session and transcript (to replay a step) and re-arms exactly the
+    /// timers the session holds. Records already made stay made: replayed captures are
+    /// recognised by their keys.
     pub fn restore(&mut self, id: &str, snap: Snapshot) -> Result<(), HubError> {
         let c = self.conv(id)?;
+        self.touch(c);
         for k in KINDS {
             self.unqueue(c, k);
         }
         let timers: Vec<Timer> = snap.session.timers().collect();
-        let conv = &mut self.convs[c as usize];
-        conv.session = snap.session;
+        let conv = self.slot_mut(c);
+        conv.state.session = snap.session;
         conv.transcript = snap.transcript;
         for t in timers {
             self.queue(c, t);
         }
         Ok(())
+    }
+
+    /// Puts a stored conversation back (loaded on demand, or at start): its timers are armed
+    /// and its desk entry restored. A conversation the hub holds already is left alone.
+    pub fn insert(&mut self, loaded: Loaded) -> Result<(), HubError> {
+        if self.index.contains_key(&loaded.id) {
+            return Ok(());
+        }
+        if self.playbooks.get(loaded.playbook.0 as usize).is_none() {
+            return Err(HubError::UnknownPlaybook(loaded.playbook.0));
+        }
+        let Loaded {
+            id,
+            ord,
+            playbook,
+            rev,
+            state,
+            lines,
+        } = loaded;
+        if let Some(entry) = &state.desk {
+            self.desk.restore(&id, entry.clone());
+        }
+        let timers: Vec<Timer> = state.session.timers().collect();
+        let transcript = Transcript::from_lines(lines, state.buttons.clone());
+        let c = self.occupy(Conv {
+            id,
+            ord,
+            playbook: playbook.0,
+            rev,
+            state,
+            transcript,
+            timers: [None; 3],
+            start_at: None,
+        });
+        for t in timers {
+            self.queue(c, t);
+        }
+        self.next_ord = self.next_ord.max(ord + 1);
+        Ok(())
+    }
+
+    /// Drops a conversation from memory (it stays in the store): its timers are unarmed and
+    /// its desk entry forgotten. Refused while a unit is open.
+    pub fn evict(&mut self, id: &str) -> bool {
+        if self.unit.is_some() {
+            return false;
+        }
+        let Some(c) = self.index.remove(id) else {
+            return false;
+        };
+        for k in KINDS {
+            self.unqueue(c, k);
+        }
+        let conv = self.slots[c as usize].take().expect("indexed slot");
+        self.by_ord.remove(&conv.ord);
+        self.desk.forget(id);
+        self.free.push(c);
+        true
+    }
+
+    /// Whether a conversation is over for good: ended, no timer pending, and not waiting for
+    /// or talking with an agent. A durable driver evicts such ones after their commit.
+    pub fn is_over(&self, id: &str) -> bool {
+        self.get(id).is_some_and(|c| {
+            matches!(c.state.session.phase(), Phase::Ended(_) | Phase::Failed)
+                && c.timers.iter().all(Option::is_none)
+                && !matches!(
+                    c.state.desk.as_ref().map(|d| &d.state),
+                    Some(crate::desk::ConvState::Unassigned | crate::desk::ConvState::Assigned(_))
+                )
+        })
+    }
+
+    /// Sets where start orders continue (a server: after the highest stored one).
+    pub fn set_next_ord(&mut self, next: u64) {
+        self.next_ord = self.next_ord.max(next);
+    }
+
+    fn occupy(&mut self, conv: Conv) -> u32 {
+        let id = conv.id.clone();
+        let ord = conv.ord;
+        let c = match self.free.pop() {
+            Some(c) => {
+                self.slots[c as usize] = Some(conv);
+                c
+            }
+            None => {
+                self.slots.push(Some(conv));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.index.insert(id, c);
+        self.by_ord.insert(ord, c);
+        c
     }
 
     fn conv(&self, id: &str) -> Result<u32, HubError> {
@@ -277,7 +657,7 @@ impl Hub {
         opts: StartOptions,
         now: Instant,
     ) -> Result<Outputs, HubError> {
-        self.begin(id, opts, None, now)
+        self.begin_conv(id, opts, None, now)
     }
 
     /// Starts a conversation mid-flow: at `card`, with `vars` set first and no greeting
@@ -296,12 +676,12 @@ impl Hub {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
         );
-        self.begin(id, opts, Some(at), now)
+        self.begin_conv(id, opts, Some(at), now)
     }
 
     /// What [`Hub::start`] and [`Hub::start_at`] share: a new conversation slot, the start
     /// event, and the slot undone if the engine refuses (so an error changes nothing).
-    fn begin(
+    fn begin_conv(
         &mut self,
         id: &str,
         opts: StartOptions,
@@ -311,34 +691,87 @@ impl Hub {
         if self.index.contains_key(id) {
             return Err(HubError::ConversationExists(id.to_owned()));
         }
-        if self.engines.get(opts.playbook.0 as usize).is_none() {
+        if self.playbooks.get(opts.playbook.0 as usize).is_none() {
             return Err(HubError::UnknownPlaybook(opts.playbook.0));
         }
-        let c = self.convs.len() as u32;
-        self.convs.push(Conv {
+        let ord = self.next_ord;
+        let c = self.occupy(Conv {
             id: id.to_owned(),
+            ord,
             playbook: opts.playbook.0,
-            session: Session::new(),
+            rev: 0,
+            state: ConvState {
+                session: Session::new(),
+                contact_owner: opts.contact_owner.clone(),
+                token: opts.token,
+                manual: 0,
+                records: Vec::new(),
+                window: (0, 0),
+                updated_at: now,
+                desk: None,
+                buttons: Vec::new(),
+            },
             transcript: Transcript::default(),
-            contact_owner: opts.contact_owner.clone(),
-            manual: 0,
             timers: [None; 3],
             start_at,
         });
-        self.index.insert(id.to_owned(), c);
         let event = Event::Start {
             conversation: id.into(),
             channel: opts.channel,
             page_url: opts.page_url.as_deref().map(Into::into),
             contact_owner: opts.contact_owner.as_deref().map(Into::into),
         };
-        let r = self.step(c, event, now, None);
-        if r.is_err() {
-            // Start cannot fail on a new session; undo the slot anyway so errors change nothing.
-            self.convs.pop();
-            self.index.remove(id);
+        // The unit learns the conversation is new before the step could record it as changed.
+        if let Some(u) = &mut self.unit {
+            u.touched.push(Before {
+                slot: c,
+                state: None,
+            });
         }
-        r
+        match self.step(c, event, now, None) {
+            Ok(out) => {
+                self.next_ord = ord + 1;
+                Ok(out)
+            }
+            Err(e) => {
+                // Start cannot fail on a new session; undo the slot anyway so errors change
+                // nothing.
+                if let Some(u) = &mut self.unit {
+                    u.touched.retain(|b| b.slot != c);
+                }
+                self.index.remove(id);
+                self.by_ord.remove(&ord);
+                self.slots[c as usize] = None;
+                self.free.push(c);
+                Err(e)
+            }
+        }
+    }
+
+    fn visitor_turn(
+        &mut self,
+        id: &str,
+        event: Event<'_>,
+        now: Instant,
+    ) -> Result<Outputs, HubError> {
+        let c = self.conv(id)?;
+        let now = self.now.max(now);
+        let minute = now.0 / 60_000;
+        if let Some(limit) = self.turn_limit {
+            let w = self.slot(c).state.window;
+            if w.0 == minute && w.1 >= limit {
+                return Err(HubError::RateLimited(limit));
+            }
+        }
+        let out = self.step(c, event, now, None)?;
+        // Counted once accepted: refused input never uses up the visitor's allowance.
+        let w = &mut self.slot_mut(c).state.window;
+        *w = if w.0 == minute {
+            (minute, w.1 + 1)
+        } else {
+            (minute, 1)
+        };
+        Ok(out)
     }
 
     /// The visitor typed something.
@@ -349,12 +782,11 @@ impl Hub {
         channel: Channel,
         now: Instant,
     ) -> Result<Outputs, HubError> {
-        let c = self.conv(id)?;
         let event = Event::VisitorText {
             text: text.into(),
             channel,
         };
-        self.step(c, event, now, None)
+        self.visitor_turn(id, event, now)
     }
 
     /// The visitor pressed button `index` (from 0).
@@ -365,8 +797,7 @@ impl Hub {
         channel: Channel,
         now: Instant,
     ) -> Result<Outputs, HubError> {
-        let c = self.conv(id)?;
-        self.step(c, Event::VisitorChoice { index, channel }, now, None)
+        self.visitor_turn(id, Event::VisitorChoice { index, channel }, now)
     }
 
     /// An agent assigns the waiting conversation to themselves.
@@ -451,16 +882,18 @@ impl Hub {
             return Err(DeskError::UnknownAgent(agent.to_owned()).into());
         }
         let now = self.tick(now);
-        let conv = &mut self.convs[c as usize];
-        conv.manual += 1;
+        self.touch(c);
+        let conv = self.slot_mut(c);
+        conv.state.manual += 1;
+        conv.state.updated_at = now;
         let ctx = capture::Context {
-            key: format!("{id}/#desk-{}", conv.manual),
+            key: format!("{id}/#desk-{}", conv.state.manual),
             conversation: id,
             now,
-            channel: conv.session.channel(),
+            channel: conv.state.session.channel(),
             live_chat: true,
             agent: Some(agent),
-            messages: conv.session.messages(),
+            messages: conv.state.session.messages(),
             lead: None,
             deal: None,
         };
@@ -471,23 +904,31 @@ impl Hub {
         Ok(out)
     }
 
-    /// Applies a [`Command`] to a conversation (`Start` creates it).
+    /// Applies a [`Command`] to a conversation (`Start` creates it on playbook 0).
     pub fn apply(&mut self, id: &str, cmd: Command, now: Instant) -> Result<Outputs, HubError> {
         match cmd {
             Command::Start {
+                playbook,
                 channel,
                 page_url,
                 contact_owner,
-            } => self.start(
-                id,
-                StartOptions {
-                    playbook: PlaybookId(0),
+                token,
+            } => {
+                let playbook = match playbook {
+                    None => PlaybookId(0),
+                    Some(name) => self
+                        .latest_playbook(&name)
+                        .ok_or(HubError::UnknownPlaybookName(name))?,
+                };
+                let opts = StartOptions {
+                    playbook,
                     channel,
                     page_url,
                     contact_owner,
-                },
-                now,
-            ),
+                    token,
+                };
+                self.start(id, opts, now)
+            }
             Command::VisitorText { text, channel } => self.visitor_text(id, &text, channel, now),
             Command::VisitorChoice { index, channel } => {
                 self.visitor_choice(id, index, channel, now)
@@ -509,13 +950,17 @@ impl Hub {
     pub fn advance(&mut self, now: Instant) -> Outputs {
         let now = self.now.max(now);
         let mut out = Outputs::default();
-        while let Some(&(at, c, r)) = self.timers.first() {
+        while let Some(&(at, ord, r)) = self.timers.first() {
             if at > now {
                 break;
             }
             self.timers.pop_first();
+            let Some(&c) = self.by_ord.get(&ord) else {
+                continue;
+            };
             let kind = KINDS[r as usize];
-            self.convs[c as usize].timers[r as usize] = None;
+            self.touch(c);
+            self.slot_mut(c).timers[r as usize] = None;
             // A timer the engine no longer holds is ignored by it; a late one re-checks state.
             if let Ok(o) = self.step(c, Event::TimerFired(Timer { kind, at }), at, None) {
                 out.extend(o);
@@ -528,14 +973,18 @@ impl Hub {
     fn queue(&mut self, c: u32, t: Timer) {
         let r = rank(t.kind);
         self.unqueue(c, t.kind);
-        self.convs[c as usize].timers[r as usize] = Some(t.at);
-        self.timers.insert((t.at, c, r));
+        let conv = self.slot_mut(c);
+        conv.timers[r as usize] = Some(t.at);
+        let ord = conv.ord;
+        self.timers.insert((t.at, ord, r));
     }
 
     fn unqueue(&mut self, c: u32, kind: TimerKind) {
         let r = rank(kind);
-        if let Some(at) = self.convs[c as usize].timers[r as usize].take() {
-            self.timers.remove(&(at, c, r));
+        let conv = self.slot_mut(c);
+        let ord = conv.ord;
+        if let Some(at) = conv.timers[r as usize].take() {
+            self.timers.remove(&(at, ord, r));
         }
     }
 
@@ -550,50 +999,52 @@ impl Hub {
     ) -> Result<Outputs, HubError> {
         // The clock only moves on success: a refused call changes nothing.
         let now = self.now.max(now);
-        let engine = Arc::clone(&self.engines[self.convs[c as usize].playbook as usize]);
+        let engine = Arc::clone(&self.playbooks[self.slot(c).playbook as usize].engine);
         let mut effects = Vec::new();
-        match desk_op {
-            None => {
-                let conv = &mut self.convs[c as usize];
-                match conv.start_at.take() {
-                    Some((card, vars)) => {
-                        let vars: Vec<(&str, &str)> =
-                            vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                        engine.start_at(
-                            &mut conv.session,
-                            event.clone(),
-                            card,
-                            &vars,
-                            now,
-                            &self.desk,
-                            &mut effects,
-                        )?
-                    }
-                    None => engine.step(
-                        &mut conv.session,
-                        event.clone(),
-                        now,
-                        &self.desk,
-                        &mut effects,
-                    )?,
-                }
+        let mut next = self.slot(c).state.session.clone();
+        let start_at = self.slot_mut(c).start_at.take();
+        match start_at {
+            Some((card, vars)) => {
+                let vars: Vec<(&str, &str)> =
+                    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                engine.start_at(
+                    &mut next,
+                    event.clone(),
+                    card,
+                    &vars,
+                    now,
+                    &self.desk,
+                    &mut effects,
+                )?;
             }
-            Some(op) => {
-                let mut next = self.convs[c as usize].session.clone();
-                engine.step(&mut next, event.clone(), now, &self.desk, &mut effects)?;
-                op(&mut self.desk)?;
-                self.convs[c as usize].session = next;
-            }
+            None => engine.step(&mut next, event.clone(), now, &self.desk, &mut effects)?,
+        }
+        self.touch(c);
+        if let Some(op) = desk_op {
+            op(&mut self.desk)?;
         }
         self.now = now;
-        self.convs[c as usize]
-            .transcript
-            .record(&event, now, &effects);
+        let conv = self.slot_mut(c);
+        conv.state.session = next;
+        conv.state.updated_at = now;
+        let first = conv.transcript.lines.len();
+        conv.transcript.record(&event, now, &effects);
         let mut out = Outputs::default();
         for e in &effects {
             self.route(c, e, &mut out);
         }
-        let id = &self.convs[c as usize].id;
+        let entry = self.desk.conversation(&self.slot(c).id).cloned();
+        let conv = self.slot_mut(c);
+        conv.state.desk = entry;
+        conv.state.buttons = conv.transcript.buttons().to_vec();
+        let conv = self.slot(c);
+        out.updates.push(ConvUpdate {
+            conversation: conv.id.clone(),
+            first_seq: first as u64 + 1,
+            lines: conv.transcript.lines[first..].to_vec(),
+            phase: conv.state.session.phase(),
+        });
+        let id = &conv.id;
         out.effects = effects
             .iter()
             .map(|e| Emitted {
@@ -607,7 +1058,10 @@ impl Hub {
 
     /// Carries out the parts of an effect that concern the hub's own parts.
     fn route(&mut self, c: u32, e: &Effect<'_>, out: &mut Outputs) {
-        let conv = &self.convs[c as usize];
+        // Borrow the slot through its field, not `slot()`, so the desk stays free to change.
+        let conv = self.slots[c as usize]
+            .as_ref()
+            .expect("routed slots are occupied");
         match e {
             Effect::SetTimer(t) => self.queue(c, *t),
             Effect::CancelTimer { kind } => self.unqueue(c, *kind),
@@ -617,7 +1071,7 @@ impl Hub {
             Effect::EnterUnassigned { route } => {
                 let _ = self
                     .desk
-                    .enqueue(&conv.id, route, conv.contact_owner.as_deref());
+                    .enqueue(&conv.id, route, conv.state.contact_owner.as_deref());
             }
             Effect::LeaveUnassigned => {
                 let _ = self.desk.time_out(&conv.id);
@@ -635,18 +1089,193 @@ impl Hub {
     }
 
     fn commit(&mut self, c: u32, record: capture::Record, out: &mut Outputs) {
-        let key = record.key.clone();
-        let lines = &self.convs[c as usize].transcript.lines;
-        if self.ledger.commit(record, lines) != Commit::New {
+        let conv = self.slot_mut(c);
+        if conv.state.records.contains(&record.key) {
             return;
         }
-        let Some(stored) = self.ledger.get(&key).cloned() else {
-            return;
+        conv.state.records.push(record.key.clone());
+        let n = (record.messages as usize).min(conv.transcript.lines.len());
+        let stored = Stored {
+            transcript: conv.transcript.lines[..n].to_vec(),
+            record,
         };
+        if self.memory == RecordMemory::Keep
+            && self
+                .ledger
+                .commit(stored.record.clone(), &stored.transcript)
+                != Commit::New
+        {
+            return;
+        }
         self.desk.note_capture(&stored.record);
         if let Err(e) = self.sink.put(&stored) {
             out.sink_errors.push(e.to_string());
         }
+        if let Some(u) = &mut self.unit {
+            u.records.push(stored.clone());
+        }
         out.records.push(stored);
     }
+
+    /// Opens a unit of work: from now until [`Hub::keep`] or [`Hub::rollback`], the hub
+    /// remembers how everything it changes looked before. Requires [`RecordMemory::Emit`]
+    /// (a ledger cannot be rolled back). Opening one while one is open keeps the open one.
+    pub fn begin(&mut self) {
+        debug_assert_eq!(
+            self.memory,
+            RecordMemory::Emit,
+            "units need RecordMemory::Emit"
+        );
+        if self.unit.is_none() {
+            self.unit = Some(Unit {
+                touched: Vec::new(),
+                desk: self.desk.clone(),
+                now: self.now,
+                next_ord: self.next_ord,
+                records: Vec::new(),
+            });
+        }
+    }
+
+    /// Remembers how conversation `c` looked before the open unit first changed it.
+    fn touch(&mut self, c: u32) {
+        let Some(u) = &self.unit else { return };
+        if u.touched.iter().any(|b| b.slot == c) {
+            return;
+        }
+        let conv = self.slot(c);
+        let before = Before {
+            slot: c,
+            state: Some((
+                conv.state.clone(),
+                conv.transcript.lines.len(),
+                conv.timers,
+                conv.rev,
+            )),
+        };
+        if let Some(u) = &mut self.unit {
+            u.touched.push(before);
+        }
+    }
+
+    /// What the open unit changed (empty without one).
+    pub fn changes(&self) -> Changes {
+        let Some(u) = &self.unit else {
+            return Changes::default();
+        };
+        let mut ch = Changes {
+            records: u.records.clone(),
+            ..Changes::default()
+        };
+        for b in &u.touched {
+            let Some(conv) = self.slots[b.slot as usize].as_ref() else {
+                continue;
+            };
+            let from = match &b.state {
+                Some((state, lines, timers, _)) => {
+                    if *state == conv.state
+                        && *lines == conv.transcript.lines.len()
+                        && *timers == conv.timers
+                    {
+                        continue;
+                    }
+                    *lines
+                }
+                None => 0,
+            };
+            let p = &self.playbooks[conv.playbook as usize];
+            ch.convs.push(ConvChange {
+                id: conv.id.clone(),
+                ord: conv.ord,
+                playbook: (p.name.clone(), p.version),
+                rev: conv.rev + 1,
+                state: conv.state.clone(),
+                lines: conv.transcript.lines[from..]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| ((from + i + 1) as u64, l.clone()))
+                    .collect(),
+                line_count: conv.transcript.lines.len() as u64,
+                timers: conv.state.session.timers().collect(),
+            });
+        }
+        let (agents, pools, seq) = self.desk.diff(&u.desk);
+        ch.agents = agents;
+        ch.pools = pools;
+        ch.desk_seq = seq;
+        ch.next_ord = (self.next_ord != u.next_ord).then_some(self.next_ord);
+        ch
+    }
+
+    /// Ends the open unit, keeping what it changed (the store has it): every changed
+    /// conversation's revision moves on.
+    pub fn keep(&mut self) {
+        let Some(u) = self.unit.take() else { return };
+        for b in u.touched {
+            if let Some(conv) = self.slots[b.slot as usize].as_mut() {
+                let changed = match &b.state {
+                    Some((state, lines, timers, _)) => {
+                        *state != conv.state
+                            || *lines != conv.transcript.lines.len()
+                            || *timers != conv.timers
+                    }
+                    None => true,
+                };
+                if changed {
+                    conv.rev += 1;
+                }
+            }
+        }
+    }
+
+    /// Ends the open unit, putting back everything as it was when it began: conversations
+    /// started in it are gone, the others have their old state, transcript and timers, the
+    /// desk and the clock are as they were.
+    pub fn rollback(&mut self) {
+        let Some(u) = self.unit.take() else { return };
+        for b in u.touched.into_iter().rev() {
+            match b.state {
+                None => {
+                    if let Some(conv) = self.slots[b.slot as usize].take() {
+                        for (r, at) in conv.timers.iter().enumerate() {
+                            if let Some(at) = at {
+                                self.timers.remove(&(*at, conv.ord, r as u8));
+                            }
+                        }
+                        self.index.remove(&conv.id);
+                        self.by_ord.remove(&conv.ord);
+                        self.free.push(b.slot);
+                    }
+                }
+                Some((state, lines, timers, rev)) => {
+                    for k in KINDS {
+                        self.unqueue(b.slot, k);
+                    }
+                    let conv = self.slot_mut(b.slot);
+                    conv.state = state;
+                    conv.transcript.rewind(lines, conv.state.buttons.clone());
+                    conv.rev = rev;
+                    let ord = conv.ord;
+                    for (r, at) in timers.iter().enumerate() {
+                        if let Some(at) = at {
+                            self.slot_mut(b.slot).timers[r] = Some(*at);
+                            self.timers.insert((*at, ord, r as u8));
+                        }
+                    }
+                }
+            }
+        }
+        self.desk = u.desk;
+        self.now = u.now;
+        self.next_ord = u.next_ord;
+    }
+}
+
+/// Constant-time string equality (for equal lengths; lengths are not secret): for tokens.
+pub fn ct_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }

@@ -12,10 +12,14 @@
 //! use randomness (conversation ids come from the caller).
 
 pub mod driver;
+pub mod durable;
 mod hub;
 pub mod sink;
 mod types;
 
-pub use hub::{Hub, HubError, PlaybookId, Snapshot, StartOptions};
+pub use hub::{
+    Changes, ConvChange, ConvState, Hub, HubError, Loaded, PlaybookId, RecordMemory, Snapshot,
+    StartOptions, ct_eq,
+};
 pub use sink::{JsonLinesSink, MemorySink, NullSink, RecordSink, SinkError};
-pub use types::{Command, Emitted, Outputs, OwnedEffect};
+pub use types::{Command, ConvUpdate, Emitted, Outputs, OwnedEffect};

@@ -136,6 +136,19 @@ pub struct Emitted {
     pub effect: OwnedEffect,
 }
 
+/// The new lines of one conversation after one step, and its phase after them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConvUpdate {
+    /// The conversation.
+    pub conversation: String,
+    /// The sequence number (from 1) of the first line in `lines`.
+    pub first_seq: u64,
+    /// The lines the step added (possibly none).
+    pub lines: Vec<crate::capture::Line>,
+    /// Where the conversation is after the step.
+    pub phase: crate::engine::Phase,
+}
+
 /// Everything one hub call produced, in order of happening.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Outputs {
@@ -149,6 +162,8 @@ pub struct Outputs {
     pub records: Vec<Stored>,
     /// Sink failures (the record is in the ledger; the sink did not take it).
     pub sink_errors: Vec<String>,
+    /// Per step: the conversation's new transcript lines, numbered, and its phase.
+    pub updates: Vec<ConvUpdate>,
 }
 
 impl Outputs {
@@ -158,6 +173,7 @@ impl Outputs {
             && self.notifications.is_empty()
             && self.records.is_empty()
             && self.sink_errors.is_empty()
+            && self.updates.iter().all(|u| u.lines.is_empty())
     }
 
     /// Appends another call's outputs.
@@ -166,6 +182,7 @@ impl Outputs {
         self.notifications.extend(other.notifications);
         self.records.extend(other.records);
         self.sink_errors.extend(other.sink_errors);
+        self.updates.extend(other.updates);
     }
 
     /// The effects of one conversation.
@@ -184,6 +201,9 @@ impl Outputs {
 pub enum Command {
     /// The visitor opened the chat.
     Start {
+        /// The playbook, by name (its newest version); the hub's first one when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        playbook: Option<String>,
         /// Where.
         #[serde(default)]
         channel: Channel,
@@ -193,6 +213,9 @@ pub enum Command {
         /// The visitor's CRM owner, if known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         contact_owner: Option<String>,
+        /// The visitor's secret, when a server hands one out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     /// The visitor typed something.
     VisitorText {

@@ -265,14 +265,7 @@ impl Config {
     }
 }
 
-/// Constant-time string equality (for equal lengths; lengths are not secret).
-pub fn ct_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
+pub use crate::runtime::ct_eq;
 
 #[cfg(test)]
 mod tests {

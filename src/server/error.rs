@@ -63,7 +63,7 @@ impl ApiError {
 
 impl From<crate::persist::StoreError> for ApiError {
     fn from(e: crate::persist::StoreError) -> Self {
-        ApiError::Storage(e.0)
+        ApiError::Storage(e.to_string())
     }
 }
 

@@ -1,5 +1,5 @@
-//! The routes of `docs/api.md`: extract and check, call [`super::Core`] under the lock,
-//! release it, wait for durability ([`AppState::settle`]), answer.
+//! The routes of `docs/api.md`: extract and check, turn the request into a [`Command`] for the
+//! driver (which answers once the change is durable) or read through it, answer.
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use super::core::{Input, manual};
+use super::view;
 use super::{ApiError, AppState};
 use crate::capture::{ManualDetails, ManualKind, Person};
 use crate::desk::Presence;
@@ -163,9 +163,7 @@ impl<S: Send + Sync> FromRequestParts<S> for VisitorToken {
 const INDEX: &str = include_str!("../../web/index.html");
 
 async fn index(State(state): State<AppState>) -> Html<String> {
-    let list: String = state
-        .core()
-        .playbooks()
+    let list: String = playbook_list(&state)
         .iter()
         .map(|p| {
             let name = html_escape(p["name"].as_str().unwrap_or_default());
@@ -209,10 +207,18 @@ async fn start(
             "page_url is longer than 2048 bytes".into(),
         ));
     }
-    let applied = state
-        .core()
-        .start(&req.playbook, req.channel, req.page_url)?;
-    let v = state.settle(applied).await?;
+    let id = format!("c_{}", &super::random_hex()?[..20]);
+    let token = super::random_hex()?;
+    let cmd = Command::Start {
+        playbook: Some(req.playbook),
+        channel: req.channel,
+        page_url: req.page_url,
+        contact_owner: None,
+        token: Some(token.clone()),
+    };
+    let out = state.driver().apply(&id, cmd).await?;
+    let (status, messages) = messages_of(&out, &id);
+    let v = json!({"conversation": id, "token": token, "status": status, "messages": messages});
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
@@ -228,15 +234,100 @@ struct VisitorReq {
 }
 
 impl VisitorReq {
-    fn input(self) -> Result<(Input, Channel), ApiError> {
+    /// The command, checked against the limits (buttons count from 1 in the API).
+    fn command(self, max_chars: usize) -> Result<Command, ApiError> {
         match (self.text, self.choice) {
-            (Some(t), None) => Ok((Input::Text(t), self.channel)),
-            (None, Some(c)) => Ok((Input::Choice(c), self.channel)),
+            (Some(text), None) => {
+                check_len(&text, max_chars)?;
+                Ok(Command::VisitorText {
+                    text,
+                    channel: self.channel,
+                })
+            }
+            (None, Some(0)) => Err(ApiError::BadRequest("choices count from 1".into())),
+            (None, Some(n)) => Ok(Command::VisitorChoice {
+                index: n - 1,
+                channel: self.channel,
+            }),
             _ => Err(ApiError::BadRequest(
                 "send exactly one of `text` and `choice`".into(),
             )),
         }
     }
+}
+
+fn check_len(text: &str, max: usize) -> Result<(), ApiError> {
+    let n = text.chars().count();
+    if n > max {
+        return Err(ApiError::TooLarge(format!(
+            "the message is {n} characters long; the limit is {max}"
+        )));
+    }
+    Ok(())
+}
+
+/// A conversation's new messages and its status after a change, from the change's outputs.
+fn messages_of(out: &crate::runtime::Outputs, id: &str) -> (&'static str, Vec<Value>) {
+    let mut status = "waiting";
+    let mut messages = Vec::new();
+    for u in out.updates.iter().filter(|u| u.conversation == id) {
+        status = view::status_name(u.phase);
+        messages.extend(
+            u.lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| view::message_json(u.first_seq + i as u64, l)),
+        );
+    }
+    (status, messages)
+}
+
+/// A visitor's command, with their token proven.
+async fn visitor_cmd(
+    state: &AppState,
+    id: &str,
+    token: &str,
+    req: VisitorReq,
+) -> Result<Value, ApiError> {
+    let cmd = req.command(state.config().limits.max_message_chars)?;
+    let out = state
+        .driver()
+        .apply_as(id, cmd, Some(token))
+        .await
+        .map_err(visitor_error)?;
+    let (status, messages) = messages_of(&out, id);
+    Ok(json!({"status": status, "messages": messages}))
+}
+
+/// A visitor is never told whether a conversation exists without its token.
+fn visitor_error(e: crate::runtime::driver::DriverError) -> ApiError {
+    match e {
+        crate::runtime::driver::DriverError::Hub(
+            crate::runtime::HubError::UnknownConversation(_),
+        ) => unknown_visitor(),
+        e => e.into(),
+    }
+}
+
+fn unknown_visitor() -> ApiError {
+    ApiError::Unauthorized("unknown conversation or wrong visitor token".into())
+}
+
+/// Reads a conversation for its visitor: `f` runs only when the token is right.
+async fn visitor_read<R: Send + 'static>(
+    state: &AppState,
+    id: &str,
+    token: String,
+    f: impl FnOnce(&crate::runtime::Hub, &str) -> R + Send + 'static,
+) -> Result<R, ApiError> {
+    let key = id.to_owned();
+    state
+        .driver()
+        .read(Some(id), move |hub| {
+            hub.token_matches(&key, &token).then(|| f(hub, &key))
+        })
+        .await?
+        .ok_or_else(unknown_visitor)
 }
 
 async fn visitor_send(
@@ -245,13 +336,7 @@ async fn visitor_send(
     VisitorToken(token): VisitorToken,
     ApiJson(req): ApiJson<VisitorReq>,
 ) -> Result<Json<Value>, ApiError> {
-    let (input, channel) = req.input()?;
-    let applied = {
-        let mut core = state.core();
-        core.visitor_auth(&id, &token)?;
-        core.visitor(&id, input, channel)?
-    };
-    Ok(Json(state.settle(applied).await?))
+    Ok(Json(visitor_cmd(&state, &id, &token, req).await?))
 }
 
 #[derive(Deserialize)]
@@ -266,12 +351,13 @@ async fn visitor_history(
     VisitorToken(token): VisitorToken,
     ApiQuery(q): ApiQuery<After>,
 ) -> Result<Json<Value>, ApiError> {
-    let core = state.core();
-    core.visitor_auth(&id, &token)?;
-    let (status, messages) = core.history(&id, q.after);
-    Ok(Json(
-        json!({"status": status, "bot": core.bot_name(&id), "messages": messages}),
-    ))
+    let after = q.after;
+    let v = visitor_read(&state, &id, token, move |hub, id| {
+        let (status, messages) = view::history(hub, id, after).unwrap_or(("ended", Vec::new()));
+        json!({"status": status, "bot": view::bot_name(hub, id), "messages": messages})
+    })
+    .await?;
+    Ok(Json(v))
 }
 
 #[derive(Deserialize)]
@@ -285,20 +371,27 @@ async fn visitor_ws(
     ApiQuery(q): ApiQuery<TokenQuery>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    state.core().visitor_auth(&id, &q.token)?;
+    let status = visitor_read(&state, &id, q.token.clone(), |hub, id| {
+        view::history(hub, id, u64::MAX).map_or("ended", |h| h.0)
+    })
+    .await?;
     let rx = state.subscribe_visitor(&id);
     Ok(ws
         .max_message_size(state.config().limits.max_body_bytes)
-        .on_upgrade(move |socket| visitor_socket(state, id, socket, rx)))
+        .on_upgrade(move |socket| async move {
+            visitor_socket(&state, &id, &q.token, status, socket, rx).await;
+            state.visitor_gone(&id);
+        }))
 }
 
 async fn visitor_socket(
-    state: AppState,
-    id: String,
+    state: &AppState,
+    id: &str,
+    token: &str,
+    status: &str,
     mut socket: WebSocket,
     mut rx: tokio::sync::broadcast::Receiver<String>,
 ) {
-    let status = state.core().history(&id, u64::MAX).0;
     let hello = json!({"type": "status", "status": status}).to_string();
     if socket.send(Message::Text(hello.into())).await.is_err() {
         return;
@@ -326,16 +419,7 @@ async fn visitor_socket(
                     Some(Ok(_)) => continue,
                 };
                 let result = match serde_json::from_str::<VisitorReq>(&text) {
-                    Ok(req) => match req.input() {
-                        Ok((input, channel)) => {
-                            let applied = state.core().visitor(&id, input, channel);
-                            match applied {
-                                Ok(a) => state.settle(a).await.map(|_| ()),
-                                Err(e) => Err(e),
-                            }
-                        }
-                        Err(e) => Err(e),
-                    },
+                    Ok(req) => visitor_cmd(state, id, token, req).await.map(drop),
                     Err(e) => Err(ApiError::BadRequest(format!("malformed JSON: {e}"))),
                 };
                 if let Err(e) = result {
@@ -350,7 +434,10 @@ async fn visitor_socket(
     }
 }
 
-async fn agent_me(State(state): State<AppState>, Agent(name): Agent) -> Json<Value> {
+async fn agent_me(
+    State(state): State<AppState>,
+    Agent(name): Agent,
+) -> Result<Json<Value>, ApiError> {
     let teams = state
         .config()
         .agents
@@ -358,22 +445,40 @@ async fn agent_me(State(state): State<AppState>, Agent(name): Agent) -> Json<Val
         .find(|a| a.name == name)
         .map(|a| a.teams.clone())
         .unwrap_or_default();
-    let presence = state.core().presence(&name);
-    Json(json!({"name": name, "presence": presence, "teams": teams}))
+    let who = name.clone();
+    let presence = state
+        .driver()
+        .read(None, move |hub| hub.desk().presence(&who))
+        .await?;
+    Ok(Json(
+        json!({"name": name, "presence": presence, "teams": teams}),
+    ))
 }
 
 /// Every agent of the config with their presence now, in config order (the inbox's reassign
 /// picker offers the online ones).
-async fn agent_agents(State(state): State<AppState>, Agent(_): Agent) -> Json<Vec<Value>> {
-    let core = state.core();
-    Json(
-        state
-            .config()
-            .agents
-            .iter()
-            .map(|a| json!({"name": a.name, "presence": core.presence(&a.name), "teams": a.teams}))
-            .collect(),
-    )
+async fn agent_agents(
+    State(state): State<AppState>,
+    Agent(_): Agent,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let agents: Vec<(String, Vec<String>)> = state
+        .config()
+        .agents
+        .iter()
+        .map(|a| (a.name.clone(), a.teams.clone()))
+        .collect();
+    let list = state
+        .driver()
+        .read(None, move |hub| {
+            agents
+                .into_iter()
+                .map(|(name, teams)| {
+                    json!({"name": name, "presence": hub.desk().presence(&name), "teams": teams})
+                })
+                .collect()
+        })
+        .await?;
+    Ok(Json(list))
 }
 
 #[derive(Deserialize)]
@@ -387,8 +492,11 @@ async fn agent_presence(
     Agent(name): Agent,
     ApiJson(req): ApiJson<PresenceReq>,
 ) -> Result<Json<Value>, ApiError> {
-    let applied = state.core().set_presence(&name, req.presence)?;
-    state.settle(applied).await?;
+    let presence = req.presence;
+    state
+        .driver()
+        .call(move |hub, _, _| hub.set_presence(&name, presence))
+        .await??;
     Ok(Json(json!({"presence": req.presence})))
 }
 
@@ -407,7 +515,36 @@ async fn agent_list(
     Agent(name): Agent,
     ApiQuery(q): ApiQuery<FolderQuery>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    Ok(Json(state.core().folder(&name, &q.folder)?))
+    match q.folder.as_str() {
+        "unassigned" | "mine" => {
+            let unassigned = q.folder == "unassigned";
+            let list = state
+                .driver()
+                .read(None, move |hub| {
+                    let ids = if unassigned {
+                        hub.desk().unassigned()
+                    } else {
+                        hub.desk().mine(&name)
+                    };
+                    ids.into_iter().map(|id| view::summary(hub, id)).collect()
+                })
+                .await?;
+            Ok(Json(list))
+        }
+        "closed" => {
+            let rows = state
+                .blocking(|s| s.desk_folder(crate::persist::DeskColumn::Closed, 200))
+                .await?;
+            Ok(Json(
+                rows.iter()
+                    .map(|(row, lines)| view::stored_summary(row, lines.last().map(String::as_str)))
+                    .collect(),
+            ))
+        }
+        other => Err(ApiError::BadRequest(format!(
+            "unknown folder `{other}`; use unassigned, mine or closed"
+        ))),
+    }
 }
 
 async fn agent_detail(
@@ -415,12 +552,37 @@ async fn agent_detail(
     Agent(_): Agent,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(state.core().detail(&id)?))
+    let key = id.clone();
+    let records = state.blocking(move |s| s.records_of(&key)).await?;
+    let key = id.clone();
+    state
+        .driver()
+        .read(Some(&id), move |hub| view::detail(hub, &key, &records))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound("no such conversation".into()))
 }
 
+/// An agent's command on a conversation: the conversation's summary after it, or the record
+/// an agent made.
 async fn agent_cmd(state: &AppState, id: &str, cmd: Command) -> Result<Value, ApiError> {
-    let applied = state.core().agent(id, cmd)?;
-    state.settle(applied).await
+    if let Command::AgentMessage { text, .. } = &cmd {
+        check_len(text, state.config().limits.max_message_chars)?;
+    }
+    let is_record = matches!(cmd, Command::CreateRecord { .. });
+    let out = state.driver().apply(id, cmd).await?;
+    if is_record {
+        return Ok(out
+            .records
+            .first()
+            .and_then(|r| serde_json::to_value(r).ok())
+            .unwrap_or(Value::Null));
+    }
+    let key = id.to_owned();
+    Ok(state
+        .driver()
+        .read(Some(id), move |hub| view::summary(hub, &key))
+        .await?)
 }
 
 async fn agent_assign(
@@ -519,7 +681,12 @@ async fn agent_record(
         organization: req.organization,
         note: req.note,
     };
-    let v = agent_cmd(&state, &id, manual(req.kind, details, &name)).await?;
+    let cmd = Command::CreateRecord {
+        agent: name,
+        kind: req.kind,
+        details,
+    };
+    let v = agent_cmd(&state, &id, cmd).await?;
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
@@ -531,24 +698,30 @@ async fn agent_ws(
     let Agent(name) = agent_by_token(&state, &q.token)?;
     let mut rx = state.subscribe_agent(&name);
     Ok(ws.on_upgrade(move |mut socket| async move {
-        loop {
-            tokio::select! {
-                pushed = rx.recv() => match pushed {
-                    Ok(text) => {
-                        if socket.send(Message::Text(text.into())).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return,
-                },
-                incoming = socket.recv() => match incoming {
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                    Some(Ok(_)) => {}
-                },
-            }
-        }
+        agent_socket(&mut socket, &mut rx).await;
+        drop(rx);
+        state.agent_gone(&name);
     }))
+}
+
+async fn agent_socket(socket: &mut WebSocket, rx: &mut tokio::sync::broadcast::Receiver<String>) {
+    loop {
+        tokio::select! {
+            pushed = rx.recv() => match pushed {
+                Ok(text) => {
+                    if socket.send(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -568,16 +741,23 @@ async fn records(
     Agent(_): Agent,
     ApiQuery(q): ApiQuery<RecordsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let store = state.store().clone();
     let limit = q.limit.clamp(1, 1000);
-    let rows = tokio::task::spawn_blocking(move || store.records(q.after, limit))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let after = q.after;
+    let rows = state.blocking(move |s| s.records(after, limit)).await?;
     Ok(Json(json!(rows)))
 }
 
+/// The newest version of each playbook.
+fn playbook_list(state: &AppState) -> Vec<Value> {
+    state
+        .catalog()
+        .latest_all()
+        .map(|(name, v)| json!({"name": name, "title": v.playbook.playbook.name, "version": v.version}))
+        .collect()
+}
+
 async fn playbooks(State(state): State<AppState>) -> Json<Vec<Value>> {
-    Json(state.core().playbooks())
+    Json(playbook_list(&state))
 }
 
 #[derive(Deserialize)]
@@ -592,8 +772,8 @@ async fn graph(
     ApiQuery(q): ApiQuery<GraphQuery>,
 ) -> Result<String, ApiError> {
     let playbook = state
-        .core()
-        .playbook(&name)
+        .catalog()
+        .latest(&name)
         .map(|v| v.playbook.clone())
         .ok_or_else(|| ApiError::NotFound(format!("no playbook named `{name}`")))?;
     let g = crate::graph::FlowGraph::new(&playbook);

@@ -1,34 +1,46 @@
-//! `playbook serve`: the HTTP and WebSocket API of `docs/api.md` over the runtime hub, with
-//! durable SQLite storage ([`crate::persist`]) and CRM webhook delivery ([`outbox`]).
+//! `playbook serve`: the HTTP and WebSocket API of `docs/api.md` over the one runtime
+//! [`Driver`], with durable storage ([`crate::persist`]) and CRM webhook delivery
+//! ([`outbox`]).
+//!
+//! The path of every change: a handler turns the request into a [`crate::runtime::Command`]
+//! → the driver loads the conversation (memory or store), steps engine and desk on it inside
+//! a unit of work, commits the unit's rows in one transaction → only then answers (2xx means
+//! durable) and publishes; a forwarder task turns what was published into socket frames.
 //!
 //! [`router`] builds the axum app from an [`AppState`] (testable with `oneshot`, no socket);
-//! [`serve`] opens the data folder, restores state, binds and runs the background tasks (the
-//! timer task with ONE sleep for the hub's earliest deadline, the outbox, SIGHUP reload).
+//! [`open`] opens the data folder (migrating an old one) and loads what is open; [`serve`]
+//! binds and runs the background tasks (forwarder, outbox, SIGHUP reload).
 //!
-//! Must not: decide anything the engine, desk or hub decides (it maps HTTP onto hub calls and
+//! Must not: decide anything the engine, desk or hub decides (it maps HTTP onto commands and
 //! hub errors onto statuses), acknowledge a change before the store has it, or panic on input.
 
 pub mod config;
-pub mod core;
 pub mod error;
 mod handlers;
+pub mod migrate;
 pub mod outbox;
 mod pages;
 pub mod playbooks;
+pub mod view;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use serde_json::{Value, json};
 use tokio::sync::{Notify, broadcast};
 
 pub use self::config::Config;
-pub use self::core::Core;
-use self::core::{Applied, Publish};
 pub use self::error::ApiError;
 pub use self::handlers::router;
-use crate::persist::Store;
+use self::playbooks::{Catalog, ReloadReport, Version, compile};
+use crate::capture::Who;
+use crate::desk::Notification;
+use crate::persist::sqlite::{Opened, SqliteStore};
+use crate::persist::{Commit, SqliteOptions, Storage, StoreError, VersionRow};
+use crate::runtime::driver::{Clock, Driver, DriverError};
+use crate::runtime::{Hub, HubError, Outputs, durable};
 
 /// Shared server state; cheap to clone.
 #[derive(Clone)]
@@ -36,10 +48,13 @@ pub struct AppState(Arc<Shared>);
 
 /// What the handlers and tasks share.
 pub struct Shared {
-    core: Mutex<Core>,
+    driver: Driver,
     config: Arc<Config>,
-    store: Arc<Store>,
-    timer_poke: Notify,
+    store: Arc<dyn Storage>,
+    catalog: Arc<RwLock<Catalog>>,
+    playbook_dir: PathBuf,
+    /// One reload at a time (their version numbers must not race).
+    reloading: tokio::sync::Mutex<()>,
     outbox_poke: Notify,
     visitors: Mutex<HashMap<String, broadcast::Sender<String>>>,
     agents: Mutex<HashMap<String, broadcast::Sender<String>>>,
@@ -56,25 +71,54 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl AppState {
-    /// Wraps a restored core.
-    pub fn new(core: Core) -> Self {
-        let config = Arc::clone(core.config());
-        let store = Arc::clone(core.store());
-        AppState(Arc::new(Shared {
-            core: Mutex::new(core),
-            config,
-            store,
-            timer_poke: Notify::new(),
-            outbox_poke: Notify::new(),
-            visitors: Mutex::new(HashMap::new()),
-            agents: Mutex::new(HashMap::new()),
-        }))
-    }
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|e| e.into_inner())
+}
 
-    /// The core, locked. Never hold it across an `.await`.
-    pub fn core(&self) -> MutexGuard<'_, Core> {
-        lock(&self.0.core)
+impl From<DriverError> for ApiError {
+    fn from(e: DriverError) -> Self {
+        match e {
+            DriverError::Hub(e) => e.into(),
+            DriverError::Storage(e) => e.into(),
+            DriverError::Stopped => ApiError::Storage("the runtime driver stopped".into()),
+        }
+    }
+}
+
+impl From<HubError> for ApiError {
+    fn from(e: HubError) -> Self {
+        use crate::desk::DeskError as D;
+        use crate::engine::EngineError as E;
+        let msg = e.to_string();
+        match e {
+            HubError::UnknownConversation(_) => ApiError::NotFound(msg),
+            HubError::UnknownPlaybook(_) | HubError::UnknownPlaybookName(_) => {
+                ApiError::NotFound(msg)
+            }
+            HubError::ConversationExists(_) => ApiError::Conflict(msg),
+            HubError::RateLimited(_) => ApiError::RateLimited(msg),
+            HubError::Engine(E::TextTooLong { .. }) => ApiError::TooLarge(msg),
+            HubError::Engine(E::NoSuchChoice { .. }) => ApiError::BadRequest(msg),
+            HubError::Engine(E::WrongAgent { .. }) | HubError::Desk(D::NotHandler(_)) => {
+                ApiError::Forbidden(msg)
+            }
+            HubError::Desk(D::UnknownAgent(_)) => ApiError::NotFound(msg),
+            HubError::Engine(_) | HubError::Desk(_) => ApiError::Conflict(msg),
+        }
+    }
+}
+
+/// 128 random bits as 32 hex digits.
+pub fn random_hex() -> Result<String, ApiError> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| ApiError::Internal(format!("no randomness: {e}")))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+impl AppState {
+    /// The driver every change goes through.
+    pub fn driver(&self) -> &Driver {
+        &self.0.driver
     }
 
     /// The config.
@@ -83,56 +127,58 @@ impl AppState {
     }
 
     /// The store.
-    pub fn store(&self) -> &Arc<Store> {
+    pub fn store(&self) -> &Arc<dyn Storage> {
         &self.0.store
     }
 
-    /// Waits until an applied change is durable, then pushes it to sockets and wakes the
-    /// timer and outbox tasks. On a storage error nothing is pushed and the caller gets 503.
-    pub async fn settle<T>(&self, applied: Applied<T>) -> Result<T, ApiError> {
-        let Applied {
-            value,
-            ack,
-            publish,
-        } = applied;
-        match ack.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e.into()),
-            Err(_) => return Err(ApiError::Storage("the writer stopped".into())),
-        }
-        self.publish(publish);
-        self.0.timer_poke.notify_one();
-        self.0.outbox_poke.notify_one();
-        Ok(value)
+    /// The served playbooks.
+    pub fn catalog(&self) -> std::sync::RwLockReadGuard<'_, Catalog> {
+        read(&self.0.catalog)
     }
 
-    fn publish(&self, p: Publish) {
-        if !p.visitor.is_empty() {
+    /// Runs a blocking store call on a blocking thread.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Storage) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = Arc::clone(&self.0.store);
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|e| ApiError::Internal(format!("a storage task failed: {e}")))?
+            .map_err(ApiError::from)
+    }
+
+    /// Pushes what the driver published to the sockets that listen: each conversation's new
+    /// messages and status to its visitor, notifications to agents.
+    fn publish(&self, out: &Outputs) {
+        if !out.updates.is_empty() {
             let mut subs = lock(&self.0.visitors);
-            for (id, msgs, status) in p.visitor {
-                let Some(tx) = subs.get(&id) else { continue };
+            for u in &out.updates {
+                let Some(tx) = subs.get(&u.conversation) else {
+                    continue;
+                };
                 let mut after_visitor = false;
-                for m in msgs {
-                    let role = m["from"]["role"].as_str().unwrap_or_default();
+                for (i, line) in u.lines.iter().enumerate() {
                     // The bot's answer to a visitor message is announced first, so the
                     // widget can show its typing hint.
-                    if role == "bot" && after_visitor {
-                        let _ = tx.send(serde_json::json!({"type": "typing"}).to_string());
+                    if matches!(line.from, Who::Bot(_)) && after_visitor {
+                        let _ = tx.send(json!({"type": "typing"}).to_string());
                     }
-                    after_visitor = role == "visitor";
-                    let _ =
-                        tx.send(serde_json::json!({"type": "message", "message": m}).to_string());
+                    after_visitor = line.from == Who::Visitor;
+                    let m = view::message_json(u.first_seq + i as u64, line);
+                    let _ = tx.send(json!({"type": "message", "message": m}).to_string());
                 }
-                let _ =
-                    tx.send(serde_json::json!({"type": "status", "status": status}).to_string());
+                let status = view::status_name(u.phase);
+                let _ = tx.send(json!({"type": "status", "status": status}).to_string());
                 if tx.receiver_count() == 0 {
-                    subs.remove(&id);
+                    subs.remove(&u.conversation);
                 }
             }
         }
-        if !p.agents.is_empty() {
+        if !out.notifications.is_empty() {
             let mut subs = lock(&self.0.agents);
-            for (agent, v) in p.agents {
+            for n in &out.notifications {
+                let (agent, v) = notification_json(n, out);
                 let Some(tx) = subs.get(&agent) else { continue };
                 let _ = tx.send(v.to_string());
                 if tx.receiver_count() == 0 {
@@ -148,8 +194,16 @@ impl AppState {
     ) -> broadcast::Receiver<String> {
         lock(map)
             .entry(key.to_owned())
-            .or_insert_with(|| broadcast::channel(256).0)
+            .or_insert_with(|| broadcast::channel(64).0)
             .subscribe()
+    }
+
+    /// Frees a socket's channel once its last receiver is gone.
+    fn unsubscribe(map: &Mutex<HashMap<String, broadcast::Sender<String>>>, key: &str) {
+        let mut subs = lock(map);
+        if subs.get(key).is_some_and(|tx| tx.receiver_count() == 0) {
+            subs.remove(key);
+        }
     }
 
     /// Messages pushed to a conversation's visitor.
@@ -162,14 +216,124 @@ impl AppState {
         Self::subscribe(&self.0.agents, agent)
     }
 
-    /// Re-reads the playbook folder (admin API and SIGHUP).
-    pub async fn reload(&self) -> Result<playbooks::ReloadReport, ApiError> {
-        let (report, ack) = self.core().reload()?;
-        if let Some(ack) = ack {
-            ack.await
-                .map_err(|_| ApiError::Storage("the writer stopped".into()))??;
+    /// Call when a visitor socket closed (after dropping its receiver).
+    pub fn visitor_gone(&self, id: &str) {
+        Self::unsubscribe(&self.0.visitors, id);
+    }
+
+    /// Call when an agent socket closed (after dropping its receiver).
+    pub fn agent_gone(&self, agent: &str) {
+        Self::unsubscribe(&self.0.agents, agent);
+    }
+
+    /// How many socket channels are open (visitors, agents).
+    pub fn socket_channels(&self) -> (usize, usize) {
+        (lock(&self.0.visitors).len(), lock(&self.0.agents).len())
+    }
+
+    /// Re-reads the playbook folder (admin API and SIGHUP): files are parsed and checked on a
+    /// blocking thread, off the driver; new versions are stored, then served.
+    pub async fn reload(&self) -> Result<ReloadReport, ApiError> {
+        let _one = self.0.reloading.lock().await;
+        let catalog = Arc::clone(&self.0.catalog);
+        let dir = self.0.playbook_dir.clone();
+        let (cands, mut report) = tokio::task::spawn_blocking(move || read(&catalog).scan(&dir))
+            .await
+            .map_err(|e| ApiError::Internal(format!("the reload task failed: {e}")))?
+            .map_err(|e| ApiError::BadRequest(format!("cannot read the playbook folder: {e}")))?;
+        let mut rows = Vec::new();
+        let mut versions = Vec::new();
+        for c in cands {
+            let version = self.catalog().latest(&c.name).map_or(1, |v| v.version + 1);
+            rows.push(VersionRow {
+                name: c.name.clone(),
+                version,
+                file: c.file.clone(),
+                source: c.source.clone(),
+            });
+            versions.push((c, version));
+        }
+        if !rows.is_empty() {
+            let commit = Commit {
+                versions: rows,
+                ..Commit::default()
+            };
+            self.blocking(move |s| s.commit(&commit)).await?;
+        }
+        let mut engines = Vec::new();
+        {
+            let mut catalog = self.0.catalog.write().unwrap_or_else(|e| e.into_inner());
+            for (c, version) in versions {
+                tracing::info!(playbook = %c.name, version, "playbook version loaded");
+                engines.push((c.name.clone(), version, Arc::new(c.engine)));
+                catalog.add(
+                    &c.name,
+                    Version {
+                        version,
+                        file: c.file,
+                        source: c.source,
+                        playbook: Arc::new(c.playbook),
+                    },
+                );
+                report.loaded.push((c.name, version));
+            }
+        }
+        if !engines.is_empty() {
+            self.driver()
+                .call(move |hub, _, _| {
+                    for (name, version, engine) in engines {
+                        hub.add_named_playbook(&name, version, engine);
+                    }
+                })
+                .await?;
+        }
+        for r in &report.refused {
+            tracing::warn!(file = %r.file, diagnostics = r.diagnostics.len(), "playbook refused; the old version keeps serving");
         }
         Ok(report)
+    }
+}
+
+fn notification_json(n: &Notification, out: &Outputs) -> (String, Value) {
+    match n {
+        Notification::EnteredUnassigned {
+            agent,
+            conversation,
+        } => (
+            agent.clone(),
+            json!({"type": "unassigned", "conversation": conversation}),
+        ),
+        Notification::MessageArrived {
+            agent,
+            conversation,
+        } => {
+            // The visitor's message is the last visitor line of this conversation's update.
+            let message = out
+                .updates
+                .iter()
+                .filter(|u| &u.conversation == conversation)
+                .flat_map(|u| {
+                    u.lines
+                        .iter()
+                        .enumerate()
+                        .map(move |(i, l)| (u.first_seq + i as u64, l))
+                })
+                .filter(|(_, l)| l.from == Who::Visitor)
+                .last()
+                .map(|(seq, l)| view::message_json(seq, l));
+            (
+                agent.clone(),
+                json!({"type": "message", "conversation": conversation, "message": message}),
+            )
+        }
+        Notification::AssignedToYou {
+            agent,
+            conversation,
+            by,
+        } => (
+            agent.clone(),
+            json!({"type": "assigned", "conversation": conversation, "by": by}),
+        ),
     }
 }
 
@@ -186,8 +350,35 @@ pub struct ServeOptions {
     pub config: Option<PathBuf>,
 }
 
-/// Opens the data folder and restores every conversation. Blocking.
-pub fn open(opts: &ServeOptions) -> Result<AppState, String> {
+/// A hub holding every stored playbook version and the desk of the config.
+fn new_hub(config: &Config, versions: &[VersionRow], catalog: &mut Catalog) -> Hub {
+    let mut hub = Hub::durable(config.desk());
+    for v in versions {
+        match compile(&v.file, &v.source) {
+            Ok((engine, playbook)) => {
+                hub.add_named_playbook(&v.name, v.version, engine);
+                catalog.add(
+                    &v.name,
+                    Version {
+                        version: v.version,
+                        file: v.file.clone(),
+                        source: v.source.clone(),
+                        playbook: Arc::new(playbook),
+                    },
+                );
+            }
+            Err(d) => tracing::error!(
+                playbook = %v.name, version = v.version, diagnostics = ?d,
+                "a stored playbook version no longer compiles; its conversations cannot resume"
+            ),
+        }
+    }
+    hub
+}
+
+/// Opens the data folder, migrating a first-release one, and loads what is open. Blocking:
+/// call it before serving, or from `spawn_blocking`. Then [`start`] runs it.
+pub fn open(opts: &ServeOptions) -> Result<Opening, String> {
     let config = match &opts.config {
         Some(p) => Config::load(p).map_err(|e| e.to_string())?,
         None => Config::default(),
@@ -198,63 +389,208 @@ pub fn open(opts: &ServeOptions) -> Result<AppState, String> {
             opts.playbooks.display()
         ));
     }
-    std::fs::create_dir_all(&opts.data)
-        .map_err(|e| format!("cannot create the data folder {}: {e}", opts.data.display()))?;
+    create_private_dir(&opts.data)?;
     let db = opts.data.join("playbook.sqlite");
-    let store = Store::open(&db).map_err(|e| format!("{} ({})", e, db.display()))?;
-    let (core, report) = Core::open(Arc::new(store), Arc::new(config), opts.playbooks.clone())?;
+    let (store, opened) = SqliteStore::open(&db, SqliteOptions::default())
+        .map_err(|e| format!("{e} ({})", db.display()))?;
+    open_with(store, opened, config, opts.playbooks.clone()).map_err(|e| e.to_string())
+}
+
+fn create_private_dir(dir: &std::path::Path) -> Result<(), String> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+        .map_err(|e| format!("cannot create the data folder {}: {e}", dir.display()))
+}
+
+/// A data folder opened and loaded, not yet running (no task spawned).
+pub struct Opening {
+    hub: Hub,
+    config: Arc<Config>,
+    store: Arc<dyn Storage>,
+    catalog: Catalog,
+    playbook_dir: PathBuf,
+}
+
+impl std::fmt::Debug for Opening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opening")
+            .field("hub", &self.hub)
+            .finish_non_exhaustive()
+    }
+}
+
+/// [`open`] on a store opened by the caller (tests choose its options).
+pub fn open_with(
+    store: SqliteStore,
+    opened: Opened,
+    config: Config,
+    playbook_dir: PathBuf,
+) -> Result<Opening, StoreError> {
+    let versions = store.versions()?;
+    if opened == Opened::NeedsMigration {
+        let mut scratch = Catalog::default();
+        let mut hub = new_hub(&config, &versions, &mut scratch);
+        let m = migrate::migrate(&store, &mut hub)?;
+        tracing::info!(
+            events = m.events,
+            refused = m.refused,
+            conversations = m.conversations,
+            backup = %m.backup.display(),
+            "the data folder was migrated to per-conversation state; the old file is kept as the backup"
+        );
+    }
+    let mut catalog = Catalog::default();
+    let mut hub = new_hub(&config, &versions, &mut catalog);
+    let open = store.open_set()?;
+    // Stored presence wins over the config; agents the store has not seen are stored with
+    // the config's presence now, so a later config never reinterprets them.
+    let stored: HashMap<&str, &str> = open
+        .agents
+        .iter()
+        .map(|(a, p)| (a.as_str(), p.as_str()))
+        .collect();
+    let mut seed = Commit::default();
+    let agents: Vec<(String, crate::desk::Presence)> = hub
+        .desk()
+        .agents()
+        .map(|(a, p)| (a.to_owned(), p))
+        .collect();
+    for (agent, presence) in agents {
+        match stored
+            .get(agent.as_str())
+            .and_then(|p| durable::presence_of(p))
+        {
+            Some(p) => {
+                let _ = hub.set_presence(&agent, p);
+            }
+            None => seed
+                .agents
+                .push((agent.clone(), durable::presence_name(presence)?)),
+        }
+    }
+    for (pool, next) in &open.pools {
+        hub.desk_mut()
+            .set_pool_next(pool, usize::try_from(*next).unwrap_or(0));
+    }
+    if let Some((_, seq)) = open.meta.iter().find(|(k, _)| k == durable::meta::DESK_SEQ) {
+        hub.desk_mut().set_seq(seq.parse().unwrap_or(0));
+    }
+    hub.set_next_ord(u64::try_from(open.max_ord).unwrap_or(0) + 1);
+    let loaded = open.conversations.len();
+    for (row, lines) in open.conversations {
+        let id = row.id.clone();
+        match durable::loaded(&hub, row, lines)
+            .and_then(|l| hub.insert(l).map_err(|e| StoreError::Io(e.to_string())))
+        {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::error!(conversation = %id, error = %e, "an open conversation cannot be loaded")
+            }
+        }
+    }
+    store.commit(&seed)?;
+    hub.set_turn_limit(Some(config.limits.turns_per_minute));
+    tracing::info!(
+        open = loaded,
+        timers = hub.timer_count(),
+        "open conversations loaded"
+    );
+    Ok(Opening {
+        hub,
+        config: Arc::new(config),
+        store: Arc::new(store),
+        catalog,
+        playbook_dir,
+    })
+}
+
+/// Spawns the driver over an opened data folder, reads the playbook folder (new versions are
+/// stored), and returns the state with its forwarder and outbox tasks running. Needs a tokio
+/// runtime; time runs from `clock`.
+pub async fn start(opening: Opening, clock: Clock) -> Result<(AppState, ReloadReport), String> {
+    let Opening {
+        hub,
+        config,
+        store,
+        catalog,
+        playbook_dir,
+    } = opening;
+    let driver = Driver::durable(hub, clock, Arc::clone(&store));
+    let state = AppState(Arc::new(Shared {
+        driver,
+        config,
+        store,
+        catalog: Arc::new(RwLock::new(catalog)),
+        playbook_dir,
+        reloading: tokio::sync::Mutex::new(()),
+        outbox_poke: Notify::new(),
+        visitors: Mutex::new(HashMap::new()),
+        agents: Mutex::new(HashMap::new()),
+    }));
+    tokio::spawn(forward(state.clone()));
+    let report = state.reload().await.map_err(|e| e.to_string())?;
+    if let Some(w) = state.config().webhook.clone() {
+        tokio::spawn(outbox::run(state.clone(), w));
+    }
+    Ok((state, report))
+}
+
+/// Turns what the driver published into socket frames, and wakes the outbox for new records.
+async fn forward(state: AppState) {
+    let mut rx = state.driver().subscribe_all();
+    loop {
+        match rx.recv().await {
+            Ok(out) => {
+                state.publish(&out);
+                if !out.records.is_empty() {
+                    state.poke_outbox();
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(
+                    skipped = n,
+                    "socket pushes were skipped; clients catch up from the history"
+                );
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// [`open`] (on a blocking thread) then [`start`]: a running state, not yet listening.
+pub async fn launch(opts: &ServeOptions, clock: Clock) -> Result<(AppState, ReloadReport), String> {
+    let o = opts.clone();
+    let opening = tokio::task::spawn_blocking(move || open(&o))
+        .await
+        .map_err(|e| e.to_string())??;
+    start(opening, clock).await
+}
+
+/// Binds, prints `listening on http://ADDR`, and serves until the process is stopped.
+pub async fn serve(opts: ServeOptions) -> Result<(), String> {
+    let (state, report) = launch(&opts, Clock::wall()).await?;
     for r in &report.refused {
         for d in &r.diagnostics {
             eprintln!("{d}");
         }
     }
-    if core.playbooks_is_empty() {
+    if state.catalog().latest_all().next().is_none() {
         return Err(format!(
             "no playbook in {} passes `check`; nothing to serve",
             opts.playbooks.display()
         ));
     }
-    Ok(AppState::new(core))
-}
-
-/// Runs the timer task: one sleep until the hub's earliest deadline, woken early by changes.
-pub async fn run_timers(state: AppState) {
-    loop {
-        let (next, now) = {
-            let mut core = state.core();
-            (core.next_deadline(), core.now())
-        };
-        match next {
-            Some(at) if at <= now => {
-                let applied = state.core().advance();
-                if let Err(e) = state.settle(applied).await {
-                    tracing::error!(error = %e, "storing fired timers failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                }
-            }
-            Some(at) => {
-                let wait = std::time::Duration::from_millis(at - now);
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    () = state.0.timer_poke.notified() => {}
-                }
-            }
-            None => state.0.timer_poke.notified().await,
-        }
-    }
-}
-
-/// Binds, prints `listening on http://ADDR`, and serves until the process is stopped.
-pub async fn serve(opts: ServeOptions) -> Result<(), String> {
-    let o = opts.clone();
-    let state = tokio::task::spawn_blocking(move || open(&o))
-        .await
-        .map_err(|e| e.to_string())??;
     let listener = tokio::net::TcpListener::bind(&opts.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", opts.addr))?;
     let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
-    spawn_tasks(&state);
+    spawn_signals(&state);
     println!("listening on http://{addr}");
     tracing::info!(%addr, "serving");
     axum::serve(listener, router(state))
@@ -262,12 +598,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Starts the timer, outbox and signal tasks for a state.
-pub fn spawn_tasks(state: &AppState) {
-    tokio::spawn(run_timers(state.clone()));
-    if let Some(w) = state.config().webhook.clone() {
-        tokio::spawn(outbox::run(state.clone(), w));
-    }
+/// Reloads the playbook folder on SIGHUP; a failed reload is logged and the next SIGHUP
+/// tries again.
+fn spawn_signals(state: &AppState) {
     #[cfg(unix)]
     {
         let s = state.clone();

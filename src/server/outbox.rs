@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::AppState;
 use super::config::Webhook;
-use crate::persist::{Batch, RecordRow};
+use crate::persist::RecordRow;
 
 /// The delay before attempt `attempts + 1`.
 pub fn backoff(w: &Webhook, attempts: i64) -> u64 {
@@ -40,12 +40,8 @@ pub async fn run(state: AppState, webhook: Webhook) {
         }
     };
     loop {
-        let store = state.store().clone();
         let now = wall();
-        let due = tokio::task::spawn_blocking(move || store.due(now, 64))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
+        let due = state.blocking(move |s| s.due(now, 64)).await;
         let due = match due {
             Ok(d) => d,
             Err(e) => {
@@ -55,12 +51,7 @@ pub async fn run(state: AppState, webhook: Webhook) {
             }
         };
         if due.is_empty() {
-            let store = state.store().clone();
-            let next = tokio::task::spawn_blocking(move || store.next_due())
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .flatten();
+            let next = state.blocking(|s| s.next_due()).await.ok().flatten();
             let wait = next.map_or(60_000, |n| (n - wall()).clamp(0, 60_000)) as u64;
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(wait)) => {}
@@ -81,14 +72,8 @@ pub async fn run(state: AppState, webhook: Webhook) {
                     Err((e, next))
                 }
             };
-            if let Err(e) = state
-                .store()
-                .write(Batch {
-                    deliveries: vec![(r.key.clone(), delivery)],
-                    ..Default::default()
-                })
-                .await
-            {
+            let outcome = vec![(r.key.clone(), delivery)];
+            if let Err(e) = state.blocking(move |s| s.deliveries(&outcome)).await {
                 tracing::error!(error = %e, "cannot store a delivery outcome");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }

@@ -16,7 +16,6 @@ use serde::Serialize;
 
 use crate::engine::Engine;
 use crate::model::Playbook;
-use crate::runtime::PlaybookId;
 use crate::source::SourceFile;
 
 /// One version of a playbook.
@@ -24,8 +23,6 @@ use crate::source::SourceFile;
 pub struct Version {
     /// 1, 2, 3, …
     pub version: i64,
-    /// Where the hub runs it.
-    pub pid: PlaybookId,
     /// The file name it came from.
     pub file: String,
     /// The file's text.
@@ -104,7 +101,7 @@ pub fn name_of(path: &Path) -> Option<String> {
 }
 
 impl Catalog {
-    /// Adds a version (already added to the hub as `pid`).
+    /// Adds a version.
     pub fn add(&mut self, name: &str, version: Version) {
         self.by_name
             .entry(name.to_owned())

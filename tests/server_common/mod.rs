@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use playbook::runtime::driver::Clock;
 use serde_json::Value;
 
 pub const ANA: &str = "ana-token-0123456789";
@@ -59,13 +60,11 @@ impl Server {
             addr: "127.0.0.1:0".into(),
             config: Some(config(dir, extra_config, turns)),
         };
-        let state = tokio::task::spawn_blocking(move || playbook::server::open(&opts))
+        let (state, _) = playbook::server::launch(&opts, Clock::wall())
             .await
-            .unwrap()
             .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        playbook::server::spawn_tasks(&state);
         let app = playbook::server::router(state.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Server {

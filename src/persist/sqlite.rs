@@ -1,0 +1,745 @@
+//! The embedded backend: one SQLite file in WAL mode, one write connection and one read
+//! connection, `synchronous = FULL` (a commit survives power loss). The caller batches many
+//! events into one [`Commit`] (group commit), so one fsync serves them all.
+//!
+//! Opening takes an exclusive lock on `<file>.lock` for the life of the store: a second
+//! server on the same data folder is refused instead of interleaving writes. The file, its
+//! WAL and the lock are created readable by the owner only.
+//!
+//! Must not: parse the JSON bodies it stores.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{
+    Commit, ConvRow, Delivery, DeskColumn, OpenSet, RecordRow, SCHEMA_VERSION, Storage, StoreError,
+    TimerRow, VersionRow,
+};
+
+/// How to open the file.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// How long a write waits for a lock another process holds before it fails.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The schema of version 2. `events` of version 1 is migrated by the runtime and renamed
+/// `events_v1`.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS playbook_versions (
+    name    TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    file    TEXT NOT NULL,
+    source  TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS conversations (
+    id         TEXT PRIMARY KEY,
+    ord        INTEGER NOT NULL UNIQUE,
+    playbook   TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    rev        INTEGER NOT NULL,
+    ended      INTEGER NOT NULL,
+    desk       TEXT,
+    agent      TEXT,
+    updated_at INTEGER NOT NULL,
+    lines      INTEGER NOT NULL,
+    state      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conversations_desk ON conversations (desk, updated_at) WHERE desk IS NOT NULL;
+CREATE TABLE IF NOT EXISTS lines (
+    conversation TEXT NOT NULL,
+    seq          INTEGER NOT NULL,
+    body         TEXT NOT NULL,
+    PRIMARY KEY (conversation, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS timers (
+    conversation TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    at           INTEGER NOT NULL,
+    lease_until  INTEGER,
+    PRIMARY KEY (conversation, kind)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS timers_at ON timers (at);
+CREATE TABLE IF NOT EXISTS agents (
+    name     TEXT PRIMARY KEY,
+    presence TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pools (
+    name TEXT PRIMARY KEY,
+    next INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    key             TEXT NOT NULL UNIQUE,
+    conversation    TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    delivered_at    INTEGER,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT
+);
+CREATE INDEX IF NOT EXISTS records_due ON records (next_attempt_at) WHERE delivered_at IS NULL;
+CREATE INDEX IF NOT EXISTS records_conversation ON records (conversation);
+";
+
+/// One logged event of a version-1 database, to migrate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyEvent {
+    /// Its position in the log.
+    pub seq: i64,
+    /// When it was applied (ms since the epoch).
+    pub at: i64,
+    /// The event as JSON.
+    pub body: String,
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    write: Mutex<Connection>,
+    read: Mutex<Connection>,
+    path: PathBuf,
+    /// Held (locked) for the life of the store.
+    _lock: File,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn open_conn(path: &Path, opts: &SqliteOptions) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a commit survives power loss, not just a process crash. Group commit pays for it.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.busy_timeout(opts.busy_timeout)?;
+    Ok(conn)
+}
+
+/// Creates `path` (empty) readable by the owner only, unless it exists.
+fn create_private(path: &Path) -> Result<File, StoreError> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
+        .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))
+}
+
+fn lock_err(e: std::fs::TryLockError, dir: &Path) -> StoreError {
+    match e {
+        std::fs::TryLockError::WouldBlock => StoreError::Locked(dir.display().to_string()),
+        std::fs::TryLockError::Error(e) => {
+            StoreError::Io(format!("cannot lock {}: {e}", dir.display()))
+        }
+    }
+}
+
+/// What the file held when it was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    /// A new file, or one of this schema.
+    Current,
+    /// A version-1 file whose event log must be migrated ([`SqliteStore::legacy_events`],
+    /// then [`SqliteStore::finish_migration`]).
+    NeedsMigration,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database file, refusing one of a newer schema or one another
+    /// process has open.
+    pub fn open(path: &Path, opts: SqliteOptions) -> Result<(SqliteStore, Opened), StoreError> {
+        let lock_path = path.with_extension("lock");
+        let lock = create_private(&lock_path)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        lock.try_lock().map_err(|e| lock_err(e, dir))?;
+        // Created 0600 before SQLite opens it, so no window where it is world-readable.
+        drop(create_private(path)?);
+        let write = open_conn(path, &opts)?;
+        let version: Option<i64> = if table_exists(&write, "meta")? {
+            write
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'schema_version'",
+                    [],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?
+                .and_then(|v| v.parse().ok())
+        } else {
+            None
+        };
+        if let Some(found) = version
+            && found > SCHEMA_VERSION
+        {
+            return Err(StoreError::TooNew { found });
+        }
+        let legacy = version.is_none() && table_exists(&write, "events")?;
+        write.execute_batch(SCHEMA)?;
+        if version.is_none() && !legacy {
+            set_version(&write)?;
+        }
+        let read = open_conn(path, &opts)?;
+        let store = SqliteStore {
+            write: Mutex::new(write),
+            read: Mutex::new(read),
+            path: path.to_owned(),
+            _lock: lock,
+        };
+        let opened = if legacy {
+            Opened::NeedsMigration
+        } else {
+            Opened::Current
+        };
+        Ok((store, opened))
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The event log of a version-1 file, in order.
+    pub fn legacy_events(&self) -> Result<Vec<LegacyEvent>, StoreError> {
+        self.with_read(|c| {
+            let mut st = c.prepare("SELECT seq, at, body FROM events ORDER BY seq")?;
+            st.query_map([], |r| {
+                Ok(LegacyEvent {
+                    seq: r.get(0)?,
+                    at: r.get(1)?,
+                    body: r.get(2)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    /// Writes the migrated state and marks the file as version 2, in one transaction; the
+    /// old log is kept as `events_v1`.
+    pub fn finish_migration(&self, commit: &Commit) -> Result<(), StoreError> {
+        self.write_tx(|tx| {
+            write_commit(tx, commit)?;
+            tx.execute_batch("ALTER TABLE events RENAME TO events_v1;")?;
+            set_version(tx)
+        })
+    }
+
+    fn with_read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let conn = self
+            .read
+            .lock()
+            .map_err(|_| StoreError::Io("read connection poisoned".into()))?;
+        Ok(f(&conn)?)
+    }
+
+    fn write_tx(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self
+            .write
+            .lock()
+            .map_err(|_| StoreError::Io("write connection poisoned".into()))?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        f(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn table_exists(c: &Connection, name: &str) -> Result<bool, StoreError> {
+    Ok(c.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )? > 0)
+}
+
+fn set_version(c: &Connection) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [SCHEMA_VERSION.to_string()],
+    )?;
+    Ok(())
+}
+
+fn write_commit(tx: &Connection, c: &Commit) -> Result<(), StoreError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO conversations (id, ord, playbook, version, rev, ended, desk, agent, updated_at, lines, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    let mut update = tx.prepare_cached(
+        "UPDATE conversations SET rev = ?2, ended = ?3, desk = ?4, agent = ?5, updated_at = ?6,
+                lines = ?7, state = ?8
+         WHERE id = ?1 AND rev = ?2 - 1",
+    )?;
+    let mut line =
+        tx.prepare_cached("INSERT INTO lines (conversation, seq, body) VALUES (?1, ?2, ?3)")?;
+    let mut clear_timers = tx.prepare_cached("DELETE FROM timers WHERE conversation = ?1")?;
+    let mut timer =
+        tx.prepare_cached("INSERT INTO timers (conversation, kind, at) VALUES (?1, ?2, ?3)")?;
+    for w in &c.convs {
+        let r = &w.row;
+        let desk = r.desk.map(DeskColumn::as_str);
+        if r.rev == 1 {
+            let n = insert
+                .execute(params![
+                    r.id,
+                    r.ord,
+                    r.playbook,
+                    r.version,
+                    r.rev,
+                    r.ended,
+                    desk,
+                    r.agent,
+                    r.updated_at,
+                    r.lines,
+                    r.state
+                ])
+                .map_err(|e| match e {
+                    rusqlite::Error::SqliteFailure(f, _)
+                        if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        StoreError::Conflict(r.id.clone())
+                    }
+                    e => e.into(),
+                })?;
+            debug_assert_eq!(n, 1);
+        } else {
+            let n = update.execute(params![
+                r.id,
+                r.rev,
+                r.ended,
+                desk,
+                r.agent,
+                r.updated_at,
+                r.lines,
+                r.state
+            ])?;
+            if n != 1 {
+                return Err(StoreError::Conflict(r.id.clone()));
+            }
+        }
+        for (seq, body) in &w.lines {
+            line.execute(params![r.id, seq, body])?;
+        }
+        clear_timers.execute([&r.id])?;
+        for (kind, at) in &w.timers {
+            timer.execute(params![r.id, kind, at])?;
+        }
+    }
+    let mut rec = tx.prepare_cached(
+        "INSERT OR IGNORE INTO records (key, conversation, body, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for r in &c.records {
+        rec.execute(params![r.key, r.conversation, r.body, r.created_at])?;
+    }
+    let mut agent = tx.prepare_cached(
+        "INSERT INTO agents (name, presence) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET presence = excluded.presence",
+    )?;
+    for (name, presence) in &c.agents {
+        agent.execute(params![name, presence])?;
+    }
+    let mut pool = tx.prepare_cached(
+        "INSERT INTO pools (name, next) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET next = excluded.next",
+    )?;
+    for (name, next) in &c.pools {
+        pool.execute(params![name, next])?;
+    }
+    let mut meta = tx.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?;
+    for (k, v) in &c.meta {
+        meta.execute(params![k, v])?;
+    }
+    let mut ver = tx.prepare_cached(
+        "INSERT OR IGNORE INTO playbook_versions (name, version, file, source) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for v in &c.versions {
+        ver.execute(params![v.name, v.version, v.file, v.source])?;
+    }
+    Ok(())
+}
+
+const CONV_COLUMNS: &str =
+    "id, ord, playbook, version, rev, ended, desk, agent, updated_at, lines, state";
+
+fn row_to_conv(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConvRow> {
+    let desk: Option<String> = r.get(6)?;
+    Ok(ConvRow {
+        id: r.get(0)?,
+        ord: r.get(1)?,
+        playbook: r.get(2)?,
+        version: r.get(3)?,
+        rev: r.get(4)?,
+        ended: r.get(5)?,
+        desk: desk.as_deref().and_then(DeskColumn::parse),
+        agent: r.get(7)?,
+        updated_at: r.get(8)?,
+        lines: r.get(9)?,
+        state: r.get(10)?,
+    })
+}
+
+fn lines_of(c: &Connection, id: &str) -> rusqlite::Result<Vec<String>> {
+    let mut st = c.prepare_cached("SELECT body FROM lines WHERE conversation = ?1 ORDER BY seq")?;
+    st.query_map([id], |r| r.get(0))?.collect()
+}
+
+fn with_lines(c: &Connection, rows: Vec<ConvRow>) -> rusqlite::Result<Vec<(ConvRow, Vec<String>)>> {
+    rows.into_iter()
+        .map(|row| {
+            let lines = lines_of(c, &row.id)?;
+            Ok((row, lines))
+        })
+        .collect()
+}
+
+fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
+    let body: String = r.get(3)?;
+    Ok(RecordRow {
+        id: r.get(0)?,
+        key: r.get(1)?,
+        conversation: r.get(2)?,
+        body: serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
+        delivered_at: r.get(4)?,
+        attempts: r.get(5)?,
+        last_error: r.get(6)?,
+    })
+}
+
+const RECORD_COLUMNS: &str = "id, key, conversation, body, delivered_at, attempts, last_error";
+
+impl Storage for SqliteStore {
+    fn commit(&self, commit: &Commit) -> Result<(), StoreError> {
+        if commit.is_empty() {
+            return Ok(());
+        }
+        self.write_tx(|tx| write_commit(tx, commit))
+    }
+
+    fn open_set(&self) -> Result<OpenSet, StoreError> {
+        self.with_read(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {CONV_COLUMNS} FROM conversations
+                 WHERE desk IN ('unassigned', 'assigned') AND NOT ended ORDER BY ord"
+            ))?;
+            let rows: Vec<ConvRow> = st.query_map([], row_to_conv)?.collect::<Result<_, _>>()?;
+            let conversations = with_lines(c, rows)?;
+            let mut st = c.prepare("SELECT conversation, kind, at FROM timers ORDER BY at")?;
+            let timers = st
+                .query_map([], |r| {
+                    Ok(TimerRow {
+                        conversation: r.get(0)?,
+                        kind: r.get(1)?,
+                        at: r.get(2)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            let pairs = |sql: &str| -> rusqlite::Result<Vec<(String, String)>> {
+                let mut st = c.prepare(sql)?;
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+            };
+            let agents = pairs("SELECT name, presence FROM agents ORDER BY name")?;
+            let meta = pairs("SELECT key, value FROM meta ORDER BY key")?;
+            let mut st = c.prepare("SELECT name, next FROM pools ORDER BY name")?;
+            let pools = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let max_ord =
+                c.query_row("SELECT COALESCE(MAX(ord), 0) FROM conversations", [], |r| {
+                    r.get(0)
+                })?;
+            Ok(OpenSet {
+                conversations,
+                timers,
+                agents,
+                pools,
+                meta,
+                max_ord,
+            })
+        })
+    }
+
+    fn conversation(&self, id: &str) -> Result<Option<(ConvRow, Vec<String>)>, StoreError> {
+        self.with_read(|c| {
+            let row = c
+                .prepare_cached(&format!(
+                    "SELECT {CONV_COLUMNS} FROM conversations WHERE id = ?1"
+                ))?
+                .query_row([id], row_to_conv)
+                .optional()?;
+            match row {
+                Some(row) => {
+                    let lines = lines_of(c, id)?;
+                    Ok(Some((row, lines)))
+                }
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn desk_folder(
+        &self,
+        column: DeskColumn,
+        limit: i64,
+    ) -> Result<Vec<(ConvRow, Vec<String>)>, StoreError> {
+        self.with_read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {CONV_COLUMNS} FROM conversations WHERE desk = ?1
+                 ORDER BY updated_at DESC, ord DESC LIMIT ?2"
+            ))?;
+            let rows: Vec<ConvRow> = st
+                .query_map(params![column.as_str(), limit], row_to_conv)?
+                .collect::<Result<_, _>>()?;
+            with_lines(c, rows)
+        })
+    }
+
+    fn versions(&self) -> Result<Vec<VersionRow>, StoreError> {
+        self.with_read(|c| {
+            let mut st = c.prepare(
+                "SELECT name, version, file, source FROM playbook_versions ORDER BY name, version",
+            )?;
+            st.query_map([], |r| {
+                Ok(VersionRow {
+                    name: r.get(0)?,
+                    version: r.get(1)?,
+                    file: r.get(2)?,
+                    source: r.get(3)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn records(&self, after: i64, limit: i64) -> Result<Vec<RecordRow>, StoreError> {
+        self.with_read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM records WHERE id > ?1 ORDER BY id LIMIT ?2"
+            ))?;
+            st.query_map(params![after, limit], row_to_record)?
+                .collect()
+        })
+    }
+
+    fn records_of(&self, conversation: &str) -> Result<Vec<RecordRow>, StoreError> {
+        self.with_read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM records WHERE conversation = ?1 ORDER BY id"
+            ))?;
+            st.query_map([conversation], row_to_record)?.collect()
+        })
+    }
+
+    fn due(&self, now: i64, limit: i64) -> Result<Vec<RecordRow>, StoreError> {
+        self.with_read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM records
+                 WHERE delivered_at IS NULL AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2"
+            ))?;
+            st.query_map(params![now, limit], row_to_record)?.collect()
+        })
+    }
+
+    fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        self.with_read(|c| {
+            c.query_row(
+                "SELECT MIN(next_attempt_at) FROM records WHERE delivered_at IS NULL",
+                [],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+        })
+    }
+
+    fn deliveries(&self, outcomes: &[(String, Delivery)]) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        self.write_tx(|tx| {
+            let mut ok = tx.prepare_cached(
+                "UPDATE records SET delivered_at = ?2, attempts = attempts + 1, last_error = NULL
+                 WHERE key = ?1 AND delivered_at IS NULL",
+            )?;
+            let mut fail = tx.prepare_cached(
+                "UPDATE records SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3
+                 WHERE key = ?1 AND delivered_at IS NULL",
+            )?;
+            for (key, outcome) in outcomes {
+                match outcome {
+                    Ok(at) => ok.execute(params![key, at])?,
+                    Err((err, next)) => fail.execute(params![key, err, next])?,
+                };
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persist::{ConvWrite, NewRecord};
+
+    fn row(id: &str, rev: i64) -> ConvRow {
+        ConvRow {
+            id: id.into(),
+            ord: 1,
+            playbook: "demo".into(),
+            version: 1,
+            rev,
+            ended: false,
+            desk: Some(DeskColumn::Unassigned),
+            agent: None,
+            updated_at: 10,
+            lines: 1,
+            state: "{}".into(),
+        }
+    }
+
+    fn write(id: &str, rev: i64, seq: i64) -> Commit {
+        Commit {
+            convs: vec![ConvWrite {
+                row: ConvRow {
+                    lines: seq,
+                    ..row(id, rev)
+                },
+                lines: vec![(seq, format!("\"line {seq}\""))],
+                timers: vec![("wait".into(), 100 + seq)],
+            }],
+            records: vec![NewRecord {
+                key: format!("{id}/lead"),
+                conversation: id.into(),
+                body: r#"{"x":1}"#.into(),
+                created_at: 5,
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn state_lines_timers_records_and_revisions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let (store, opened) = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        assert_eq!(opened, Opened::Current);
+        store.commit(&write("c1", 1, 1)).unwrap();
+        // A second writer of revision 1 (or a stale revision 2) loses; nothing is written.
+        assert!(matches!(
+            store.commit(&write("c1", 1, 2)),
+            Err(StoreError::Conflict(_))
+        ));
+        store.commit(&write("c1", 2, 2)).unwrap();
+        assert!(matches!(
+            store.commit(&write("c1", 2, 3)),
+            Err(StoreError::Conflict(_))
+        ));
+        let (row, lines) = store.conversation("c1").unwrap().unwrap();
+        assert_eq!((row.rev, row.lines), (2, 2));
+        assert_eq!(lines, ["\"line 1\"", "\"line 2\""]);
+        let open = store.open_set().unwrap();
+        assert_eq!(open.conversations.len(), 1);
+        assert_eq!(
+            open.timers,
+            [TimerRow {
+                conversation: "c1".into(),
+                kind: "wait".into(),
+                at: 102
+            }]
+        );
+        assert_eq!(store.records(0, 10).unwrap().len(), 1);
+        store
+            .deliveries(&[("c1/lead".into(), Err(("503".into(), 100)))])
+            .unwrap();
+        assert!(store.due(50, 10).unwrap().is_empty());
+        assert_eq!(store.next_due().unwrap(), Some(100));
+        drop(store);
+        let (store, _) = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        assert_eq!(store.records_of("c1").unwrap()[0].attempts, 1);
+    }
+
+    #[test]
+    fn a_second_store_on_the_same_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let (_first, _) = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let err = SqliteStore::open(&path, SqliteOptions::default()).unwrap_err();
+        assert!(matches!(err, StoreError::Locked(_)), "{err}");
+        assert!(err.to_string().contains("in use by another"), "{err}");
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        {
+            let (store, _) = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+            let meta = Commit {
+                meta: vec![("schema_version".into(), "99".into())],
+                ..Default::default()
+            };
+            store.commit(&meta).unwrap();
+        }
+        let err = SqliteStore::open(&path, SqliteOptions::default()).unwrap_err();
+        assert!(matches!(err, StoreError::TooNew { found: 99 }), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let (store, _) = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        store.commit(&write("c1", 1, 1)).unwrap();
+        for f in ["db.sqlite", "db.lock", "db.sqlite-wal"] {
+            let mode = std::fs::metadata(dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "{f} is {mode:o}");
+        }
+    }
+
+    #[test]
+    fn unwritable_path_is_an_error() {
+        let err = SqliteStore::open(
+            Path::new("/nonexistent-dir/x/db.sqlite"),
+            SqliteOptions::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("storage:"), "{err}");
+    }
+}

@@ -1,0 +1,162 @@
+//! What the API shows of a conversation: its messages, its status, its summary in an agent's
+//! list and its detail — JSON made from the hub (for conversations it holds) or from stored
+//! rows (the Closed folder).
+//!
+//! Must not: change anything.
+
+use serde_json::{Value, json};
+
+use crate::capture::{Line, Who};
+use crate::desk::ConvState;
+use crate::engine::Phase;
+use crate::persist::{ConvRow, DeskColumn, RecordRow};
+use crate::runtime::Hub;
+
+/// The API's name of a phase.
+pub fn status_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::New | Phase::Asking => "waiting",
+        Phase::Queued => "queued",
+        Phase::Live => "with_agent",
+        Phase::Ended(_) | Phase::Failed => "ended",
+    }
+}
+
+/// One line as the API shows it; `seq` counts from 1.
+pub fn message_json(seq: u64, line: &Line) -> Value {
+    let from = match &line.from {
+        Who::Visitor => json!({"role": "visitor"}),
+        Who::Bot(n) => json!({"role": "bot", "name": n}),
+        Who::Agent(n) => json!({"role": "agent", "name": n}),
+        Who::System => json!({"role": "system"}),
+    };
+    let mut v = json!({
+        "seq": seq,
+        "at": line.at.0,
+        "channel": line.channel,
+        "from": from,
+        "kind": kind_shim(line),
+        "text": line.text,
+    });
+    if !line.buttons.is_empty() {
+        v["buttons"] = json!(line.buttons);
+    }
+    v
+}
+
+/// A conversation's status and its messages with `seq > after` (`None` when the hub does not
+/// hold it).
+pub fn history(hub: &Hub, id: &str, after: u64) -> Option<(&'static str, Vec<Value>)> {
+    let t = hub.transcript(id)?;
+    let s = hub.session(id)?;
+    let from = usize::try_from(after)
+        .unwrap_or(usize::MAX)
+        .min(t.lines.len());
+    let msgs = t.lines[from..]
+        .iter()
+        .enumerate()
+        .map(|(i, l)| message_json((from + i + 1) as u64, l))
+        .collect();
+    Some((status_name(s.phase()), msgs))
+}
+
+/// The bot's display name in a conversation (the agent's once one joined).
+pub fn bot_name(hub: &Hub, id: &str) -> String {
+    let Some(s) = hub.session(id) else {
+        return String::new();
+    };
+    if let Some(a) = s.agent() {
+        return a.to_owned();
+    }
+    hub.engine_of(id)
+        .and_then(|e| e.program().playbook().playbook.bot.clone())
+        .unwrap_or_else(|| crate::engine::DEFAULT_BOT_NAME.to_owned())
+}
+
+fn desk_state(hub: &Hub, id: &str) -> (&'static str, Option<String>) {
+    let status = hub.session(id).map_or("ended", |s| status_name(s.phase()));
+    match hub.desk().conversation(id).map(|c| &c.state) {
+        Some(ConvState::Unassigned) => ("unassigned", None),
+        Some(ConvState::Assigned(a)) => ("assigned", Some(a.clone())),
+        Some(ConvState::Closed(a)) => ("closed", Some(a.clone())),
+        Some(ConvState::TimedOut) => ("timed_out", None),
+        None => (status, None),
+    }
+}
+
+/// A conversation as an agent's list shows it.
+pub fn summary(hub: &Hub, id: &str) -> Value {
+    let (state, agent) = desk_state(hub, id);
+    let (playbook, version) = hub
+        .playbook_of(id)
+        .map_or((None, None), |(n, v)| (Some(n), Some(v)));
+    let last = hub.transcript(id).and_then(|t| {
+        t.lines
+            .last()
+            .map(|l| message_json(t.lines.len() as u64, l))
+    });
+    json!({
+        "id": id,
+        "playbook": playbook,
+        "version": version,
+        "state": state,
+        "agent": agent,
+        "updated_at": hub.state(id).map(|s| s.updated_at.0),
+        "last": last,
+    })
+}
+
+/// A stored conversation as an agent's list shows it (for folders read from the store).
+pub fn stored_summary(row: &ConvRow, last: Option<&str>) -> Value {
+    let state = match row.desk {
+        Some(DeskColumn::Unassigned) => "unassigned",
+        Some(DeskColumn::Assigned) => "assigned",
+        Some(DeskColumn::Closed) => "closed",
+        Some(DeskColumn::TimedOut) => "timed_out",
+        None if row.ended => "ended",
+        None => "waiting",
+    };
+    let last = last
+        .and_then(|l| serde_json::from_str::<Line>(l).ok())
+        .map(|l| message_json(u64::try_from(row.lines).unwrap_or(0), &l));
+    json!({
+        "id": row.id,
+        "playbook": row.playbook,
+        "version": row.version,
+        "state": state,
+        "agent": row.agent,
+        "updated_at": row.updated_at,
+        "last": last,
+    })
+}
+
+/// One conversation with everything an agent may see; `records` come from the store.
+pub fn detail(hub: &Hub, id: &str, records: &[RecordRow]) -> Option<Value> {
+    let (status, messages) = history(hub, id, 0)?;
+    let mut v = summary(hub, id);
+    let vars: serde_json::Map<String, Value> = hub
+        .engine_of(id)
+        .zip(hub.session(id))
+        .map(|(e, s)| {
+            e.variables(s)
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    v["variables"] = Value::Object(vars);
+    v["messages"] = Value::Array(messages);
+    v["records"] = Value::Array(records.iter().map(|r| r.body.clone()).collect());
+    v["status"] = Value::String(status.to_owned());
+    Some(v)
+}
+
+// TEMP until line kinds land from the engine: replaced in the merge.
+fn kind_shim(line: &Line) -> &'static str {
+    match (&line.from, line.buttons.is_empty()) {
+        (Who::System, _) => "notice",
+        (Who::Visitor, _) => "say",
+        (_, false) => "ask",
+        _ => "say",
+    }
+}

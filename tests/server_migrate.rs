@@ -1,0 +1,180 @@
+//! Migration of a data folder written by the first server (an event log; committed fixture
+//! `tests/fixtures/v1/`, made by `make.py` with that release): after migration every
+//! conversation, line, record, desk folder and agent presence reads exactly as the first
+//! server showed it; the old log is kept; a file of a newer schema is refused.
+
+use std::path::{Path, PathBuf};
+
+use axum::body::Body;
+use axum::http::{Request, header};
+use playbook::engine::Instant;
+use playbook::persist::SqliteOptions;
+use playbook::persist::sqlite::SqliteStore;
+use playbook::runtime::driver::Clock;
+use playbook::server::Config;
+use serde_json::Value;
+use tower::ServiceExt;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1")
+}
+
+/// A copy of the fixture's data folder (the server writes to what it opens).
+fn copy_data() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("playbook.sqlite");
+    std::fs::copy(fixture().join("data/playbook.sqlite"), &db).unwrap();
+    (dir, db)
+}
+
+async fn get(router: &axum::Router, path: &str, token: &str) -> Value {
+    let req = Request::builder()
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 200, "{path}");
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 22)
+        .await
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// `v` without the keys named (recursively), for fields the first server computed
+/// differently (`updated_at` did not count fired timers there).
+fn without(mut v: Value, keys: &[&str]) -> Value {
+    match &mut v {
+        Value::Object(m) => {
+            for k in keys {
+                m.remove(*k);
+            }
+            for x in m.values_mut() {
+                *x = without(x.take(), keys);
+            }
+        }
+        Value::Array(a) => {
+            for x in a.iter_mut() {
+                *x = without(x.take(), keys);
+            }
+        }
+        _ => {}
+    }
+    v
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_first_release_data_folder_is_migrated_losing_nothing() {
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture().join("expected.json")).unwrap())
+            .unwrap();
+    let (dir, db) = copy_data();
+    // The clock starts where the first server stopped, so no timer is due yet: what we read
+    // is exactly the state it acknowledged.
+    let last_at: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT MAX(at) FROM events", [], |r| r.get(0))
+        .unwrap();
+    let config = Config::load(&fixture().join("playbook.toml")).unwrap();
+    let (store, opened) = SqliteStore::open(&db, SqliteOptions::default()).unwrap();
+    let opening =
+        playbook::server::open_with(store, opened, config.clone(), fixture().join("playbooks"))
+            .unwrap();
+    let (state, report) =
+        playbook::server::start(opening, Clock::starting_at(Instant(last_at as u64)))
+            .await
+            .unwrap();
+    assert!(
+        report.loaded.is_empty(),
+        "the stored versions are the files: {report:?}"
+    );
+    let router = playbook::server::router(state);
+    let ana = &config
+        .agents
+        .iter()
+        .find(|a| a.name == "ana")
+        .unwrap()
+        .token;
+
+    let convs = expected["conversations"].as_object().unwrap();
+    assert_eq!(convs.len(), 7);
+    for (label, c) in convs {
+        let id = c["id"].as_str().unwrap();
+        let token = c["visitor_token"].as_str().unwrap();
+        let history = get(&router, &format!("/api/conversations/{id}/messages"), token).await;
+        assert_eq!(history, c["visitor_history"], "{label}: visitor history");
+        let detail = get(&router, &format!("/api/agent/conversations/{id}"), ana).await;
+        assert_eq!(
+            without(detail, &["updated_at"]),
+            without(c["agent_detail"].clone(), &["updated_at"]),
+            "{label}: agent detail"
+        );
+    }
+    let records = get(&router, "/api/records?limit=1000", ana).await;
+    assert_eq!(
+        records, expected["records"],
+        "records and their delivery state"
+    );
+    let agents = get(&router, "/api/agent/agents", ana).await;
+    assert_eq!(
+        agents, expected["agents"],
+        "stored presence, not the config's"
+    );
+    for agent in &config.agents {
+        for folder in ["unassigned", "mine", "closed"] {
+            let got = get(
+                &router,
+                &format!("/api/agent/conversations?folder={folder}"),
+                &agent.token,
+            )
+            .await;
+            assert_eq!(
+                without(got, &["updated_at"]),
+                without(
+                    expected["folders"][&agent.name][folder].clone(),
+                    &["updated_at"]
+                ),
+                "{} {folder}",
+                agent.name
+            );
+        }
+    }
+
+    // The old log is kept beside the new tables, and a copy of the whole file beside it.
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let kept: i64 = c
+        .query_row("SELECT count(*) FROM events_v1", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, expected["events"].as_i64().unwrap());
+    let version: String = c
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, "2");
+    assert!(dir.path().join("playbook.sqlite.v1-backup").exists());
+}
+
+#[test]
+fn a_data_folder_of_a_newer_release_is_refused() {
+    let (dir, db) = copy_data();
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             INSERT INTO meta VALUES ('schema_version', '3');",
+        )
+        .unwrap();
+    }
+    let opts = playbook::server::ServeOptions {
+        playbooks: fixture().join("playbooks"),
+        data: dir.path().to_owned(),
+        addr: "127.0.0.1:0".into(),
+        config: Some(fixture().join("playbook.toml")),
+    };
+    let err = playbook::server::open(&opts).unwrap_err();
+    assert!(err.contains("schema version 3"), "{err}");
+    assert!(err.contains("newer release"), "{err}");
+}

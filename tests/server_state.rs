@@ -1,0 +1,307 @@
+//! The server's state guarantees, through `router(state)` with `oneshot` and tokio's paused
+//! clock: a change the store refused is not applied anywhere and its retry succeeds; timers
+//! fire in virtual time through the same driver; refused inputs do not use up the rate limit;
+//! ended conversations leave memory and are read back from the store.
+
+mod server_common;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, header};
+use playbook::engine::Instant;
+use playbook::persist::SqliteOptions;
+use playbook::persist::sqlite::SqliteStore;
+use playbook::runtime::driver::Clock;
+use playbook::server::{AppState, Config};
+use serde_json::{Value, json};
+use server_common::ANA;
+use tower::ServiceExt;
+
+const T0: Instant = Instant(1_767_603_600_000); // 2026-01-05 09:00 UTC
+
+struct App {
+    state: AppState,
+    router: axum::Router,
+    db: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// A server over a fresh data folder whose writes give up after 50 ms on a held lock, on a
+/// virtual clock starting at `T0`.
+async fn app(turns: u32) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let playbooks = server_common::playbooks(dir.path());
+    let config = Config::load(&server_common::config(dir.path(), "", turns)).unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let db = dir.path().join("data/playbook.sqlite");
+    let opts = SqliteOptions {
+        busy_timeout: Duration::from_millis(50),
+    };
+    let (store, opened) = SqliteStore::open(&db, opts).unwrap();
+    let opening = playbook::server::open_with(store, opened, config, playbooks).unwrap();
+    let (state, _) = playbook::server::start(opening, Clock::starting_at(T0))
+        .await
+        .unwrap();
+    App {
+        router: playbook::server::router(state.clone()),
+        state,
+        db,
+        _dir: dir,
+    }
+}
+
+impl App {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn start(&self, playbook: &str) -> (String, String, Value) {
+        let (st, v) = self
+            .call(
+                "POST",
+                "/api/conversations",
+                None,
+                Some(json!({"playbook": playbook})),
+            )
+            .await;
+        assert_eq!(st, 201, "{v}");
+        (
+            v["conversation"].as_str().unwrap().to_owned(),
+            v["token"].as_str().unwrap().to_owned(),
+            v,
+        )
+    }
+
+    async fn history(&self, id: &str, token: &str) -> Value {
+        let (st, v) = self
+            .call(
+                "GET",
+                &format!("/api/conversations/{id}/messages"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        v
+    }
+
+    /// Another process's write transaction on the database, held until dropped.
+    fn hold_write_lock(&self) -> rusqlite::Connection {
+        let c = rusqlite::Connection::open(&self.db).unwrap();
+        c.execute_batch("BEGIN IMMEDIATE").unwrap();
+        c
+    }
+}
+
+fn texts(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_write_changes_nothing_and_its_retry_succeeds() {
+    let a = app(1000).await;
+    let (id, token, _) = a.start("demo").await;
+    let before = a.history(&id, &token).await;
+    let msgs = format!("/api/conversations/{id}/messages");
+
+    // The write lock is held elsewhere (as by a second process, or a full disk): 503.
+    let lock = a.hold_write_lock();
+    let (st, v) = a
+        .call("POST", &msgs, Some(&token), Some(json!({"choice": 2})))
+        .await;
+    assert_eq!(st, 503, "{v}");
+    assert_eq!(v["error"]["code"], "storage");
+    // Nothing changed in memory: the history, the desk, and the visitor's allowance.
+    assert_eq!(a.history(&id, &token).await, before);
+    let (_, unassigned) = a
+        .call(
+            "GET",
+            "/api/agent/conversations?folder=unassigned",
+            Some(ANA),
+            None,
+        )
+        .await;
+    assert_eq!(unassigned, json!([]));
+
+    // The same request again, once the store is back: it behaves as if the first had never
+    // been made (not a 409 for a "second" answer).
+    drop(lock);
+    let (st, v) = a
+        .call("POST", &msgs, Some(&token), Some(json!({"choice": 2})))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        texts(&v["messages"]),
+        ["Talk to sales", "Connecting you with our sales team..."]
+    );
+    let after = a.history(&id, &token).await;
+    assert_eq!(after["status"], "queued");
+    let seqs: Vec<u64> = after["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "no gap, no repeat"
+    );
+
+    // An agent action refused by the store is not applied either; its retry is.
+    let assign = format!("/api/agent/conversations/{id}/assign");
+    let lock = a.hold_write_lock();
+    let (st, _) = a.call("POST", &assign, Some(ANA), None).await;
+    assert_eq!(st, 503);
+    drop(lock);
+    let (st, v) = a.call("POST", &assign, Some(ANA), None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["state"], "assigned");
+}
+
+#[tokio::test(start_paused = true)]
+async fn timers_fire_in_virtual_time_and_a_refused_firing_is_retried() {
+    let a = app(1000).await;
+    let (id, token, v) = a.start("timeout").await;
+    assert_eq!(v["status"], "queued");
+    // The 1 s wait passes while the store refuses writes: nothing fires for good.
+    let lock = a.hold_write_lock();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(a.history(&id, &token).await["status"], "queued");
+    drop(lock);
+    // Once the store is back, the retry (after its backoff) fires it.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let h = a.history(&id, &token).await;
+    assert_eq!(h["status"], "waiting");
+    assert_eq!(
+        &texts(&h["messages"])[1..],
+        [
+            "Nobody is free right now.",
+            "Leave your email and we'll call you back."
+        ]
+    );
+    // The offline message is stamped with the virtual deadline, not the wall clock.
+    assert_eq!(h["messages"][1]["at"], T0.0 + 1_000);
+    let (st, _) = a
+        .call(
+            "POST",
+            &format!("/api/agent/conversations/{id}/assign"),
+            Some(ANA),
+            None,
+        )
+        .await;
+    assert_eq!(st, 409, "too late to pick up");
+}
+
+#[tokio::test(start_paused = true)]
+async fn refused_inputs_do_not_use_up_the_rate_limit() {
+    let a = app(3).await;
+    let (id, token, _) = a.start("demo").await;
+    let msgs = format!("/api/conversations/{id}/messages");
+    for _ in 0..5 {
+        let (st, _) = a
+            .call("POST", &msgs, Some(&token), Some(json!({"choice": 9})))
+            .await;
+        assert_eq!(st, 400, "no such button");
+    }
+    // Three accepted inputs fit in the minute; the fourth does not.
+    let (st, _) = a
+        .call("POST", &msgs, Some(&token), Some(json!({"choice": 1})))
+        .await;
+    assert_eq!(st, 200);
+    for text in ["11-200", "Ann"] {
+        let (st, v) = a
+            .call("POST", &msgs, Some(&token), Some(json!({"text": text})))
+            .await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let (st, v) = a
+        .call(
+            "POST",
+            &msgs,
+            Some(&token),
+            Some(json!({"text": "ann@acme.example"})),
+        )
+        .await;
+    assert_eq!(st, 429, "{v}");
+    // A new minute, a new allowance.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let (st, _) = a
+        .call(
+            "POST",
+            &msgs,
+            Some(&token),
+            Some(json!({"text": "ann@acme.example"})),
+        )
+        .await;
+    assert_eq!(st, 200);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ended_conversations_leave_memory_and_are_read_from_the_store() {
+    let a = app(1000).await;
+    let (id, token, _) = a.start("quick").await;
+    let msgs = format!("/api/conversations/{id}/messages");
+    let (st, v) = a
+        .call(
+            "POST",
+            &msgs,
+            Some(&token),
+            Some(json!({"text": "eve@example.com"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["status"], "ended");
+    let held = a.state.driver().stats().await.unwrap().conversations;
+    assert_eq!(held, 0, "an ended conversation is not held in memory");
+    // Still there for its visitor and for agents, read back from the store.
+    let h = a.history(&id, &token).await;
+    assert_eq!(h["status"], "ended");
+    assert_eq!(texts(&h["messages"]).last(), Some(&"Thanks!"));
+    let (st, d) = a
+        .call(
+            "GET",
+            &format!("/api/agent/conversations/{id}"),
+            Some(ANA),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{d}");
+    assert_eq!(d["records"][0]["record"]["key"], format!("{id}/lead"));
+    assert_eq!(a.state.driver().stats().await.unwrap().conversations, 0);
+    // A wrong token still learns nothing.
+    let (st, _) = a
+        .call("GET", &msgs, Some("0123456789abcdef0123456789abcdef"), None)
+        .await;
+    assert_eq!(st, 401);
+}
