@@ -21,8 +21,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Duration;
 
 use super::hub::{Hub, HubError};
-use super::types::{Command, Outputs, OwnedEffect};
-use crate::engine::Instant;
+use super::types::{Command, Outputs};
+use crate::engine::{Effect, Instant};
 
 /// Maps tokio time to virtual time: `anchor` is `virtual_at_anchor`, and both run at the
 /// same rate (1 ms = 1 ms).
@@ -93,7 +93,7 @@ enum Request {
     Call(Job),
     Subscribe {
         id: String,
-        tx: mpsc::UnboundedSender<OwnedEffect>,
+        tx: mpsc::UnboundedSender<Effect<'static>>,
     },
     Stats(oneshot::Sender<DriverStats>),
 }
@@ -172,7 +172,7 @@ impl Driver {
     pub async fn subscribe(
         &self,
         id: &str,
-    ) -> Result<mpsc::UnboundedReceiver<OwnedEffect>, Stopped> {
+    ) -> Result<mpsc::UnboundedReceiver<Effect<'static>>, Stopped> {
         let (tx, rx) = mpsc::unbounded_channel();
         self.tx
             .send(Request::Subscribe {
@@ -200,7 +200,7 @@ struct Task {
     clock: Clock,
     rx: mpsc::Receiver<Request>,
     all: broadcast::Sender<Outputs>,
-    subs: HashMap<String, Vec<mpsc::UnboundedSender<OwnedEffect>>>,
+    subs: HashMap<String, Vec<mpsc::UnboundedSender<Effect<'static>>>>,
     resets: u64,
 }
 

@@ -23,7 +23,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::sink::{NullSink, RecordSink};
-use super::types::{Command, Emitted, Outputs, OwnedEffect};
+use super::types::{Command, Emitted, Outputs};
 use crate::capture::{self, Commit, Ledger, ManualDetails, ManualKind, Transcript};
 use crate::desk::{Desk, DeskError, Presence};
 use crate::engine::{
@@ -595,10 +595,10 @@ impl Hub {
         }
         let id = &self.convs[c as usize].id;
         out.effects = effects
-            .iter()
+            .into_iter()
             .map(|e| Emitted {
                 conversation: id.clone(),
-                effect: OwnedEffect::from(e),
+                effect: e.into_owned(),
             })
             .collect();
         out.notifications = self.desk.take_notifications();
@@ -617,7 +617,7 @@ impl Hub {
             Effect::EnterUnassigned { route } => {
                 let _ = self
                     .desk
-                    .enqueue(&conv.id, route, conv.contact_owner.as_deref());
+                    .enqueue(&conv.id, route.as_ref(), conv.contact_owner.as_deref());
             }
             Effect::LeaveUnassigned => {
                 let _ = self.desk.time_out(&conv.id);

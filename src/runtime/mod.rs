@@ -18,4 +18,4 @@ mod types;
 
 pub use hub::{Hub, HubError, PlaybookId, Snapshot, StartOptions};
 pub use sink::{JsonLinesSink, MemorySink, NullSink, RecordSink, SinkError};
-pub use types::{Command, Emitted, Outputs, OwnedEffect};
+pub use types::{Command, Emitted, Outputs};

@@ -27,9 +27,9 @@ use super::error::ApiError;
 use super::playbooks::{Catalog, ReloadReport, Version, compile};
 use crate::capture::{ManualDetails, ManualKind, Who};
 use crate::desk::{ConvState, Notification, Presence};
-use crate::engine::{Channel, Engine, Instant, Phase};
+use crate::engine::{Channel, Effect, Engine, Instant, Phase};
 use crate::persist::{Batch, NewRecord, Store, StoreError, VersionRow};
-use crate::runtime::{Command, Hub, HubError, Outputs, OwnedEffect, PlaybookId, StartOptions};
+use crate::runtime::{Command, Hub, HubError, Outputs, PlaybookId, StartOptions};
 
 /// One event of the log.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -355,15 +355,15 @@ impl Core {
                 continue;
             };
             let mut effects = out.of(id).filter_map(|e| match e {
-                OwnedEffect::Say { from, .. } => {
+                Effect::Say { from, .. } => {
                     Some(if matches!(from, crate::engine::Speaker::System) {
                         Kind::Notice
                     } else {
                         Kind::Say
                     })
                 }
-                OwnedEffect::Ask { retry: true, .. } => Some(Kind::Reprompt),
-                OwnedEffect::Ask { .. } => Some(Kind::Ask),
+                Effect::Ask { retry: true, .. } => Some(Kind::Reprompt),
+                Effect::Ask { .. } => Some(Kind::Ask),
                 _ => None,
             });
             let start = m.kinds.len();
