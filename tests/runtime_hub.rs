@@ -402,3 +402,46 @@ fn agent_made_records_need_a_known_agent_and_conversation() {
     let o = make(&mut hub, "c1", "ana").unwrap();
     assert_eq!(o.records[0].record.key, "c1/#desk-2");
 }
+
+#[test]
+fn transcript_lines_carry_the_kind_their_step_gave_them() {
+    use playbook::capture::{Line, LineKind};
+    let mut hub = Hub::new(engine("demo.playbook"), desk(&["ana"]));
+    start(&mut hub, "c1");
+    hub.visitor_text("c1", "hmm", WEB, at(1000)).unwrap();
+    hub.visitor_choice("c1", 1, WEB, at(2000)).unwrap();
+    hub.assign_self("c1", "ana", at(3000)).unwrap();
+    hub.agent_message("c1", "ana", "Hello!", at(4000)).unwrap();
+    let kinds: Vec<(LineKind, &str)> = hub
+        .transcript("c1")
+        .unwrap()
+        .lines
+        .iter()
+        .map(|l| (l.kind, l.text.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (LineKind::Say, "Hi, I'm Ava from Acme."),
+            (LineKind::Ask, "What brings you here today?"),
+            (LineKind::Visitor, "hmm"),
+            (LineKind::Reprompt, "What brings you here today?"),
+            (LineKind::Visitor, "Talk to sales"),
+            (LineKind::Say, "Connecting you with our sales team..."),
+            (LineKind::Notice, "ana joined the conversation"),
+            (LineKind::Say, "Hello!"),
+        ]
+    );
+    // Serialized as `kind`; lines stored before kinds existed read back with one inferred.
+    let v = serde_json::to_value(&hub.transcript("c1").unwrap().lines[2]).unwrap();
+    assert_eq!(v["kind"], "visitor");
+    let old: Line =
+        serde_json::from_str(r#"{"at":1,"from":{"role":"visitor"},"channel":"web","text":"hi"}"#)
+            .unwrap();
+    assert_eq!(old.kind, LineKind::Visitor);
+    let old: Line = serde_json::from_str(
+        r#"{"at":1,"from":{"role":"bot","name":"Ava"},"channel":"web","text":"hi"}"#,
+    )
+    .unwrap();
+    assert_eq!(old.kind, LineKind::Say);
+}

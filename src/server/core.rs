@@ -1,5 +1,5 @@
 //! The server's state around the runtime [`Hub`]: which playbook version each conversation
-//! runs, visitor tokens, rate windows, message kinds, and the event log that makes it all
+//! runs, visitor tokens, rate windows, which lines were pushed, and the event log that makes it all
 //! durable.
 //!
 //! Every change goes through [`Core`] under one lock, in this order: check the request,
@@ -25,9 +25,9 @@ use tokio::sync::oneshot;
 use super::config::Config;
 use super::error::ApiError;
 use super::playbooks::{Catalog, ReloadReport, Version, compile};
-use crate::capture::{ManualDetails, ManualKind, Who};
+use crate::capture::{LineKind, ManualDetails, ManualKind, Who};
 use crate::desk::{ConvState, Notification, Presence};
-use crate::engine::{Channel, Effect, Engine, Instant, Phase};
+use crate::engine::{Channel, Engine, Instant, Phase};
 use crate::persist::{Batch, NewRecord, Store, StoreError, VersionRow};
 use crate::runtime::{Command, Hub, HubError, Outputs, PlaybookId, StartOptions};
 
@@ -67,31 +67,12 @@ pub enum Logged {
     },
 }
 
-/// How a line of a conversation is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Say,
-    Ask,
-    Reprompt,
-    Notice,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Say => "say",
-            Kind::Ask => "ask",
-            Kind::Reprompt => "reprompt",
-            Kind::Notice => "notice",
-        }
-    }
-}
-
 struct Meta {
     token: String,
     playbook: String,
     version: i64,
-    kinds: Vec<Kind>,
+    /// How many transcript lines have been pushed to sockets (the next `seq` is this + 1).
+    pushed: usize,
     updated_at: u64,
     /// (minute, visitor turns in it).
     window: (u64, u32),
@@ -218,11 +199,11 @@ impl Core {
                 Ok(o) => out.extend(o),
                 Err(e) => tracing::warn!(seq = row.seq, error = %e, "event refused on replay"),
             }
-            core.note_kinds(&out);
+            core.publish_lines(&out);
         }
         let now = core.now();
         let out = core.hub.advance(Instant(now));
-        core.note_kinds(&out);
+        core.publish_lines(&out);
         // Every record the ledger holds goes to the table again; the key keeps one copy.
         // This also stores the records of timers that expired while the server was down.
         let records = core.hub.ledger().records().iter().map(new_record).collect();
@@ -333,8 +314,8 @@ impl Core {
         self.finish(None, out, ())
     }
 
-    /// Records the display kinds of the new lines and fills `publish`.
-    fn note_kinds(&mut self, out: &Outputs) -> Publish {
+    /// Fills `publish` with the lines added since the last push, per conversation touched.
+    fn publish_lines(&mut self, out: &Outputs) -> Publish {
         let mut publish = Publish::default();
         let mut touched: Vec<&str> = out
             .effects
@@ -354,30 +335,11 @@ impl Core {
             ) else {
                 continue;
             };
-            let mut effects = out.of(id).filter_map(|e| match e {
-                Effect::Say { from, .. } => {
-                    Some(if matches!(from, crate::engine::Speaker::System) {
-                        Kind::Notice
-                    } else {
-                        Kind::Say
-                    })
-                }
-                Effect::Ask { retry: true, .. } => Some(Kind::Reprompt),
-                Effect::Ask { .. } => Some(Kind::Ask),
-                _ => None,
-            });
-            let start = m.kinds.len();
-            for line in &t.lines[start.min(t.lines.len())..] {
-                let k = match line.from {
-                    Who::Visitor => Kind::Say,
-                    Who::System => effects.next().unwrap_or(Kind::Notice),
-                    _ => effects.next().unwrap_or(Kind::Say),
-                };
-                m.kinds.push(k);
-            }
-            if m.kinds.len() > start {
-                let msgs = (start..m.kinds.len())
-                    .filter_map(|i| message_json(t, &m.kinds, i))
+            let start = m.pushed.min(t.lines.len());
+            m.pushed = t.lines.len();
+            if m.pushed > start {
+                let msgs = (start..m.pushed)
+                    .filter_map(|i| message_json(t, i))
                     .collect();
                 publish
                     .visitor
@@ -388,7 +350,7 @@ impl Core {
     }
 
     fn finish<T>(&mut self, logged: Option<(u64, &Logged)>, out: Outputs, value: T) -> Applied<T> {
-        let mut publish = self.note_kinds(&out);
+        let mut publish = self.publish_lines(&out);
         for n in &out.notifications {
             publish.agents.push(self.notification_json(n));
         }
@@ -425,7 +387,7 @@ impl Core {
                     .hub
                     .transcript(conversation)
                     .zip(self.convs.get(conversation))
-                    .and_then(|(t, m)| message_json(t, &m.kinds, t.lines.len().checked_sub(1)?));
+                    .and_then(|(t, _)| message_json(t, t.lines.len().checked_sub(1)?));
                 (
                     agent.clone(),
                     json!({"type": "message", "conversation": conversation, "message": message}),
@@ -466,7 +428,7 @@ impl Core {
                 return Err(err);
             }
         }
-        let publish = self.note_kinds(&out);
+        let publish = self.publish_lines(&out);
         let v = value(self, &out);
         let mut applied = self.finish(Some((now, &logged)), out, v);
         applied.publish.visitor = publish.visitor;
@@ -563,7 +525,7 @@ impl Core {
                 channel,
             },
         };
-        let before = m.kinds.len();
+        let before = m.pushed;
         self.change(
             Logged::Cmd {
                 id: id.to_owned(),
@@ -578,7 +540,7 @@ impl Core {
 
     /// A conversation's status and its messages with `seq > after`.
     pub fn history(&self, id: &str, after: u64) -> (&'static str, Vec<Value>) {
-        let (Some(t), Some(s), Some(m)) = (
+        let (Some(t), Some(s), Some(_)) = (
             self.hub.transcript(id),
             self.hub.session(id),
             self.convs.get(id),
@@ -589,7 +551,7 @@ impl Core {
             .unwrap_or(usize::MAX)
             .min(t.lines.len());
         let msgs = (from..t.lines.len())
-            .filter_map(|i| message_json(t, &m.kinds, i))
+            .filter_map(|i| message_json(t, i))
             .collect();
         (status_name(s.phase()), msgs)
     }
@@ -658,7 +620,7 @@ impl Core {
             .hub
             .transcript(id)
             .zip(m)
-            .and_then(|(t, m)| message_json(t, &m.kinds, t.lines.len().checked_sub(1)?));
+            .and_then(|(t, _)| message_json(t, t.lines.len().checked_sub(1)?));
         json!({
             "id": id,
             "playbook": m.map(|m| m.playbook.as_str()),
@@ -813,7 +775,7 @@ fn meta(token: String, playbook: String, version: i64, at: u64) -> Meta {
         token,
         playbook,
         version,
-        kinds: Vec::new(),
+        pushed: 0,
         updated_at: at,
         window: (at / 60_000, 0),
         reassigned_by: None,
@@ -850,9 +812,15 @@ fn check_len(text: &str, max: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn message_json(t: &crate::capture::Transcript, kinds: &[Kind], i: usize) -> Option<Value> {
+fn message_json(t: &crate::capture::Transcript, i: usize) -> Option<Value> {
     let line = t.lines.get(i)?;
-    let kind = kinds.get(i).copied().unwrap_or(Kind::Say);
+    // The API has always shown the visitor's own lines as `say`.
+    let kind = match line.kind {
+        LineKind::Visitor | LineKind::Say => "say",
+        LineKind::Ask => "ask",
+        LineKind::Reprompt => "reprompt",
+        LineKind::Notice => "notice",
+    };
     let from = match &line.from {
         Who::Visitor => json!({"role": "visitor"}),
         Who::Bot(n) => json!({"role": "bot", "name": n}),
@@ -864,7 +832,7 @@ fn message_json(t: &crate::capture::Transcript, kinds: &[Kind], i: usize) -> Opt
         "at": line.at.0,
         "channel": line.channel,
         "from": from,
-        "kind": kind.name(),
+        "kind": kind,
         "text": line.text,
     });
     if !line.buttons.is_empty() {
