@@ -4,9 +4,10 @@ mod runtime_common;
 
 use std::time::Duration;
 
+use playbook::engine::Effect;
 use playbook::engine::{Channel, Phase};
 use playbook::runtime::driver::{Clock, Driver};
-use playbook::runtime::{Command, Hub, OwnedEffect, StartOptions};
+use playbook::runtime::{Command, Hub, StartOptions};
 use runtime_common::{T0, desk, engine};
 
 fn start() -> Command {
@@ -26,14 +27,14 @@ fn choose(index: usize) -> Command {
     }
 }
 
-fn said(e: &OwnedEffect) -> Option<&str> {
+fn said<'a>(e: &'a Effect<'_>) -> Option<&'a str> {
     match e {
-        OwnedEffect::Say { text, .. } | OwnedEffect::Ask { text, .. } => Some(text),
+        Effect::Say { text, .. } | Effect::Ask { text, .. } => Some(text),
         _ => None,
     }
 }
 
-async fn drain(rx: &mut tokio::sync::mpsc::UnboundedReceiver<OwnedEffect>) -> Vec<String> {
+async fn drain(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Effect<'static>>) -> Vec<String> {
     // Let the driver task run what is due.
     tokio::task::yield_now().await;
     let mut v = Vec::new();
@@ -107,9 +108,7 @@ async fn wait_then_offline_when_nobody_picks_up() {
     // The broadcast saw the fired timer's outputs too, at the exact virtual deadline.
     let mut seen_leave = false;
     while let Ok(o) = all.try_recv() {
-        seen_leave |= o
-            .of("c1")
-            .any(|e| matches!(e, OwnedEffect::LeaveUnassigned));
+        seen_leave |= o.of("c1").any(|e| matches!(e, Effect::LeaveUnassigned));
     }
     assert!(seen_leave);
     let late = d

@@ -4,9 +4,9 @@ mod runtime_common;
 
 use playbook::capture::{ManualDetails, ManualKind, RecordData};
 use playbook::desk::{ConvState, DeskError, Notification, Presence};
-use playbook::engine::{Channel, EngineError, Phase, Status, TimerKind};
+use playbook::engine::{Channel, Effect, EngineError, Phase, Status, TimerKind};
 use playbook::runtime::{
-    Hub, HubError, JsonLinesSink, MemorySink, Outputs, OwnedEffect, RecordSink, StartOptions,
+    Hub, HubError, JsonLinesSink, MemorySink, Outputs, RecordSink, StartOptions,
 };
 use runtime_common::{T0, at, desk, engine};
 
@@ -16,7 +16,7 @@ fn texts(o: &Outputs) -> Vec<String> {
     o.effects
         .iter()
         .filter_map(|e| match &e.effect {
-            OwnedEffect::Say { from, text, .. } | OwnedEffect::Ask { from, text, .. } => {
+            Effect::Say { from, text, .. } | Effect::Ask { from, text, .. } => {
                 Some(format!("{}: {text}", from.name()))
             }
             _ => None,
@@ -54,7 +54,7 @@ fn offline_path_ends_in_one_lead_in_ledger_and_sink() {
         .visitor_text("c1", "not an email", WEB, at(3000))
         .unwrap();
     assert!(
-        matches!(&o.effects[..], [_, e] if matches!(&e.effect, OwnedEffect::Ask { retry: true, .. }))
+        matches!(&o.effects[..], [_, e] if matches!(&e.effect, Effect::Ask { retry: true, .. }))
     );
     let o = hub
         .visitor_text("c1", "dana@example.com", WEB, at(4000))
@@ -94,7 +94,7 @@ fn live_chat_pickup_relay_close_keeps_desk_in_step() {
     assert_eq!(o.notifications.len(), 2, "ana and bob are told: {o:?}");
     assert!(
         o.of("c1")
-            .any(|e| matches!(e, OwnedEffect::SetTimer(t) if t.kind == TimerKind::Wait))
+            .any(|e| matches!(e, Effect::SetTimer(t) if t.kind == TimerKind::Wait))
     );
 
     // Refusals change nothing.
@@ -130,7 +130,7 @@ fn live_chat_pickup_relay_close_keeps_desk_in_step() {
         .unwrap();
     assert!(
         o.of("c1")
-            .any(|e| matches!(e, OwnedEffect::RelayToAgent { agent: Some(a), .. } if a == "ana"))
+            .any(|e| matches!(e, Effect::RelayToAgent { agent: Some(a), .. } if a == "ana"))
     );
     assert_eq!(
         o.notifications,
@@ -227,7 +227,7 @@ fn due_timers_fire_in_deadline_then_start_order() {
     let order: Vec<&str> = o
         .effects
         .iter()
-        .filter(|e| matches!(e.effect, OwnedEffect::Say { .. }))
+        .filter(|e| matches!(e.effect, Effect::Say { .. }))
         .map(|e| e.conversation.as_str())
         .collect();
     assert_eq!(
@@ -264,7 +264,7 @@ fn a_replayed_step_never_captures_twice() {
         again
             .effects
             .iter()
-            .any(|e| matches!(e.effect, OwnedEffect::Capture(_)))
+            .any(|e| matches!(e.effect, Effect::Capture(_)))
     );
     assert!(again.records.is_empty(), "the ledger recognised the key");
     assert_eq!(hub.ledger().len(), 1);
@@ -401,4 +401,47 @@ fn agent_made_records_need_a_known_agent_and_conversation() {
     assert_eq!(o.records[0].record.key, "c1/#desk-1");
     let o = make(&mut hub, "c1", "ana").unwrap();
     assert_eq!(o.records[0].record.key, "c1/#desk-2");
+}
+
+#[test]
+fn transcript_lines_carry_the_kind_their_step_gave_them() {
+    use playbook::capture::{Line, LineKind};
+    let mut hub = Hub::new(engine("demo.playbook"), desk(&["ana"]));
+    start(&mut hub, "c1");
+    hub.visitor_text("c1", "hmm", WEB, at(1000)).unwrap();
+    hub.visitor_choice("c1", 1, WEB, at(2000)).unwrap();
+    hub.assign_self("c1", "ana", at(3000)).unwrap();
+    hub.agent_message("c1", "ana", "Hello!", at(4000)).unwrap();
+    let kinds: Vec<(LineKind, &str)> = hub
+        .transcript("c1")
+        .unwrap()
+        .lines
+        .iter()
+        .map(|l| (l.kind, l.text.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (LineKind::Say, "Hi, I'm Ava from Acme."),
+            (LineKind::Ask, "What brings you here today?"),
+            (LineKind::Visitor, "hmm"),
+            (LineKind::Reprompt, "What brings you here today?"),
+            (LineKind::Visitor, "Talk to sales"),
+            (LineKind::Say, "Connecting you with our sales team..."),
+            (LineKind::Notice, "ana joined the conversation"),
+            (LineKind::Say, "Hello!"),
+        ]
+    );
+    // Serialized as `kind`; lines stored before kinds existed read back with one inferred.
+    let v = serde_json::to_value(&hub.transcript("c1").unwrap().lines[2]).unwrap();
+    assert_eq!(v["kind"], "visitor");
+    let old: Line =
+        serde_json::from_str(r#"{"at":1,"from":{"role":"visitor"},"channel":"web","text":"hi"}"#)
+            .unwrap();
+    assert_eq!(old.kind, LineKind::Visitor);
+    let old: Line = serde_json::from_str(
+        r#"{"at":1,"from":{"role":"bot","name":"Ava"},"channel":"web","text":"hi"}"#,
+    )
+    .unwrap();
+    assert_eq!(old.kind, LineKind::Say);
 }

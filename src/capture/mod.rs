@@ -409,13 +409,34 @@ pub enum Who {
     System,
 }
 
+/// What a transcript line is, decided where the line is made (from the event or effect),
+/// so nobody downstream has to guess it from the text or the speaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineKind {
+    /// The visitor wrote or pressed a button.
+    Visitor,
+    /// A message from the bot or an agent ([`Effect::Say`]).
+    Say,
+    /// A question waiting for an answer ([`Effect::Ask`]).
+    Ask,
+    /// A question asked again after an answer that did not fit (`Ask` with `retry`).
+    Reprompt,
+    /// A notice from the chat itself ("ana joined the conversation": `Say` from
+    /// [`Speaker::System`]).
+    Notice,
+}
+
 /// One line of a conversation's transcript.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredLine")]
 pub struct Line {
     /// When.
     pub at: Instant,
     /// Who.
     pub from: Who,
+    /// What kind of line it is.
+    pub kind: LineKind,
     /// On which channel.
     pub channel: Channel,
     /// What.
@@ -423,6 +444,38 @@ pub struct Line {
     /// Buttons offered with it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buttons: Vec<String>,
+}
+
+/// [`Line`] as read back: lines stored before kinds were recorded have none, so it is
+/// inferred from the speaker (the best the old data allows: a visitor line is `visitor`,
+/// anything else `say`, as the server showed them).
+#[derive(Deserialize)]
+struct StoredLine {
+    at: Instant,
+    from: Who,
+    #[serde(default)]
+    kind: Option<LineKind>,
+    channel: Channel,
+    text: String,
+    #[serde(default)]
+    buttons: Vec<String>,
+}
+
+impl From<StoredLine> for Line {
+    fn from(l: StoredLine) -> Self {
+        let kind = l.kind.unwrap_or(match l.from {
+            Who::Visitor => LineKind::Visitor,
+            _ => LineKind::Say,
+        });
+        Line {
+            at: l.at,
+            from: l.from,
+            kind,
+            channel: l.channel,
+            text: l.text,
+            buttons: l.buttons,
+        }
+    }
 }
 
 /// A conversation's transcript, built by the driver from accepted events and their effects.
@@ -457,13 +510,28 @@ impl Transcript {
     }
 
     /// Adds what one successful step showed: the visitor's message (a pressed button is
-    /// written as its label), then every message among the effects.
+    /// written as its label), then every message among the effects, each with its
+    /// [`LineKind`].
     pub fn record(&mut self, event: &Event<'_>, now: Instant, effects: &[Effect<'_>]) {
         match event {
-            Event::VisitorText { text, channel } => self.push(now, Who::Visitor, *channel, text),
+            Event::VisitorText { text, channel } => self.push(
+                now,
+                Who::Visitor,
+                LineKind::Visitor,
+                *channel,
+                text,
+                Vec::new(),
+            ),
             Event::VisitorChoice { index, channel } => {
                 let label = self.last_buttons.get(*index).cloned().unwrap_or_default();
-                self.push(now, Who::Visitor, *channel, &label);
+                self.push(
+                    now,
+                    Who::Visitor,
+                    LineKind::Visitor,
+                    *channel,
+                    &label,
+                    Vec::new(),
+                );
             }
             _ => {}
         }
@@ -473,35 +541,49 @@ impl Transcript {
                     from,
                     text,
                     channel,
-                } => self.push(now, who(from), *channel, text),
+                } => {
+                    let kind = match from {
+                        Speaker::System => LineKind::Notice,
+                        _ => LineKind::Say,
+                    };
+                    self.push(now, who(from), kind, *channel, text, Vec::new());
+                }
                 Effect::Ask {
                     from,
                     text,
                     buttons,
                     channel,
-                    ..
+                    retry,
                 } => {
+                    let kind = if *retry {
+                        LineKind::Reprompt
+                    } else {
+                        LineKind::Ask
+                    };
                     self.last_buttons = buttons.to_vec();
-                    self.lines.push(Line {
-                        at: now,
-                        from: who(from),
-                        channel: *channel,
-                        text: text.to_string(),
-                        buttons: buttons.to_vec(),
-                    });
+                    self.push(now, who(from), kind, *channel, text, buttons.to_vec());
                 }
                 _ => {}
             }
         }
     }
 
-    fn push(&mut self, at: Instant, from: Who, channel: Channel, text: &str) {
+    fn push(
+        &mut self,
+        at: Instant,
+        from: Who,
+        kind: LineKind,
+        channel: Channel,
+        text: &str,
+        buttons: Vec<String>,
+    ) {
         self.lines.push(Line {
             at,
             from,
+            kind,
             channel,
             text: text.to_owned(),
-            buttons: Vec::new(),
+            buttons,
         });
     }
 }

@@ -100,21 +100,22 @@ pub(super) fn run(files: &[PathBuf], opts: &Options) -> u8 {
             code = code.max(EXIT_ERRORS);
             continue;
         }
-        if dest != *path && !force {
-            if let Some(current) = &current {
-                let same = current
-                    .as_deref()
-                    .is_some_and(|text| holds_same_playbook(&dest, text, &playbook));
-                if !same {
-                    print_err(&format!(
-                        "error: {} exists and does not hold the playbook of {}; not replaced \
+        if dest != *path
+            && !force
+            && let Some(current) = &current
+        {
+            let same = current
+                .as_deref()
+                .is_some_and(|text| holds_same_playbook(&dest, text, &playbook));
+            if !same {
+                print_err(&format!(
+                    "error: {} exists and does not hold the playbook of {}; not replaced \
                          (pass --force to replace it)\n",
-                        dest.display(),
-                        path.display()
-                    ));
-                    code = code.max(EXIT_ERRORS);
-                    continue;
-                }
+                    dest.display(),
+                    path.display()
+                ));
+                code = code.max(EXIT_ERRORS);
+                continue;
             }
         }
         if let Err(e) = write_atomically(&dest, &output) {

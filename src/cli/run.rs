@@ -16,9 +16,9 @@ use serde_json::json;
 use super::{EXIT_ERRORS, EXIT_OK, EXIT_USAGE, load, print_err, theme};
 use crate::capture::{ManualDetails, ManualKind, RecordData, Stored};
 use crate::desk::{Desk, Presence};
-use crate::engine::{Channel, Instant, Speaker, Status};
+use crate::engine::{Channel, Effect, Instant, Speaker, Status};
 use crate::model::{Card, Owner, RecordSpec, RouteTarget};
-use crate::runtime::{Hub, HubError, Outputs, OwnedEffect, StartOptions};
+use crate::runtime::{Hub, HubError, Outputs, StartOptions};
 
 /// The id of the one conversation `run` holds.
 pub const CONVERSATION: &str = "conv-1";
@@ -519,14 +519,14 @@ impl Run {
         }
     }
 
-    fn effect_text(&mut self, e: &OwnedEffect) {
+    fn effect_text(&mut self, e: &Effect<'_>) {
         let who = |s: &Speaker<'_>| match s {
             Speaker::System => "*".to_owned(),
             other => format!("{}:", other.name()),
         };
         match e {
-            OwnedEffect::Say { from, text, .. } => self.line(&format!("{} {text}", who(from))),
-            OwnedEffect::Ask {
+            Effect::Say { from, text, .. } => self.line(&format!("{} {text}", who(from))),
+            Effect::Ask {
                 from,
                 text,
                 buttons,
@@ -537,11 +537,11 @@ impl Run {
                     self.line(&format!("  {}. {b}", i + 1));
                 }
             }
-            OwnedEffect::RelayToAgent { agent, .. } => {
+            Effect::RelayToAgent { agent, .. } => {
                 let to = agent.as_deref().unwrap_or("Unassigned");
                 self.line(&format!("  (delivered to {to})"));
             }
-            OwnedEffect::SetTimer(t) if t.kind == crate::engine::TimerKind::Wait => {
+            Effect::SetTimer(t) if t.kind == crate::engine::TimerKind::Wait => {
                 let secs = t.at.0.saturating_sub(self.now.0) / 1000;
                 let d = crate::model::Duration::from_secs(secs as u32)
                     .map_or_else(|| format!("{secs}s"), |d| d.to_string());
@@ -549,14 +549,14 @@ impl Run {
                     "  (waiting up to {d} for an agent: /pickup, or /wait {d} to let it time out)"
                 ));
             }
-            OwnedEffect::End { outcome } => {
+            Effect::End { outcome } => {
                 let o = serde_json::to_value(outcome)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_default();
                 self.line(&format!("(the conversation ended: {o}; /records, /quit)"));
             }
-            OwnedEffect::Failed(f) => self.line(&format!("(the conversation failed: {f})")),
+            Effect::Failed(f) => self.line(&format!("(the conversation failed: {f})")),
             _ => {}
         }
     }

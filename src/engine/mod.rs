@@ -488,7 +488,7 @@ impl Engine {
         out.push(Effect::Ask {
             from: self.bot_speaker(s),
             text,
-            buttons,
+            buttons: Cow::Borrowed(buttons),
             channel: s.channel,
             retry,
         });
@@ -888,7 +888,9 @@ impl Engine {
                     }
                     let text = online.render(s, &self.sys());
                     self.say(s, text, out);
-                    out.push(Effect::EnterUnassigned { route });
+                    out.push(Effect::EnterUnassigned {
+                        route: Cow::Borrowed(route),
+                    });
                     s.phase = Phase::Queued;
                     self.arm_card_timer(s, TimerKind::Wait, *wait_ms, cx, out);
                     return;

@@ -214,6 +214,15 @@ impl Speaker<'_> {
             Speaker::System => "system",
         }
     }
+
+    /// The same speaker owning its name, to outlive the engine's borrow.
+    pub fn into_owned(self) -> Speaker<'static> {
+        match self {
+            Speaker::Bot(n) => Speaker::Bot(Cow::Owned(n.into_owned())),
+            Speaker::Agent(n) => Speaker::Agent(Cow::Owned(n.into_owned())),
+            Speaker::System => Speaker::System,
+        }
+    }
 }
 
 /// Why a conversation stopped with an error instead of an outcome.
@@ -243,8 +252,10 @@ impl fmt::Display for Failure {
 
 /// What the driver must do after a step, in order.
 ///
-/// `'e` is the engine's lifetime: constant texts and button labels are borrowed from the
-/// compiled playbook, so a turn that only shows fixed texts allocates nothing.
+/// `'e` is the engine's lifetime: constant texts, button labels and routes are borrowed from
+/// the compiled playbook, so a turn that only shows fixed texts allocates nothing. Drivers
+/// that keep or send effects beyond the engine's borrow call [`Effect::into_owned`]: one type
+/// for both, so the serde form (`{"effect":"say",…}`) cannot drift between them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "effect", rename_all = "snake_case")]
 pub enum Effect<'e> {
@@ -264,7 +275,7 @@ pub enum Effect<'e> {
         /// The rendered question, or the re-prompt after invalid input.
         text: Cow<'e, str>,
         /// The buttons, in order; empty for typed input.
-        buttons: &'e [String],
+        buttons: Cow<'e, [String]>,
         /// The channel it goes out on.
         channel: Channel,
         /// Whether this repeats a question after an answer that did not fit.
@@ -283,7 +294,7 @@ pub enum Effect<'e> {
     /// Put the conversation in the desk's Unassigned queue for this route.
     EnterUnassigned {
         /// Who may take it.
-        route: &'e Route,
+        route: Cow<'e, Route>,
     },
     /// Take the conversation out of Unassigned: nobody picked it up in time.
     LeaveUnassigned,
@@ -303,4 +314,54 @@ pub enum Effect<'e> {
     },
     /// The conversation stopped with an error; it is over.
     Failed(Failure),
+}
+
+impl Effect<'_> {
+    /// The same effect owning all its data (texts, buttons, route), so it can outlive the
+    /// engine's borrow: be kept, sent over a channel or stored.
+    pub fn into_owned(self) -> Effect<'static> {
+        let own = |t: Cow<'_, str>| Cow::Owned(t.into_owned());
+        match self {
+            Effect::Say {
+                from,
+                text,
+                channel,
+            } => Effect::Say {
+                from: from.into_owned(),
+                text: own(text),
+                channel,
+            },
+            Effect::Ask {
+                from,
+                text,
+                buttons,
+                channel,
+                retry,
+            } => Effect::Ask {
+                from: from.into_owned(),
+                text: own(text),
+                buttons: Cow::Owned(buttons.into_owned()),
+                channel,
+                retry,
+            },
+            Effect::RelayToAgent {
+                agent,
+                text,
+                channel,
+            } => Effect::RelayToAgent {
+                agent: agent.map(own),
+                text: own(text),
+                channel,
+            },
+            Effect::EnterUnassigned { route } => Effect::EnterUnassigned {
+                route: Cow::Owned(route.into_owned()),
+            },
+            Effect::LeaveUnassigned => Effect::LeaveUnassigned,
+            Effect::SetTimer(t) => Effect::SetTimer(t),
+            Effect::CancelTimer { kind } => Effect::CancelTimer { kind },
+            Effect::Capture(r) => Effect::Capture(r),
+            Effect::End { outcome } => Effect::End { outcome },
+            Effect::Failed(f) => Effect::Failed(f),
+        }
+    }
 }

@@ -35,8 +35,8 @@ use tokio::time::Duration;
 
 use super::durable;
 use super::hub::{Hub, HubError};
-use super::types::{Command, Outputs, OwnedEffect};
-use crate::engine::Instant;
+use super::types::{Command, Outputs};
+use crate::engine::{Effect, Instant};
 use crate::persist::{Storage, StoreError};
 
 /// How many waiting requests one group (one commit) takes at most.
@@ -149,7 +149,7 @@ enum Request {
     },
     Subscribe {
         id: String,
-        tx: mpsc::UnboundedSender<OwnedEffect>,
+        tx: mpsc::UnboundedSender<Effect<'static>>,
     },
     Stats(oneshot::Sender<DriverStats>),
 }
@@ -270,7 +270,7 @@ impl Driver {
     pub async fn subscribe(
         &self,
         id: &str,
-    ) -> Result<mpsc::UnboundedReceiver<OwnedEffect>, Stopped> {
+    ) -> Result<mpsc::UnboundedReceiver<Effect<'static>>, Stopped> {
         let (tx, rx) = mpsc::unbounded_channel();
         self.send(Request::Subscribe {
             id: id.to_owned(),
@@ -302,7 +302,7 @@ struct Task {
     clock: Clock,
     rx: mpsc::Receiver<Request>,
     all: broadcast::Sender<Arc<Outputs>>,
-    subs: HashMap<String, Vec<mpsc::UnboundedSender<OwnedEffect>>>,
+    subs: HashMap<String, Vec<mpsc::UnboundedSender<Effect<'static>>>>,
     resets: u64,
     commits: u64,
     store: Option<Arc<dyn Storage>>,
@@ -461,10 +461,10 @@ impl Task {
                 return Err(HubError::ConversationExists(id.to_owned()).into());
             }
         }
-        if let Some(token) = token {
-            if !self.hub.token_matches(id, token) {
-                return Err(HubError::UnknownConversation(id.to_owned()).into());
-            }
+        if let Some(token) = token
+            && !self.hub.token_matches(id, token)
+        {
+            return Err(HubError::UnknownConversation(id.to_owned()).into());
         }
         Ok(self.hub.apply(id, cmd, now)?)
     }

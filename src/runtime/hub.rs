@@ -35,7 +35,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::sink::{NullSink, RecordSink};
-use super::types::{Command, ConvUpdate, Emitted, Outputs, OwnedEffect};
+use super::types::{Command, ConvUpdate, Emitted, Outputs};
 use crate::capture::{self, Commit, Ledger, ManualDetails, ManualKind, Stored, Transcript};
 use crate::desk::{Desk, DeskConversation, DeskError, Presence};
 use crate::engine::{
@@ -1046,10 +1046,10 @@ impl Hub {
         });
         let id = &conv.id;
         out.effects = effects
-            .iter()
+            .into_iter()
             .map(|e| Emitted {
                 conversation: id.clone(),
-                effect: OwnedEffect::from(e),
+                effect: e.into_owned(),
             })
             .collect();
         out.notifications = self.desk.take_notifications();
@@ -1069,9 +1069,11 @@ impl Hub {
             // (the checker allows one live chat per path, so a conversation enters once);
             // the engine's state is the truth, so a refusal is not allowed to undo a step.
             Effect::EnterUnassigned { route } => {
-                let _ = self
-                    .desk
-                    .enqueue(&conv.id, route, conv.state.contact_owner.as_deref());
+                let _ = self.desk.enqueue(
+                    &conv.id,
+                    route.as_ref(),
+                    conv.state.contact_owner.as_deref(),
+                );
             }
             Effect::LeaveUnassigned => {
                 let _ = self.desk.time_out(&conv.id);

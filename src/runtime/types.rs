@@ -1,130 +1,12 @@
-//! Owned values that leave the hub: effects (the engine's borrow from the compiled playbook,
-//! these do not, so they can cross channels), what one hub call produced, and the commands a
-//! driver sends for a conversation.
+//! Owned values that leave the hub: what one hub call produced (effects made owned with
+//! [`Effect::into_owned`], so they can cross channels) and the commands a driver sends for a
+//! conversation.
 
 use serde::{Deserialize, Serialize};
 
 use crate::capture::{ManualDetails, ManualKind, Stored};
 use crate::desk::Notification;
-use crate::engine::{Channel, Effect, Failure, Speaker, Timer, TimerKind};
-use crate::model::{Outcome, Route};
-
-/// An [`Effect`] that owns its data. Its serde form is the engine's `Effect` form exactly
-/// (`{"effect":"say","from":{"role":"bot","name":"Ava"},"text":"…","channel":"web"}`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "effect", rename_all = "snake_case")]
-pub enum OwnedEffect {
-    /// See [`Effect::Say`].
-    Say {
-        /// Who says it.
-        from: Speaker<'static>,
-        /// The text.
-        text: String,
-        /// The channel it goes out on.
-        channel: Channel,
-    },
-    /// See [`Effect::Ask`].
-    Ask {
-        /// Who asks.
-        from: Speaker<'static>,
-        /// The question or re-prompt.
-        text: String,
-        /// The buttons, in order; empty for typed input.
-        buttons: Vec<String>,
-        /// The channel it goes out on.
-        channel: Channel,
-        /// Whether this repeats a question after an answer that did not fit.
-        retry: bool,
-    },
-    /// See [`Effect::RelayToAgent`].
-    RelayToAgent {
-        /// The handling agent, `None` while waiting in Unassigned.
-        agent: Option<String>,
-        /// The visitor's text.
-        text: String,
-        /// The channel it came in on.
-        channel: Channel,
-    },
-    /// See [`Effect::EnterUnassigned`].
-    EnterUnassigned {
-        /// Who may take it.
-        route: Route,
-    },
-    /// See [`Effect::LeaveUnassigned`].
-    LeaveUnassigned,
-    /// See [`Effect::SetTimer`].
-    SetTimer(Timer),
-    /// See [`Effect::CancelTimer`].
-    CancelTimer {
-        /// Which timer.
-        kind: TimerKind,
-    },
-    /// See [`Effect::Capture`]: the record as the engine built it (whether the ledger took it
-    /// as new shows in [`Outputs::records`]).
-    Capture(Box<crate::capture::Record>),
-    /// See [`Effect::End`].
-    End {
-        /// How it ended.
-        outcome: Outcome,
-    },
-    /// See [`Effect::Failed`].
-    Failed(Failure),
-}
-
-fn own(s: &Speaker<'_>) -> Speaker<'static> {
-    match s {
-        Speaker::Bot(n) => Speaker::Bot(n.to_string().into()),
-        Speaker::Agent(n) => Speaker::Agent(n.to_string().into()),
-        Speaker::System => Speaker::System,
-    }
-}
-
-impl From<&Effect<'_>> for OwnedEffect {
-    fn from(e: &Effect<'_>) -> Self {
-        match e {
-            Effect::Say {
-                from,
-                text,
-                channel,
-            } => OwnedEffect::Say {
-                from: own(from),
-                text: text.to_string(),
-                channel: *channel,
-            },
-            Effect::Ask {
-                from,
-                text,
-                buttons,
-                channel,
-                retry,
-            } => OwnedEffect::Ask {
-                from: own(from),
-                text: text.to_string(),
-                buttons: buttons.to_vec(),
-                channel: *channel,
-                retry: *retry,
-            },
-            Effect::RelayToAgent {
-                agent,
-                text,
-                channel,
-            } => OwnedEffect::RelayToAgent {
-                agent: agent.as_deref().map(str::to_owned),
-                text: text.to_string(),
-                channel: *channel,
-            },
-            Effect::EnterUnassigned { route } => OwnedEffect::EnterUnassigned {
-                route: (*route).clone(),
-            },
-            Effect::LeaveUnassigned => OwnedEffect::LeaveUnassigned,
-            Effect::SetTimer(t) => OwnedEffect::SetTimer(*t),
-            Effect::CancelTimer { kind } => OwnedEffect::CancelTimer { kind: *kind },
-            Effect::Capture(r) => OwnedEffect::Capture(r.clone()),
-            Effect::End { outcome } => OwnedEffect::End { outcome: *outcome },
-            Effect::Failed(f) => OwnedEffect::Failed(f.clone()),
-        }
-    }
-}
+use crate::engine::{Channel, Effect};
 
 /// One effect of one conversation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -133,7 +15,7 @@ pub struct Emitted {
     pub conversation: String,
     /// What to do.
     #[serde(flatten)]
-    pub effect: OwnedEffect,
+    pub effect: Effect<'static>,
 }
 
 /// The new lines of one conversation after one step, and its phase after them.
@@ -186,7 +68,10 @@ impl Outputs {
     }
 
     /// The effects of one conversation.
-    pub fn of<'a>(&'a self, conversation: &'a str) -> impl Iterator<Item = &'a OwnedEffect> + 'a {
+    pub fn of<'a>(
+        &'a self,
+        conversation: &'a str,
+    ) -> impl Iterator<Item = &'a Effect<'static>> + 'a {
         self.effects
             .iter()
             .filter(move |e| e.conversation == conversation)

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use crate::CardIx;
 use crate::capture::{Ledger, ManualDetails, ManualKind, Record};
 use crate::desk::{Desk, Notification, Presence};
-use crate::engine::{Channel, Engine, Event, Instant, Phase, Session, Timer, TimerKind};
+use crate::engine::{Channel, Effect, Engine, Event, Instant, Phase, Session, Timer, TimerKind};
 use crate::program::Program;
-use crate::runtime::{Hub, HubError, Outputs, OwnedEffect, StartOptions};
+use crate::runtime::{Hub, HubError, Outputs, StartOptions};
 
 /// What one accepted step did.
 pub struct Stepped {
@@ -22,7 +22,7 @@ pub struct Stepped {
     /// Card, phase and invalid tries before the step.
     pub before: (CardIx, Phase, u32),
     /// The effects, in order.
-    pub effects: Vec<OwnedEffect>,
+    pub effects: Vec<Effect<'static>>,
     /// Desk notifications it caused.
     pub notifications: Vec<Notification>,
     /// Records the ledger stored as new, with how many transcript lines were attached.

@@ -25,9 +25,8 @@ use std::sync::Arc;
 use crate::CardIx;
 use crate::capture::{ManualDetails, Person, Record, RecordData};
 use crate::desk::{Notification, Presence};
-use crate::engine::{Channel, Engine, Event, Instant, Phase, Speaker, Status, TimerKind};
+use crate::engine::{Channel, Effect, Engine, Event, Instant, Phase, Speaker, Status, TimerKind};
 use crate::model::{LinkKind, Route, RouteTarget};
-use crate::runtime::OwnedEffect as Effect;
 use crate::source::{SourceFile, SourceMap};
 
 pub use coverage::Coverage;

@@ -13,10 +13,9 @@
 use std::borrow::Cow;
 
 use crate::CardIx;
-use crate::engine::{Event, Phase, Speaker, TimerKind};
+use crate::engine::{Effect, Event, Phase, Speaker, TimerKind};
 use crate::model::{Card, ConsentMode, IdleAction, InputKind, LinkKind, Next, Part, Template};
 use crate::program::Program;
-use crate::runtime::OwnedEffect as Effect;
 
 /// What a step walked: cards entered and links followed, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,7 +36,7 @@ enum Tok<'a> {
     End,
 }
 
-fn tokens(effects: &[Effect]) -> Vec<Tok<'_>> {
+fn tokens<'a>(effects: &'a [Effect<'_>]) -> Vec<Tok<'a>> {
     effects
         .iter()
         .filter_map(|e| match e {
@@ -138,7 +137,7 @@ pub fn walk(
     program: &Program,
     before: Before,
     event: &Event<'_>,
-    effects: &[Effect],
+    effects: &[Effect<'_>],
     after: CardIx,
     labels: &[String],
     branch: &dyn Fn(CardIx) -> Option<usize>,

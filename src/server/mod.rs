@@ -318,8 +318,7 @@ fn notification_json(n: &Notification, out: &Outputs) -> (String, Value) {
                         .enumerate()
                         .map(move |(i, l)| (u.first_seq + i as u64, l))
                 })
-                .filter(|(_, l)| l.from == Who::Visitor)
-                .last()
+                .rfind(|(_, l)| l.from == Who::Visitor)
                 .map(|(seq, l)| view::message_json(seq, l));
             (
                 agent.clone(),

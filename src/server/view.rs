@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::capture::{Line, Who};
+use crate::capture::{Line, LineKind, Who};
 use crate::desk::ConvState;
 use crate::engine::Phase;
 use crate::persist::{ConvRow, DeskColumn, RecordRow};
@@ -19,6 +19,16 @@ pub fn status_name(phase: Phase) -> &'static str {
         Phase::Queued => "queued",
         Phase::Live => "with_agent",
         Phase::Ended(_) | Phase::Failed => "ended",
+    }
+}
+
+/// The API's name of a line's kind: it has always shown the visitor's own lines as `say`.
+fn kind_name(kind: LineKind) -> &'static str {
+    match kind {
+        LineKind::Visitor | LineKind::Say => "say",
+        LineKind::Ask => "ask",
+        LineKind::Reprompt => "reprompt",
+        LineKind::Notice => "notice",
     }
 }
 
@@ -35,7 +45,7 @@ pub fn message_json(seq: u64, line: &Line) -> Value {
         "at": line.at.0,
         "channel": line.channel,
         "from": from,
-        "kind": kind_shim(line),
+        "kind": kind_name(line.kind),
         "text": line.text,
     });
     if !line.buttons.is_empty() {
@@ -149,14 +159,4 @@ pub fn detail(hub: &Hub, id: &str, records: &[RecordRow]) -> Option<Value> {
     v["records"] = Value::Array(records.iter().map(|r| r.body.clone()).collect());
     v["status"] = Value::String(status.to_owned());
     Some(v)
-}
-
-// TEMP until line kinds land from the engine: replaced in the merge.
-fn kind_shim(line: &Line) -> &'static str {
-    match (&line.from, line.buttons.is_empty()) {
-        (Who::System, _) => "notice",
-        (Who::Visitor, _) => "say",
-        (_, false) => "ask",
-        _ => "say",
-    }
 }
