@@ -3,18 +3,24 @@
 //!
 //! [`router`] builds the axum app from an [`AppState`] (testable with `oneshot`, no socket);
 //! [`serve`] opens the data folder, restores state, binds and runs the background tasks (the
-//! timer task with ONE sleep for the hub's earliest deadline, the outbox, SIGHUP reload).
+//! timer task with ONE sleep for the hub's earliest deadline, the outbox, SIGHUP reload); the
+//! listener with its timeouts and connection cap is [`edge`].
 //!
 //! Must not: decide anything the engine, desk or hub decides (it maps HTTP onto hub calls and
 //! hub errors onto statuses), acknowledge a change before the store has it, or panic on input.
 
 pub mod config;
 pub mod core;
+pub mod edge;
 pub mod error;
 mod handlers;
 pub mod outbox;
 mod pages;
 pub mod playbooks;
+mod ratelimit;
+pub mod redact;
+#[cfg(test)]
+mod reload_tests;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -145,26 +151,36 @@ impl AppState {
     fn subscribe(
         map: &Mutex<HashMap<String, broadcast::Sender<String>>>,
         key: &str,
+        capacity: usize,
     ) -> broadcast::Receiver<String> {
         lock(map)
             .entry(key.to_owned())
-            .or_insert_with(|| broadcast::channel(256).0)
+            .or_insert_with(|| broadcast::channel(capacity).0)
             .subscribe()
     }
 
-    /// Messages pushed to a conversation's visitor.
+    /// Messages pushed to a conversation's visitor. The channel is allocated in full per
+    /// conversation with an open socket (256 slots cost ~14 KB), so it is kept to a step's
+    /// worth of frames; a visitor that falls behind gets a `lagged` frame and refetches.
     pub fn subscribe_visitor(&self, id: &str) -> broadcast::Receiver<String> {
-        Self::subscribe(&self.0.visitors, id)
+        Self::subscribe(&self.0.visitors, id, 32)
     }
 
-    /// Notifications pushed to an agent.
+    /// Notifications pushed to an agent (few agents, bursts of many conversations).
     pub fn subscribe_agent(&self, agent: &str) -> broadcast::Receiver<String> {
-        Self::subscribe(&self.0.agents, agent)
+        Self::subscribe(&self.0.agents, agent, 256)
     }
 
     /// Re-reads the playbook folder (admin API and SIGHUP).
+    ///
+    /// The reload work (reading, checking, rendering diagnostics) runs on a blocking thread:
+    /// it is slow for a runtime thread, and a panic in it (a bug) fails this reload with a
+    /// logged 500 instead of killing the SIGHUP task or the admin's connection.
     pub async fn reload(&self) -> Result<playbooks::ReloadReport, ApiError> {
-        let (report, ack) = self.core().reload()?;
+        let state = self.clone();
+        let (report, ack) = tokio::task::spawn_blocking(move || state.core().reload())
+            .await
+            .map_err(|e| ApiError::Internal(format!("the reload failed: {e}")))??;
         if let Some(ack) = ack {
             ack.await
                 .map_err(|_| ApiError::Storage("the writer stopped".into()))??;
@@ -257,7 +273,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), String> {
     spawn_tasks(&state);
     println!("listening on http://{addr}");
     tracing::info!(%addr, "serving");
-    axum::serve(listener, router(state))
+    let limits = edge::EdgeLimits::from(&state.config().limits);
+    edge::run(listener, router(state), limits)
         .await
         .map_err(|e| e.to_string())
 }
