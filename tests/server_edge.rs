@@ -334,3 +334,88 @@ async fn the_webhook_secret_can_travel_in_a_header_from_the_environment() {
     let v = records_until(&s, |r| r["delivered_at"].is_number()).await;
     assert!(v[0]["last_error"].is_null(), "{v}");
 }
+
+/// The server process's resident memory in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Measures what an idle visitor WebSocket costs the server: `playbook serve` in its own
+/// process, 1,000 conversations started, then 1,000 sockets opened and left idle; prints the
+/// growth of the server's RSS per socket. Linux only (reads /proc).
+/// `cargo test --test server_edge idle_socket_memory -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check: run by hand"]
+async fn idle_socket_memory() {
+    use futures_util::StreamExt;
+    const N: usize = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let config = server_common::config_with(dir.path(), "", 1000, "conversations_per_minute = 0\n");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_playbook"))
+        .arg("serve")
+        .arg("--playbooks")
+        .arg(server_common::playbooks(dir.path()))
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .arg("--addr")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let up = async {
+        while client.get(format!("{base}/healthz")).send().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), up)
+        .await
+        .expect("the server did not come up");
+    let mut convs = Vec::new();
+    for _ in 0..N {
+        let (st, v) = call(
+            &client,
+            "POST",
+            &format!("{base}/api/conversations"),
+            None,
+            Some(json!({"playbook": "demo"})),
+        )
+        .await;
+        assert_eq!(st, 201);
+        convs.push((
+            v["conversation"].as_str().unwrap().to_owned(),
+            v["token"].as_str().unwrap().to_owned(),
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(child.id());
+    let mut sockets = Vec::new();
+    for (id, token) in &convs {
+        let url = format!("ws://127.0.0.1:{port}/api/conversations/{id}/ws?token={token}");
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        // The status frame: the server's side of the socket is set up.
+        ws.next().await.unwrap().unwrap();
+        sockets.push(ws);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kib(child.id());
+    println!(
+        "server RSS: {before} KiB with {N} conversations, {after} KiB with {N} idle sockets: {:.1} KiB per socket",
+        (after.saturating_sub(before)) as f64 / N as f64
+    );
+    drop(sockets);
+    let _ = child.kill();
+    let _ = child.wait();
+}
