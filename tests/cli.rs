@@ -404,3 +404,22 @@ fn folder_walk_skips_links_build_output_and_hidden_folders() {
         stderr(&out)
     );
 }
+
+#[test]
+fn load_exits_non_zero_when_requests_fail() {
+    // Nothing listens on port 1: every start fails.
+    let o = playbook(&[
+        "load",
+        "--addr",
+        "127.0.0.1:1",
+        "--conversations",
+        "3",
+        "--concurrency",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("errors: 3"), "{out}");
+    assert!(out.contains("turn latency ms: none"), "{out}");
+    assert!(stderr(&o).contains("3 requests failed"), "{}", stderr(&o));
+}

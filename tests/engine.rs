@@ -794,6 +794,42 @@ fn idle_capture_takes_an_unfinished_conversation_once() {
     assert_eq!(a.link.as_deref(), Some("conv-1/lead"));
 }
 
+const IDLE_AT_CONSENT: &str = r#"{"playbook": {"name": "ic", "start": "email",
+   "limits": {"idle_capture": "10m"}}, "cards": [
+  {"kind": "ask", "id": "email", "text": "Email?", "expect": "email", "save": "email", "then": "ok"},
+  {"kind": "consent", "id": "ok", "mode": "explicit", "notice": "May we store it?", "agree": "Yes",
+   "then": "size", "on_decline": "size"},
+  {"kind": "question", "id": "size", "text": "Size?", "save": "size", "answers": [{"label": "Big", "to": "end"}]},
+  {"kind": "end", "id": "end"}]}"#;
+
+#[test]
+fn idle_capture_honours_explicit_consent() {
+    let e = engine(IDLE_AT_CONSENT);
+    // Gave an email, left at the consent question without agreeing: no lead.
+    let mut c = Chat::new(&e, Desk::new());
+    c.start();
+    c.say("ann@example.com");
+    let t = c.timer(TimerKind::IdleCapture);
+    assert_eq!(c.fire(t).unwrap(), Vec::<String>::new());
+    assert!(c.ledger.is_empty());
+    // Declined, went on, then left: no lead either.
+    let mut c = Chat::new(&e, Desk::new());
+    c.start();
+    c.say("ann@example.com");
+    c.say("No, thanks");
+    let t = c.timer(TimerKind::IdleCapture);
+    assert_eq!(c.fire(t).unwrap(), Vec::<String>::new());
+    assert!(c.ledger.is_empty());
+    // Agreed, then left: the unfinished conversation is captured.
+    let mut c = Chat::new(&e, Desk::new());
+    c.start();
+    c.say("ann@example.com");
+    c.say("Yes");
+    let t = c.timer(TimerKind::IdleCapture);
+    assert_eq!(c.fire(t).unwrap().len(), 1);
+    assert_eq!(c.ledger.len(), 1);
+}
+
 #[test]
 fn effects_serialize_for_json_drivers_and_sessions_stay_small() {
     let e = engine(DEMO);

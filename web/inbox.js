@@ -123,6 +123,8 @@
       if (r.ok) {
         me.presence = (r.json && r.json.presence) || want;
         toast('You are ' + me.presence + '.');
+        // Only online agents are told of new chats: catch up on what came in meanwhile.
+        if (me.presence === 'online') refreshFolders();
       } else {
         $('presence').value = me.presence;
         toast(errorText(r, 'Presence could not be changed.'));

@@ -309,6 +309,9 @@
         if (data.message && data.message.from && data.message.from.role !== 'visitor') showTyping(false);
       } else if (data.type === 'status') {
         setStatus(data.status);
+      } else if (data.type === 'lagged') {
+        // The socket skipped frames (a burst larger than its buffer): fetch what was missed.
+        catchUp().catch(function () { /* the socket will report */ });
       } else if (data.type === 'typing') {
         showTyping(true);
         setTimeout(function () { showTyping(pending > 0); }, 3000);

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::capture::Record;
 use crate::engine::DeskView;
-use crate::model::{Availability, Route, RouteTarget};
+use crate::model::{Route, RouteTarget};
 
 /// Whether an agent can take chats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,8 +245,11 @@ impl Desk {
         self.agents.get(agent).is_some_and(|a| a.presence == p)
     }
 
-    /// Puts a conversation in Unassigned and notifies the route's agents who are not
-    /// offline (or, for `availability: anyone`, every agent the route names).
+    /// Puts a conversation in Unassigned and notifies the route's agents who are online:
+    /// only they may pick it up ([`Desk::assign_self`]), so only they are told. With
+    /// `availability: anyone` the chat waits even when none is online; an agent who comes
+    /// online later finds it in Unassigned (the inbox reloads its folders on going online)
+    /// rather than being told while away or offline of a chat they could not take.
     pub fn enqueue(
         &mut self,
         conversation: &str,
@@ -259,9 +262,7 @@ impl Desk {
         let notify: Vec<String> = self
             .route_agents(route, contact_owner)
             .into_iter()
-            .filter(|a| {
-                route.availability == Availability::Anyone || !self.is(a, Presence::Offline)
-            })
+            .filter(|a| self.is(a, Presence::Online))
             .map(str::to_owned)
             .collect();
         for agent in notify {
@@ -513,6 +514,7 @@ mod tests {
     use super::*;
     use crate::capture;
     use crate::engine::{Channel, Instant};
+    use crate::model::Availability;
 
     fn desk() -> Desk {
         let mut d = Desk::new();
@@ -563,9 +565,10 @@ mod tests {
             d.enqueue("c1", &Route::default(), None),
             Err(DeskError::AlreadyQueued("c1".into()))
         );
-        // Anyone: ana, bob, cy (away) notified; dee is offline.
+        // Only online agents the route names are told: ana and bob (cy is away, dee
+        // offline); for Sales, ana.
         let n = d.take_notifications();
-        assert_eq!(n.len(), 3 + 2);
+        assert_eq!(n.len(), 2 + 1);
         assert_eq!(d.unassigned(), ["c1", "c2"]);
         assert_eq!(
             d.assign_self("c2", "bob"),
@@ -615,6 +618,26 @@ mod tests {
         d.time_out("c2").unwrap();
         assert_eq!(d.assign_self("c2", "ana"), Err(DeskError::Closed));
         assert!(d.unassigned().is_empty());
+    }
+
+    #[test]
+    fn only_agents_who_may_pick_up_are_notified() {
+        let told = |availability| {
+            let mut d = desk();
+            let route = Route {
+                to: RouteTarget::Team("Sales".into()),
+                availability,
+            };
+            d.enqueue("c1", &route, None).unwrap();
+            d.take_notifications()
+        };
+        let ana = vec![Notification::EnteredUnassigned {
+            agent: "ana".into(),
+            conversation: "c1".into(),
+        }];
+        // cy (Sales, away) cannot pick up, whatever the route's availability.
+        assert_eq!(told(Availability::Available), ana);
+        assert_eq!(told(Availability::Anyone), ana);
     }
 
     #[test]

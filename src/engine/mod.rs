@@ -35,7 +35,9 @@
 //! - **Idle capture** (`limits.idle_capture`): the deadline restarts at every visitor message;
 //!   when it passes and the session holds contact details (a variable named `email` or
 //!   `phone`, or saved by an `ask` expecting one) and no lead was captured yet, one
-//!   "unfinished conversation" lead is captured. The conversation itself goes on waiting.
+//!   "unfinished conversation" lead is captured — unless the visitor is at an explicit
+//!   consent question (not agreed yet) or declined one: consent is honoured for idle leads
+//!   too. The conversation itself goes on waiting.
 //!   If the visitor comes back and reaches a lead capture card, that card's lead still
 //!   happens (it holds what the admin asked for) under its own key, but it names the idle
 //!   lead in [`crate::capture::Record::supersedes`]: one person, one lead, updated — the
@@ -734,9 +736,10 @@ impl Engine {
             } => {
                 self.leave(s, out);
                 if index == 0 {
-                    s.flags |= flag::CONSENTED;
+                    s.flags = (s.flags | flag::CONSENTED) & !flag::DECLINED;
                     self.run(s, Go::Card(*then), cx, out);
                 } else if let Some(to) = on_decline {
+                    s.flags |= flag::DECLINED;
                     self.run(s, Go::Card(*to), cx, out);
                 } else {
                     self.say(s, Cow::Borrowed(DECLINE_GOODBYE), out);
@@ -1030,6 +1033,13 @@ impl Engine {
 
     fn idle_capture(&self, s: &mut Session, cx: &Ctx<'_>, out: &mut Vec<Effect<'_>>) {
         if s.has(flag::IDLE_CAPTURED | flag::LEAD) {
+            return;
+        }
+        // Consent is the visitor's: one who left at an explicit consent question has not
+        // agreed, one who declined has said no. (A later answer re-arms the timer.)
+        let at_consent = s.phase == Phase::Asking
+            && matches!(self.cards[s.card as usize], Compiled::Consent { .. });
+        if at_consent || s.has(flag::DECLINED) {
             return;
         }
         let first = |keys: &[u32]| keys.iter().find_map(|&k| s.vars.get(k)).map(str::to_owned);

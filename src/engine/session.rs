@@ -58,6 +58,8 @@ pub(crate) mod flag {
     pub const LEAD: u8 = 4;
     /// The visitor gave explicit consent.
     pub const CONSENTED: u8 = 8;
+    /// The visitor declined explicit consent (and has not agreed since).
+    pub const DECLINED: u8 = 16;
 }
 
 /// Reserved keys of [`Vars`]; playbook variables start at [`FIRST_USER_KEY`].

@@ -1,7 +1,9 @@
 //! The server's config file (TOML): agents with their tokens and teams, distribution pools,
 //! the admin token, the CRM webhook and the limits. See `playbook.toml.example`.
 //!
-//! Must not: read anything but the file it is given, or hold runtime state.
+//! Must not: read anything but the file it is given (and, in [`Config::load`], the one
+//! environment variable a webhook names for its secret), hold runtime state, or put the
+//! webhook's secret (its header value, its URL's userinfo and query) in an error or `Debug`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -83,6 +85,34 @@ pub struct Webhook {
     /// How long one delivery attempt may take, in milliseconds.
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
+    /// A header sent with every delivery, for the CRM's secret (e.g. `Authorization`), so the
+    /// secret need not be in the URL. Its value comes from [`Webhook::header_value_env`].
+    #[serde(default)]
+    pub header: Option<String>,
+    /// The environment variable holding [`Webhook::header`]'s value (e.g. `CRM_TOKEN`): the
+    /// config file, often committed, never holds the secret itself.
+    #[serde(default)]
+    pub header_value_env: Option<String>,
+    /// The value read from `header_value_env` by [`Config::load`].
+    #[serde(skip)]
+    pub header_value: Option<Secret>,
+}
+
+/// A secret string: `Debug` shows that it is set, never what it is.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(REDACTED)")
+    }
+}
+
+impl Webhook {
+    /// The URL as agents and logs may see it (no userinfo, query or fragment).
+    pub fn shown_url(&self) -> String {
+        super::redact::url(&self.url)
+    }
 }
 
 fn default_retry_min() -> u64 {
@@ -105,6 +135,18 @@ pub struct Limits {
     pub max_message_chars: usize,
     /// Visitor messages per conversation per minute.
     pub turns_per_minute: u32,
+    /// New conversations (`POST /api/conversations`) per client address per minute: a token
+    /// bucket of this size, refilled evenly; `0` turns the limit off.
+    pub conversations_per_minute: u32,
+    /// Milliseconds a client has to send a request's headers; also how long an idle
+    /// keep-alive connection is kept.
+    pub header_read_timeout_ms: u64,
+    /// Milliseconds an HTTP connection may move no byte before it is closed (WebSockets are
+    /// exempt: an open chat is idle by design).
+    pub idle_timeout_ms: u64,
+    /// Connections served at once (each costs a file descriptor; lowered to fit `ulimit -n`);
+    /// more are answered 503 and closed.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -113,6 +155,10 @@ impl Default for Limits {
             max_body_bytes: 16 * 1024,
             max_message_chars: 2_000,
             turns_per_minute: 60,
+            conversations_per_minute: 30,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 10_000,
         }
     }
 }
@@ -175,10 +221,28 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        Config::parse(&text).map_err(|message| ConfigError::Invalid {
+        let invalid = |message: String| ConfigError::Invalid {
             path: path.display().to_string(),
-            message,
-        })
+            // Parse errors quote the offending line, which may hold the webhook URL.
+            message: super::redact::text(&message),
+        };
+        let mut c = Config::parse(&text).map_err(invalid)?;
+        if let Some(w) = &mut c.webhook
+            && let Some(var) = &w.header_value_env
+        {
+            let value = std::env::var(var).map_err(|_| {
+                invalid(format!(
+                    "webhook.header_value_env names `{var}`, which is not set (or not UTF-8)"
+                ))
+            })?;
+            if axum::http::HeaderValue::from_str(&value).is_err() {
+                return Err(invalid(format!(
+                    "the value of `{var}` cannot be sent in an HTTP header"
+                )));
+            }
+            w.header_value = Some(Secret(value));
+        }
+        Ok(c)
     }
 
     /// Parses and validates config text.
@@ -221,6 +285,33 @@ impl Config {
                     "cors.allowed_origins: `{o}` is not an origin such as `https://www.acme.example` (no path, no trailing slash) or `*`"
                 ));
             }
+        }
+        if let Some(w) = &c.webhook {
+            match (&w.header, &w.header_value_env) {
+                (None, None) => {}
+                (Some(h), Some(_)) => {
+                    if axum::http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                        return Err(format!("webhook.header: `{h}` is not a header name"));
+                    }
+                }
+                _ => {
+                    return Err(
+                        "webhook.header and webhook.header_value_env go together: the header's name and the environment variable with its value".into(),
+                    );
+                }
+            }
+            if reqwest::Url::parse(&w.url).is_err() {
+                return Err(format!(
+                    "webhook.url `{}` is not a URL",
+                    super::redact::url(&w.url)
+                ));
+            }
+        }
+        let l = &c.limits;
+        if l.header_read_timeout_ms == 0 || l.idle_timeout_ms == 0 || l.max_connections == 0 {
+            return Err(
+                "limits.header_read_timeout_ms, idle_timeout_ms and max_connections must be above 0".into(),
+            );
         }
         if c.limits.max_message_chars > crate::engine::MAX_TEXT_CHARS {
             return Err(format!(
@@ -296,5 +387,33 @@ mod tests {
         assert!(!c.cors.any());
         let e = Config::parse("[cors]\nallowed_origins = [\"https://a.example/\"]").unwrap_err();
         assert!(e.contains("not an origin"), "{e}");
+        let e =
+            Config::parse("[webhook]\nurl = \"http://crm.example/\"\nheader = \"Authorization\"")
+                .unwrap_err();
+        assert!(e.contains("go together"), "{e}");
+        let e = Config::parse("[webhook]\nurl = \"crm?api_token=s3cret\"").unwrap_err();
+        assert!(e.contains("not a URL") && !e.contains("s3cret"), "{e}");
+        let e = Config::parse("[limits]\nmax_connections = 0").unwrap_err();
+        assert!(e.contains("above 0"), "{e}");
+    }
+
+    #[test]
+    fn the_webhook_secret_comes_from_the_environment_and_is_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        // `cargo test` sets CARGO_PKG_NAME, so no test changes the environment.
+        let text = |var: &str| {
+            format!(
+                "[webhook]\nurl = \"http://crm.example/\"\nheader = \"X-Token\"\nheader_value_env = \"{var}\"\n"
+            )
+        };
+        std::fs::write(&path, text("CARGO_PKG_NAME")).unwrap();
+        let c = Config::load(&path).unwrap();
+        let secret = c.webhook.as_ref().unwrap().header_value.as_ref().unwrap();
+        assert_eq!(secret.0, env!("CARGO_PKG_NAME"));
+        assert!(!format!("{c:?}").contains(&format!("\"{}\"", env!("CARGO_PKG_NAME"))));
+        std::fs::write(&path, text("PLAYBOOK_TEST_NOT_SET_ANYWHERE")).unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(e.contains("is not set"), "{e}");
     }
 }

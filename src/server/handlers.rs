@@ -23,10 +23,17 @@ use crate::runtime::Command;
 /// The app.
 pub fn router(state: AppState) -> Router {
     let limit = state.config().limits.max_body_bytes;
+    let starts = super::ratelimit::Limiter::new(state.config().limits.conversations_per_minute);
     // The visitor API and the widget's files answer other origins (the widget is embedded on
     // customers' sites); the agent and admin routes below do not.
     let visitor = Router::new()
-        .route("/api/conversations", post(start))
+        .route(
+            "/api/conversations",
+            post(start).layer(axum::middleware::from_fn_with_state(
+                starts,
+                super::ratelimit::limit,
+            )),
+        )
         .route(
             "/api/conversations/{id}/messages",
             post(visitor_send).get(visitor_history),
@@ -59,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(super::pages::routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::map_response(super::error::json_errors))
         .with_state(state)
 }
 
@@ -109,6 +117,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             .await
             .map(|Query(v)| ApiQuery(v))
             .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}
+
+/// `WebSocketUpgrade` whose rejection (a plain request to a WebSocket route) is an
+/// [`ApiError`].
+pub struct ApiWs(pub WebSocketUpgrade);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiWs {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        WebSocketUpgrade::from_request_parts(parts, state)
+            .await
+            .map(ApiWs)
+            .map_err(ApiError::from)
     }
 }
 
@@ -369,19 +392,21 @@ async fn visitor_ws(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<TokenQuery>,
-    ws: WebSocketUpgrade,
+    ApiWs(ws): ApiWs,
 ) -> Result<Response, ApiError> {
     let status = visitor_read(&state, &id, q.token.clone(), |hub, id| {
         view::history(hub, id, u64::MAX).map_or("ended", |h| h.0)
     })
     .await?;
     let rx = state.subscribe_visitor(&id);
-    Ok(ws
-        .max_message_size(state.config().limits.max_body_bytes)
-        .on_upgrade(move |socket| async move {
-            visitor_socket(&state, &id, &q.token, status, socket, rx).await;
-            state.visitor_gone(&id);
-        }))
+    Ok(
+        super::edge::lean_ws(ws, state.config().limits.max_body_bytes).on_upgrade(
+            move |socket| async move {
+                visitor_socket(&state, &id, &q.token, status, socket, rx).await;
+                state.visitor_gone(&id);
+            },
+        ),
+    )
 }
 
 async fn visitor_socket(
@@ -693,10 +718,11 @@ async fn agent_record(
 async fn agent_ws(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<TokenQuery>,
-    ws: WebSocketUpgrade,
+    ApiWs(ws): ApiWs,
 ) -> Result<Response, ApiError> {
     let Agent(name) = agent_by_token(&state, &q.token)?;
     let mut rx = state.subscribe_agent(&name);
+    let ws = super::edge::lean_ws(ws, state.config().limits.max_body_bytes);
     Ok(ws.on_upgrade(move |mut socket| async move {
         agent_socket(&mut socket, &mut rx).await;
         drop(rx);
@@ -743,7 +769,13 @@ async fn records(
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.clamp(1, 1000);
     let after = q.after;
-    let rows = state.blocking(move |s| s.records(after, limit)).await?;
+    let mut rows = state.blocking(move |s| s.records(after, limit)).await?;
+    // Errors stored before redaction existed may still quote a secret URL.
+    for r in &mut rows {
+        if let Some(e) = &mut r.last_error {
+            *e = super::redact::text(e);
+        }
+    }
     Ok(Json(json!(rows)))
 }
 

@@ -10,17 +10,23 @@
 //! [`router`] builds the axum app from an [`AppState`] (testable with `oneshot`, no socket);
 //! [`open`] opens the data folder (migrating an old one) and loads what is open; [`serve`]
 //! binds and runs the background tasks (forwarder, outbox, SIGHUP reload).
+//! The listener with its timeouts and connection cap is [`edge`].
 //!
 //! Must not: decide anything the engine, desk or hub decides (it maps HTTP onto commands and
 //! hub errors onto statuses), acknowledge a change before the store has it, or panic on input.
 
 pub mod config;
+pub mod edge;
 pub mod error;
 mod handlers;
 pub mod migrate;
 pub mod outbox;
 mod pages;
 pub mod playbooks;
+mod ratelimit;
+pub mod redact;
+#[cfg(test)]
+mod reload_tests;
 pub mod view;
 
 use std::collections::HashMap;
@@ -191,10 +197,11 @@ impl AppState {
     fn subscribe(
         map: &Mutex<HashMap<String, broadcast::Sender<String>>>,
         key: &str,
+        capacity: usize,
     ) -> broadcast::Receiver<String> {
         lock(map)
             .entry(key.to_owned())
-            .or_insert_with(|| broadcast::channel(64).0)
+            .or_insert_with(|| broadcast::channel(capacity).0)
             .subscribe()
     }
 
@@ -206,14 +213,16 @@ impl AppState {
         }
     }
 
-    /// Messages pushed to a conversation's visitor.
+    /// Messages pushed to a conversation's visitor. The channel is allocated in full per
+    /// conversation with an open socket (256 slots cost ~14 KB), so it is kept to a step's
+    /// worth of frames; a visitor that falls behind gets a `lagged` frame and refetches.
     pub fn subscribe_visitor(&self, id: &str) -> broadcast::Receiver<String> {
-        Self::subscribe(&self.0.visitors, id)
+        Self::subscribe(&self.0.visitors, id, 32)
     }
 
-    /// Notifications pushed to an agent.
+    /// Notifications pushed to an agent (few agents, bursts of many conversations).
     pub fn subscribe_agent(&self, agent: &str) -> broadcast::Receiver<String> {
-        Self::subscribe(&self.0.agents, agent)
+        Self::subscribe(&self.0.agents, agent, 256)
     }
 
     /// Call when a visitor socket closed (after dropping its receiver).
@@ -592,7 +601,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), String> {
     spawn_signals(&state);
     println!("listening on http://{addr}");
     tracing::info!(%addr, "serving");
-    axum::serve(listener, router(state))
+    let limits = edge::EdgeLimits::from(&state.config().limits);
+    edge::run(listener, router(state), limits)
         .await
         .map_err(|e| e.to_string())
 }

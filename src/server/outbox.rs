@@ -5,6 +5,9 @@
 //! restart resumes where it stopped. A crash between the CRM's 2xx and our write of
 //! "delivered" sends the record again under the same key: the CRM deduplicates by it.
 //!
+//! Errors stored in `last_error` (shown to agents) and logged never carry the URL's
+//! userinfo or query ([`super::redact`]); the secret header's value is never logged.
+//!
 //! Must not: change records, or hold the core lock.
 
 use std::time::Duration;
@@ -35,10 +38,11 @@ pub async fn run(state: AppState, webhook: Webhook) {
     {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(error = %e, "cannot build the webhook client; records are kept undelivered");
+            tracing::error!(error = %super::redact::text(&e.to_string()), "cannot build the webhook client; records are kept undelivered");
             return;
         }
     };
+    tracing::info!(url = %webhook.shown_url(), secret_header = ?webhook.header, "delivering records to the webhook");
     loop {
         let now = wall();
         let due = state.blocking(move |s| s.due(now, 64)).await;
@@ -81,16 +85,29 @@ pub async fn run(state: AppState, webhook: Webhook) {
     }
 }
 
+/// One attempt. The error says what went wrong and where, with the URL redacted: reqwest's
+/// own message quotes the whole URL, so it is taken without it.
 async fn deliver(client: &reqwest::Client, w: &Webhook, r: &RecordRow) -> Result<(), String> {
     let body = serde_json::to_vec(&r.body).map_err(|e| e.to_string())?;
-    let resp = client
+    let mut req = client
         .post(&w.url)
         .header("content-type", "application/json")
-        .header("idempotency-key", &r.key)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+        .header("idempotency-key", &r.key);
+    if let (Some(name), Some(value)) = (&w.header, &w.header_value) {
+        req = req.header(name.as_str(), value.0.as_str());
+    }
+    let resp = req.body(body).send().await.map_err(|e| {
+        let e = e.without_url();
+        // The source chain says why (refused, timed out, DNS); it may quote the URL again.
+        let mut why = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            why.push_str(": ");
+            why.push_str(&s.to_string());
+            source = s.source();
+        }
+        super::redact::text(&format!("{why} (POST {})", w.shown_url()))
+    })?;
     if resp.status().is_success() {
         Ok(())
     } else {
@@ -109,6 +126,9 @@ mod tests {
             retry_min_ms: 100,
             retry_max_ms: 1_000,
             timeout_ms: 1,
+            header: None,
+            header_value_env: None,
+            header_value: None,
         };
         assert_eq!(backoff(&w, 0), 100);
         assert_eq!(backoff(&w, 1), 200);

@@ -73,6 +73,11 @@ pub struct Catalog {
 
 /// Parses and checks one file's text.
 pub fn compile(file: &str, source: &str) -> Result<(Engine, Playbook), Vec<String>> {
+    // The reload tests need a reload that panics, as a bug in parsing or rendering would.
+    #[cfg(test)]
+    if source.contains("#!reload-panics") {
+        panic!("a reload test asked for a panic");
+    }
     let sf = SourceFile::new(file.to_owned(), source.to_owned());
     let (playbook, map) = crate::syntax::read(file, source).map_err(|ds| {
         ds.iter()

@@ -10,11 +10,17 @@ pub const ANA: &str = "ana-token-0123456789";
 pub const BOB: &str = "bob-token-0123456789";
 pub const ADMIN: &str = "admin-token-0123456789";
 
-/// A config with agents ana and bob in team Sales (online), and `extra` appended.
+/// A config with agents ana and bob in team Sales (online), and `extra` appended. New
+/// conversations are not limited per address (tests start many from 127.0.0.1).
 pub fn config(dir: &Path, extra: &str, turns: u32) -> PathBuf {
+    config_with(dir, extra, turns, "conversations_per_minute = 0\n")
+}
+
+/// [`config`] with `limits` (lines of the `[limits]` section) instead of the default ones.
+pub fn config_with(dir: &Path, extra: &str, turns: u32, limits: &str) -> PathBuf {
     let text = format!(
         "admin_token = \"{ADMIN}\"\n\
-         [limits]\nturns_per_minute = {turns}\n\
+         [limits]\nturns_per_minute = {turns}\n{limits}\
          [[agents]]\nname = \"ana\"\ntoken = \"{ANA}\"\nteams = [\"Sales\"]\npresence = \"online\"\n\
          [[agents]]\nname = \"bob\"\ntoken = \"{BOB}\"\nteams = [\"Sales\"]\npresence = \"online\"\n\
          [[pools]]\nname = \"Inbound SDRs\"\nmembers = [\"sam\", \"tia\"]\n{extra}"
@@ -54,11 +60,20 @@ impl Server {
     }
 
     pub async fn start_with(dir: &Path, extra_config: &str, turns: u32) -> Server {
+        Self::start_config(dir, config(dir, extra_config, turns)).await
+    }
+
+    /// A server with these `[limits]` lines.
+    pub async fn start_limits(dir: &Path, extra_config: &str, limits: &str) -> Server {
+        Self::start_config(dir, config_with(dir, extra_config, 1000, limits)).await
+    }
+
+    async fn start_config(dir: &Path, config: PathBuf) -> Server {
         let opts = playbook::server::ServeOptions {
             playbooks: playbooks(dir),
             data: dir.join("data"),
             addr: "127.0.0.1:0".into(),
-            config: Some(config(dir, extra_config, turns)),
+            config: Some(config),
         };
         let (state, _) = playbook::server::launch(&opts, Clock::wall())
             .await
@@ -66,7 +81,13 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let app = playbook::server::router(state.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        // The production edge (timeouts, connection cap, peer addresses), as `serve` runs it.
+        let limits = playbook::server::edge::EdgeLimits::from(&state.config().limits);
+        tokio::spawn(async move {
+            playbook::server::edge::run(listener, app, limits)
+                .await
+                .unwrap()
+        });
         Server {
             base: format!("http://{addr}"),
             addr,
