@@ -64,7 +64,13 @@ fn spawn(dir: &std::path::Path) -> Proc {
         .arg(dir.join("playbook.toml"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(dir.join("server.log"))
+                .unwrap(),
+        ))
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -307,6 +313,182 @@ async fn sigkill_mid_conversation_and_mid_delivery_loses_nothing() {
         // always under the same key: the CRM's deduplicated count equals the record count.
         assert_eq!(s.stored.len(), 10);
     }
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+}
+
+/// The whole history of a conversation as its visitor sees it.
+async fn history(c: &reqwest::Client, base: &str, id: &str, token: &str) -> serde_json::Value {
+    let (st, v) = call(
+        c,
+        "GET",
+        &format!("{base}/api/conversations/{id}/messages"),
+        Some(token),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_change_between_restarts_rewrites_nothing() {
+    use server_common::{ANA, BOB};
+    let dir = tempfile::tempdir().unwrap();
+    server_common::playbooks(dir.path());
+    server_common::config(dir.path(), "", 1000);
+    let c = reqwest::Client::new();
+    let mut p = spawn(dir.path());
+
+    // A second server on the same data folder is refused, with the reason.
+    let second = Command::new(env!("CARGO_BIN_EXE_playbook"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--playbooks"])
+        .arg(dir.path().join("playbooks"))
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("in use by another"), "{err}");
+
+    // ana picks up a chat and talks with the visitor; bob goes away.
+    let (st, v) = call(
+        &c,
+        "POST",
+        &format!("{}/api/conversations", p.base),
+        None,
+        Some(json!({"playbook": "demo"})),
+    )
+    .await;
+    assert_eq!(st, 201);
+    let id = v["conversation"].as_str().unwrap().to_owned();
+    let token = v["token"].as_str().unwrap().to_owned();
+    let msgs = format!("{}/api/conversations/{id}/messages", p.base);
+    let agent = format!("{}/api/agent/conversations/{id}", p.base);
+    let steps: [(&str, &str, Option<&str>, serde_json::Value); 4] = [
+        (
+            "POST",
+            msgs.as_str(),
+            Some(token.as_str()),
+            json!({"choice": 2}),
+        ),
+        ("POST", &format!("{agent}/assign"), Some(ANA), json!(null)),
+        (
+            "POST",
+            &format!("{agent}/messages"),
+            Some(ANA),
+            json!({"text": "Hi, Ana here."}),
+        ),
+        (
+            "POST",
+            msgs.as_str(),
+            Some(token.as_str()),
+            json!({"text": "Do you do discounts?"}),
+        ),
+    ];
+    for (m, url, tok, body) in steps {
+        let body = (!body.is_null()).then_some(body);
+        let (st, v) = call(&c, m, url, tok, body).await;
+        assert_eq!(st, 200, "{url}: {v}");
+    }
+    let (st, _) = call(
+        &c,
+        "PUT",
+        &format!("{}/api/agent/presence", p.base),
+        Some(BOB),
+        Some(json!({"presence": "away"})),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let before = history(&c, &p.base, &id, &token).await;
+    assert_eq!(before["status"], "with_agent");
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+
+    // The config now says ana starts offline and bob online: stored presence and history win.
+    let text = std::fs::read_to_string(dir.path().join("playbook.toml")).unwrap();
+    let text = text
+        .replacen("presence = \"online\"", "presence = \"offline\"", 1)
+        .replacen("presence = \"online\"", "presence = \"away\"", 1);
+    std::fs::write(dir.path().join("playbook.toml"), text).unwrap();
+    let mut p = spawn(dir.path());
+    let msgs = format!("{}/api/conversations/{id}/messages", p.base);
+    let agent = format!("{}/api/agent/conversations/{id}", p.base);
+    assert_eq!(history(&c, &p.base, &id, &token).await, before);
+    let (_, agents) = call(
+        &c,
+        "GET",
+        &format!("{}/api/agent/agents", p.base),
+        Some(ANA),
+        None,
+    )
+    .await;
+    let presence: Vec<(&str, &str)> = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["name"].as_str().unwrap(), a["presence"].as_str().unwrap()))
+        .collect();
+    assert_eq!(presence, [("ana", "online"), ("bob", "away")]);
+    // The chat goes on with ana where it was: the visitor's next message is relayed to her,
+    // not taken as an answer to a bot question.
+    let (st, v) = call(
+        &c,
+        "POST",
+        &msgs,
+        Some(&token),
+        Some(json!({"text": "Hello?"})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["status"], "with_agent");
+    let (st, v) = call(&c, "POST", &format!("{agent}/close"), Some(ANA), None).await;
+    assert_eq!(st, 200, "{v}");
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_pending_at_a_crash_fires_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    server_common::playbooks(dir.path());
+    server_common::config(dir.path(), "", 1000);
+    let c = reqwest::Client::new();
+    let mut p = spawn(dir.path());
+    let (st, v) = call(
+        &c,
+        "POST",
+        &format!("{}/api/conversations", p.base),
+        None,
+        Some(json!({"playbook": "timeout"})),
+    )
+    .await;
+    assert_eq!(st, 201);
+    assert_eq!(v["status"], "queued");
+    let id = v["conversation"].as_str().unwrap().to_owned();
+    let token = v["token"].as_str().unwrap().to_owned();
+    // Killed before its 1 s wait is over; down while it passes.
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let mut p = spawn(dir.path());
+    let mut h = history(&c, &p.base, &id, &token).await;
+    for _ in 0..100 {
+        if h["status"] != "queued" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        h = history(&c, &p.base, &id, &token).await;
+    }
+    assert_eq!(h["status"], "waiting", "{h}");
+    assert_eq!(
+        texts(&h["messages"])[1..],
+        [
+            "Nobody is free right now.",
+            "Leave your email and we'll call you back."
+        ]
+    );
     p.child.kill().unwrap();
     p.child.wait().unwrap();
 }

@@ -204,24 +204,12 @@ impl Commit {
     }
 }
 
-/// A pending timer, as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TimerRow {
-    /// Whose.
-    pub conversation: String,
-    /// Which (the runtime's name for the kind).
-    pub kind: String,
-    /// Due at (ms since the epoch).
-    pub at: i64,
-}
-
 /// What a server needs in memory at start: what is open, not what happened.
 #[derive(Debug, Clone, Default)]
 pub struct OpenSet {
-    /// Conversations waiting in Unassigned or with an agent, with their lines.
+    /// Conversations waiting in Unassigned or with an agent, and those with a pending
+    /// timer, with their lines.
     pub conversations: Vec<(ConvRow, Vec<String>)>,
-    /// Every pending timer (of any conversation; the conversation is loaded when it fires).
-    pub timers: Vec<TimerRow>,
     /// Agents' stored presence: `(agent, presence)`.
     pub agents: Vec<(String, String)>,
     /// Pools' stored cursors.

@@ -17,7 +17,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     Commit, ConvRow, Delivery, DeskColumn, OpenSet, RecordRow, SCHEMA_VERSION, Storage, StoreError,
-    TimerRow, VersionRow,
+    VersionRow,
 };
 
 /// How to open the file.
@@ -452,20 +452,12 @@ impl Storage for SqliteStore {
         self.with_read(|c| {
             let mut st = c.prepare(&format!(
                 "SELECT {CONV_COLUMNS} FROM conversations
-                 WHERE desk IN ('unassigned', 'assigned') AND NOT ended ORDER BY ord"
+                 WHERE (desk IN ('unassigned', 'assigned') AND NOT ended)
+                    OR id IN (SELECT conversation FROM timers)
+                 ORDER BY ord"
             ))?;
             let rows: Vec<ConvRow> = st.query_map([], row_to_conv)?.collect::<Result<_, _>>()?;
             let conversations = with_lines(c, rows)?;
-            let mut st = c.prepare("SELECT conversation, kind, at FROM timers ORDER BY at")?;
-            let timers = st
-                .query_map([], |r| {
-                    Ok(TimerRow {
-                        conversation: r.get(0)?,
-                        kind: r.get(1)?,
-                        at: r.get(2)?,
-                    })
-                })?
-                .collect::<Result<_, _>>()?;
             let pairs = |sql: &str| -> rusqlite::Result<Vec<(String, String)>> {
                 let mut st = c.prepare(sql)?;
                 st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
@@ -482,7 +474,6 @@ impl Storage for SqliteStore {
                 })?;
             Ok(OpenSet {
                 conversations,
-                timers,
                 agents,
                 pools,
                 meta,
@@ -671,14 +662,27 @@ mod tests {
         assert_eq!(lines, ["\"line 1\"", "\"line 2\""]);
         let open = store.open_set().unwrap();
         assert_eq!(open.conversations.len(), 1);
-        assert_eq!(
-            open.timers,
-            [TimerRow {
-                conversation: "c1".into(),
-                kind: "wait".into(),
-                at: 102
-            }]
-        );
+        // Open means on the desk or with a timer; an ended conversation without one is not.
+        let mut idle = write("c2", 1, 1);
+        idle.convs[0].row.desk = None;
+        idle.convs[0].row.ord = 2;
+        idle.records.clear();
+        let mut over = write("c3", 1, 1);
+        over.convs[0].row.desk = None;
+        over.convs[0].row.ended = true;
+        over.convs[0].row.ord = 3;
+        over.convs[0].timers.clear();
+        over.records.clear();
+        store.commit(&idle).unwrap();
+        store.commit(&over).unwrap();
+        let ids: Vec<String> = store
+            .open_set()
+            .unwrap()
+            .conversations
+            .into_iter()
+            .map(|(r, _)| r.id)
+            .collect();
+        assert_eq!(ids, ["c1", "c2"]);
         assert_eq!(store.records(0, 10).unwrap().len(), 1);
         store
             .deliveries(&[("c1/lead".into(), Err(("503".into(), 100)))])
