@@ -60,7 +60,7 @@ pub(super) fn run(files: &[PathBuf], opts: &Options) -> u8 {
                 }
                 print_err(&format!(
                     "{}: not formatted: it has errors\n",
-                    loaded.file.name
+                    loaded.file.name()
                 ));
                 code = code.max(EXIT_ERRORS);
                 continue;
@@ -68,12 +68,12 @@ pub(super) fn run(files: &[PathBuf], opts: &Options) -> u8 {
         };
         let output = match (from, target_format) {
             // Same format: keep what only the text has (DSL comments, JSON `$schema`).
-            (FileFormat::Dsl, FileFormat::Dsl) => match syntax::format(&loaded.file.text) {
+            (FileFormat::Dsl, FileFormat::Dsl) => match syntax::format(&loaded.file.text()) {
                 Ok(text) => text,
                 Err(_) => syntax::to_dsl(&playbook),
             },
             (FileFormat::Json, FileFormat::Json) => {
-                with_schema_key(&loaded.file.text, to_json(&playbook))
+                with_schema_key(&loaded.file.text(), to_json(&playbook))
             }
             (_, FileFormat::Dsl) => syntax::to_dsl(&playbook),
             (_, FileFormat::Json) => to_json(&playbook),
