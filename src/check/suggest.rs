@@ -49,35 +49,39 @@ impl<'a> Names<'a> {
         }
         let limit = wrong.len().max(3) / 3;
         let mut best: Option<(usize, &'a str)> = None;
-        let mut consider = |id: &'a str| {
+        for id in self.candidates(wrong) {
             if id.len().abs_diff(wrong.len()) > limit * 4 || id.len() > MAX_LEN {
                 // Too different in length to be within `limit` edits (a char is ≤ 4 bytes).
-                return;
+                continue;
             }
             let d = edit_distance(wrong, id);
             if d <= limit && best.is_none_or(|(bd, bid)| (d, id) < (bd, bid)) {
                 best = Some((d, id));
             }
-        };
-        if self.sorted.len() <= COMPARE_ALL {
-            self.sorted.iter().for_each(|id| consider(id));
-        } else {
-            let at = self.sorted.partition_point(|id| *id < wrong);
-            for id in &self.sorted
-                [at.saturating_sub(NEIGHBOURS)..(at + NEIGHBOURS).min(self.sorted.len())]
-            {
-                consider(id);
-            }
-            let back: String = wrong.chars().rev().collect();
-            let at = self
-                .reversed
-                .partition_point(|(r, _)| r.as_str() < back.as_str());
-            let near = at.saturating_sub(NEIGHBOURS)..(at + NEIGHBOURS).min(self.reversed.len());
-            for (_, id) in &self.reversed[near] {
-                consider(id);
-            }
         }
         best.map(|(_, id)| id)
+    }
+
+    /// The names compared with `wrong`: all of them when there are few, else at most
+    /// `4 × NEIGHBOURS` (its neighbours in both orders).
+    fn candidates(&self, wrong: &str) -> Vec<&'a str> {
+        if self.sorted.len() <= COMPARE_ALL {
+            return self.sorted.clone();
+        }
+        let near =
+            |at: usize, len: usize| at.saturating_sub(NEIGHBOURS)..(at + NEIGHBOURS).min(len);
+        let at = self.sorted.partition_point(|id| *id < wrong);
+        let mut out: Vec<&str> = self.sorted[near(at, self.sorted.len())].to_vec();
+        let back: String = wrong.chars().rev().collect();
+        let at = self
+            .reversed
+            .partition_point(|(r, _)| r.as_str() < back.as_str());
+        out.extend(
+            self.reversed[near(at, self.reversed.len())]
+                .iter()
+                .map(|(_, id)| *id),
+        );
+        out
     }
 }
 
@@ -115,6 +119,16 @@ mod tests {
         assert_eq!(names.suggest("pricing_pagx"), Some("pricing_page"));
         assert_eq!(names.suggest("card_0042"), Some("card_00042"));
         assert_eq!(names.suggest("nothing_like_it"), None);
+    }
+
+    /// Issue 11: comparing every id made 16,000 unknown targets take minutes.
+    #[test]
+    fn a_question_compares_a_bounded_number_of_names() {
+        let many: Vec<String> = (0..20_000).map(|i| format!("c{i}")).collect();
+        let names = Names::new(&many.iter().map(String::as_str).collect());
+        for wrong in ["c", "c5", "missing123", "zzz", ""] {
+            assert!(names.candidates(wrong).len() <= 4 * NEIGHBOURS, "{wrong}");
+        }
     }
 
     #[test]
