@@ -62,7 +62,7 @@ codes! {
     InvalidDuration = "E003", Error, "A duration is malformed, zero, or longer than a year.";
     InvalidTemplate = "E004", Error, "A text has an unbalanced `{` or `}`, or braces around something that is not a variable name.";
     InvalidPattern = "E005", Error, "An `ask` card's pattern is not a valid regular expression.";
-    InvalidValue = "E006", Error, "A value is out of range or of the wrong kind (an id, a number, a count).";
+    InvalidValue = "E006", Error, "A value is out of range, blank, or of the wrong kind (an id, a number, a count; a name, label, title or contact that is empty).";
     TooLarge = "E007", Error, "The file is larger than the 10 MiB a playbook may be.";
     DuplicateCard = "E010", Error, "Two cards have the same id.";
     UnknownTarget = "E011", Error, "A card leads to a card id that does not exist.";
