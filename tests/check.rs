@@ -36,10 +36,10 @@ fn render(file: &SourceFile, map: &SourceMap, diagnostics: &[Diagnostic]) -> Str
     for d in diagnostics {
         out.push_str(&d.render(file, map));
         for l in &d.labels {
-            if let Location::Pointer(p) = &l.at {
-                if map.find(p).is_none() {
-                    out.push_str(&format!("    (unplaced) at {p}: {}\n", l.text));
-                }
+            if let Location::Pointer(p) = &l.at
+                && map.find(p).is_none()
+            {
+                out.push_str(&format!("    (unplaced) at {p}: {}\n", l.text));
             }
         }
         out.push('\n');

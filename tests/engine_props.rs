@@ -20,7 +20,7 @@ fn card_json(i: usize, n: usize, kind: u8, t: &[usize]) -> Value {
         1 => json!({"kind": "message", "id": me, "text": "bye", "then": {"end": "qualified"}}),
         2 => json!({"kind": "question", "id": me, "text": "q?", "save": "x",
             "answers": [{"label": "A", "to": id(0)}, {"label": "B", "to": id(1)}],
-            "idle": {"after": "30s", "then": if t[2] % 2 == 0 { json!({"nudge": "hey"}) } else { json!({"goto": id(2)}) }}}),
+            "idle": {"after": "30s", "then": if t[2].is_multiple_of(2) { json!({"nudge": "hey"}) } else { json!({"goto": id(2)}) }}}),
         3 => json!({"kind": "ask", "id": me, "text": "email?", "expect": "email", "save": "email",
             "give_up": {"after": 2, "to": id(1)}, "then": id(0)}),
         4 => json!({"kind": "branch", "id": me,
@@ -28,15 +28,15 @@ fn card_json(i: usize, n: usize, kind: u8, t: &[usize]) -> Value {
             "otherwise": id(1)}),
         5 => {
             json!({"kind": "livechat", "id": me, "online": "wait", "wait": "1m", "offline": "busy",
-            "route": {"to": "anyone", "availability": if t[2] % 2 == 0 { "available" } else { "anyone" }},
+            "route": {"to": "anyone", "availability": if t[2].is_multiple_of(2) { "available" } else { "anyone" }},
             "on_closed": id(0), "on_offline": id(1)})
         }
         6 => json!({"kind": "capture", "id": me,
-            "record": if t[2] % 2 == 0 { json!({"type": "lead", "title": "L {x}", "organization": "Acme", "owner": {"pool": "P"}}) }
+            "record": if t[2].is_multiple_of(2) { json!({"type": "lead", "title": "L {x}", "organization": "Acme", "owner": {"pool": "P"}}) }
                       else { json!({"type": "activity", "activity": "call", "subject": "Call", "link": "lead"}) },
             "then": {"goto": id(0)}}),
         7 => {
-            json!({"kind": "consent", "id": me, "mode": if t[2] % 2 == 0 { "explicit" } else { "implicit" },
+            json!({"kind": "consent", "id": me, "mode": if t[2].is_multiple_of(2) { "explicit" } else { "implicit" },
             "notice": "ok?", "then": id(0)})
         }
         _ => json!({"kind": "end", "id": me, "outcome": "none"}),

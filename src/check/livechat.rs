@@ -51,10 +51,10 @@ pub(super) fn check(cx: &Ctx<'_>, out: &mut Vec<Diagnostic>) {
         // The link of this live chat that leads soonest to a live chat (first written wins).
         let mut best: Option<(u32, NodeIndex)> = None;
         for (_, to, _) in g.out_edges(first) {
-            if let Some(d) = dist[to.index()] {
-                if best.is_none_or(|(bd, _)| d < bd) {
-                    best = Some((d, to));
-                }
+            if let Some(d) = dist[to.index()]
+                && best.is_none_or(|(bd, _)| d < bd)
+            {
+                best = Some((d, to));
             }
         }
         let Some((_, mut v)) = best else { continue };

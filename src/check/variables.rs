@@ -105,10 +105,11 @@ pub(super) fn check(cx: &Ctx<'_>, out: &mut Vec<Diagnostic>) {
         match r.card {
             None => warned.push((bit, r)),
             Some(i) => {
-                if let Some(v) = cx.graph.node(i) {
-                    if cx.reachable[v.index()] && !flow.has(v, bit) {
-                        warned.push((bit, r));
-                    }
+                if let Some(v) = cx.graph.node(i)
+                    && cx.reachable[v.index()]
+                    && !flow.has(v, bit)
+                {
+                    warned.push((bit, r));
                 }
             }
         }
@@ -383,10 +384,10 @@ impl Flow {
                     let genb = flow.gen_bits[e.id().index()];
                     for (w, a) in acc.iter_mut().enumerate() {
                         let mut x = row[w];
-                        if let Some(b) = genb {
-                            if b / 64 == w {
-                                x |= 1 << (b % 64);
-                            }
+                        if let Some(b) = genb
+                            && b / 64 == w
+                        {
+                            x |= 1 << (b % 64);
                         }
                         *a &= x;
                     }

@@ -70,12 +70,12 @@ pub(super) fn run(files: &[PathBuf], opts: &Options) -> u8 {
         };
         let output = match (from, target_format) {
             // Same format: keep what only the text has (DSL comments, JSON `$schema`).
-            (FileFormat::Dsl, FileFormat::Dsl) => match syntax::format(&loaded.file.text()) {
+            (FileFormat::Dsl, FileFormat::Dsl) => match syntax::format(loaded.file.text()) {
                 Ok(text) => text,
                 Err(_) => syntax::to_dsl(&playbook),
             },
             (FileFormat::Json, FileFormat::Json) => {
-                with_schema_key(&loaded.file.text(), to_json(&playbook))
+                with_schema_key(loaded.file.text(), to_json(&playbook))
             }
             (_, FileFormat::Dsl) => syntax::to_dsl(&playbook),
             (_, FileFormat::Json) => to_json(&playbook),
@@ -102,37 +102,39 @@ pub(super) fn run(files: &[PathBuf], opts: &Options) -> u8 {
             code = code.max(EXIT_ERRORS);
             continue;
         }
-        if dest != *path && !force {
-            if let Some(current) = &current {
-                let same = current
-                    .as_deref()
-                    .is_some_and(|text| holds_same_playbook(&dest, text, &playbook));
-                if !same {
-                    print_err(&format!(
-                        "error: {} exists and does not hold the playbook of {}; not replaced \
+        if dest != *path
+            && !force
+            && let Some(current) = &current
+        {
+            let same = current
+                .as_deref()
+                .is_some_and(|text| holds_same_playbook(&dest, text, &playbook));
+            if !same {
+                print_err(&format!(
+                    "error: {} exists and does not hold the playbook of {}; not replaced \
                          (pass --force to replace it)\n",
-                        dest.display(),
-                        path.display()
-                    ));
-                    code = code.max(EXIT_ERRORS);
-                    continue;
-                }
+                    dest.display(),
+                    path.display()
+                ));
+                code = code.max(EXIT_ERRORS);
+                continue;
             }
         }
-        if target_format == FileFormat::Dsl && !force {
-            if let Some(Some(current)) = &current {
-                let lost = syntax::lost_comments(current, &output);
-                if let Some(first) = lost.first() {
-                    print_err(&format!(
-                        "error: {} has {} comment{} the new text would not keep (the first: \
+        if target_format == FileFormat::Dsl
+            && !force
+            && let Some(Some(current)) = &current
+        {
+            let lost = syntax::lost_comments(current, &output);
+            if let Some(first) = lost.first() {
+                print_err(&format!(
+                    "error: {} has {} comment{} the new text would not keep (the first: \
                          `{first}`); not replaced (pass --force to replace it anyway)\n",
-                        dest.display(),
-                        lost.len(),
-                        if lost.len() == 1 { "" } else { "s" },
-                    ));
-                    code = code.max(EXIT_ERRORS);
-                    continue;
-                }
+                    dest.display(),
+                    lost.len(),
+                    if lost.len() == 1 { "" } else { "s" },
+                ));
+                code = code.max(EXIT_ERRORS);
+                continue;
             }
         }
         if let Err(e) = write_atomically(&dest, &output) {

@@ -137,16 +137,16 @@ impl<'f> Excerpt<'f> {
         let mut pieces: Vec<(usize, usize, usize)> = Vec::new();
         let mut shown_to = whole.start;
         for (s, e) in windows {
-            if let Some(last) = pieces.last_mut() {
-                if s <= last.1 {
-                    // Overlapping windows (points are sorted, so starts are too) join.
-                    if e > last.1 {
-                        self.text.push_str(&file.text()[last.1..e]);
-                        last.1 = e;
-                        shown_to = e;
-                    }
-                    continue;
+            if let Some(last) = pieces.last_mut()
+                && s <= last.1
+            {
+                // Overlapping windows (points are sorted, so starts are too) join.
+                if e > last.1 {
+                    self.text.push_str(&file.text()[last.1..e]);
+                    last.1 = e;
+                    shown_to = e;
                 }
+                continue;
             }
             if s > shown_to {
                 self.text.push_str(CUT);
