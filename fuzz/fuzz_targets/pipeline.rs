@@ -39,16 +39,28 @@ fn pipeline(name: &str, text: &str) {
     if name.ends_with(".playbook") {
         let formatted = syntax::format(text).expect("a text that reads also formats");
         let (again, _) = syntax::parse(&formatted).expect("formatted text parses");
-        assert_eq!(again, playbook, "formatting changed the playbook:\n{formatted}");
+        assert_eq!(
+            again, playbook,
+            "formatting changed the playbook:\n{formatted}"
+        );
         let lost = syntax::lost_comments(text, &formatted);
-        assert!(lost.is_empty(), "formatting lost comments {lost:?}:\n{formatted}");
+        assert!(
+            lost.is_empty(),
+            "formatting lost comments {lost:?}:\n{formatted}"
+        );
     }
     let dsl = syntax::to_dsl(&playbook);
     let (again, _) = syntax::parse(&dsl).expect("printed DSL parses");
-    assert_eq!(again, playbook, "DSL round trip changed the playbook:\n{dsl}");
+    assert_eq!(
+        again, playbook,
+        "DSL round trip changed the playbook:\n{dsl}"
+    );
     let json = to_json(&playbook);
     let (again, _) = syntax::parse_json(&json).expect("printed JSON parses");
-    assert_eq!(again, playbook, "JSON round trip changed the playbook:\n{json}");
+    assert_eq!(
+        again, playbook,
+        "JSON round trip changed the playbook:\n{json}"
+    );
 
     let graph = FlowGraph::new(&playbook);
     let _ = graph.to_mermaid(&playbook);
