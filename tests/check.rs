@@ -22,7 +22,7 @@ fn diagnose(path: &Path) -> (SourceFile, SourceMap, Vec<Diagnostic>) {
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let file = SourceFile::new(format!("invalid/{name}"), text);
-    let (diagnostics, map) = match playbook::syntax::read(&file.name, &file.text) {
+    let (diagnostics, map) = match playbook::syntax::read(file.name(), file.text()) {
         Ok((p, map)) => (check(p).diagnostics, map),
         Err(diags) => (diags, SourceMap::new()),
     };
@@ -442,4 +442,27 @@ fn empty_names_and_labels_are_rejected() {
             (Code::InvalidValue, "/cards/0/answers/0/label".to_owned()),
         ]
     );
+}
+
+/// miette pads with `{:width$}`, which panicked on a label past column 65,535 (issue 11); the
+/// renderer cuts long lines, and the `file:line:col` it prints is still the real one.
+#[test]
+fn a_diagnostic_far_out_on_a_long_line_renders() {
+    let long = "a".repeat(70_000);
+    let text = format!("playbook \"x\" {{ start b }}\nmessage b \"{long}\" -> nowhere\n");
+    let file = SourceFile::new("w.playbook", text.as_str());
+    let (p, map) = playbook::syntax::read(file.name(), file.text()).expect("it parses");
+    let diagnostics = check(p).diagnostics;
+    let d = diagnostics
+        .iter()
+        .find(|d| d.code == Code::UnknownTarget)
+        .expect("an unknown target");
+    let out = d.render(&file, &map);
+    let col = "message b \"".len() + long.len() + "\" -> ".len() + 1;
+    assert!(
+        out.starts_with(&format!("w.playbook:2:{col}: error[E011]")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("[w.playbook:2:{col}]")), "{out}");
+    assert!(out.contains("nowhere") && out.len() < 2_000, "{out}");
 }

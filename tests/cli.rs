@@ -423,3 +423,33 @@ fn load_exits_non_zero_when_requests_fail() {
     assert!(out.contains("turn latency ms: none"), "{out}");
     assert!(stderr(&o).contains("3 requests failed"), "{}", stderr(&o));
 }
+
+/// Issue 11: `demo.json --to dsl` replaced the commented `demo.playbook` (it holds the same
+/// playbook) and every comment was gone. Now it is refused unless `--force`.
+#[test]
+fn fmt_to_dsl_does_not_drop_comments() {
+    let dir = tempfile::tempdir().unwrap();
+    let dsl = dir.path().join("demo.playbook");
+    let original = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/demo.playbook"),
+    )
+    .unwrap();
+    assert!(original.contains('#'), "the demo has comments");
+    std::fs::write(&dsl, &original).unwrap();
+    let out = playbook(&["fmt", "--to", "json", dsl.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json = dir.path().join("demo.json");
+
+    let out = playbook(&["fmt", "--to", "dsl", json.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("comment") && stderr(&out).contains("--force"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&dsl).unwrap(), original);
+
+    let out = playbook(&["fmt", "--force", "--to", "dsl", json.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!std::fs::read_to_string(&dsl).unwrap().contains('#'));
+}

@@ -16,6 +16,7 @@ mod reach;
 mod routes;
 mod spin;
 mod steps;
+mod suggest;
 mod system_vars;
 mod targets;
 mod variables;

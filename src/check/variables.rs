@@ -20,9 +20,10 @@ use petgraph::Direction;
 use petgraph::graph::NodeIndex;
 use petgraph::visit::EdgeRef;
 
-use super::targets::suggest;
+use super::suggest::Names;
 use super::{Ctx, card_ptr};
 use crate::diagnostic::{Code, Diagnostic};
+use crate::graph::{MAX_SHOWN_PATH, SHOWN_HEAD};
 use crate::model::{
     Card, Condition, IdleAction, LinkKind, LinkTo, Playbook, RecordSpec, Template, VarName,
 };
@@ -34,6 +35,9 @@ const LEAD: usize = 0;
 const DEAL: usize = 1;
 /// Index of the first real variable.
 const FIRST_VAR: usize = 2;
+/// How many variables W002 names a path for (one search of the graph each); later ones say
+/// "some path".
+const MAX_SEARCHES: usize = 32;
 
 /// One place that reads a variable.
 struct Read<'a> {
@@ -58,6 +62,7 @@ pub(super) fn check(cx: &Ctx<'_>, out: &mut Vec<Diagnostic>) {
 
     // E015, and the variables worth tracking for W002.
     let mut index: HashMap<&str, usize> = HashMap::new();
+    let names = Names::new(&saved);
     // The spelling suggestion of each never-saved name, computed once per name.
     let mut suggestions: HashMap<&str, Option<&str>> = HashMap::new();
     for r in &reads {
@@ -68,7 +73,7 @@ pub(super) fn check(cx: &Ctx<'_>, out: &mut Vec<Diagnostic>) {
         if !saved.contains(name) {
             let s = *suggestions
                 .entry(name)
-                .or_insert_with(|| suggest(name, &saved));
+                .or_insert_with(|| names.suggest(name));
             out.push(never_set(cx, r, s));
         } else if !r.test_only {
             let next = FIRST_VAR + index.len();
@@ -110,7 +115,7 @@ pub(super) fn check(cx: &Ctx<'_>, out: &mut Vec<Diagnostic>) {
         }
     }
     // One search per variable warned about (not per read) finds the paths that leave it unset.
-    let mut unset_paths: HashMap<usize, Vec<Option<NodeIndex>>> = HashMap::new();
+    let mut unset_paths: HashMap<usize, Witness> = HashMap::new();
     for (bit, r) in warned {
         let d = match r.card {
             None => Diagnostic::new(
@@ -123,15 +128,21 @@ pub(super) fn check(cx: &Ctx<'_>, out: &mut Vec<Diagnostic>) {
             .at(&r.pointer, format!("`{}` is never set yet", r.var))
             .with_help(format!("move `{{{}}}` to a card after the one that saves it", r.var)),
             Some(i) => {
-                let parents = unset_paths
-                    .entry(bit)
-                    .or_insert_with(|| flow.unset_search(cx, bit));
-                let path = path_to(cx, parents, i);
+                // Each search costs the whole graph, so only the first variables get one; a
+                // playbook with thousands of maybe-unset variables still checks in linear time.
+                let path = if unset_paths.len() < MAX_SEARCHES || unset_paths.contains_key(&bit) {
+                    let w = unset_paths
+                        .entry(bit)
+                        .or_insert_with(|| flow.unset_search(cx, bit));
+                    format!("the path {}", path_to(cx, w, i))
+                } else {
+                    "some path from the start".to_owned()
+                };
                 let id = playbook.cards[i].id();
                 Diagnostic::new(
                     Code::MaybeUnset,
                     format!(
-                        "`{}` may be unset when card `{id}` runs: the path {path} never sets it",
+                        "`{}` may be unset when card `{id}` runs: {path} never sets it",
                         r.var
                     ),
                 )
@@ -402,15 +413,20 @@ impl Flow {
         self.sets[v.index() * self.words + bit / 64] & (1 << (bit % 64)) != 0
     }
 
-    /// Breadth-first search from the start over links that do not set `bit`: the parent of
-    /// each card on a shortest path that leaves `bit` unset.
-    fn unset_search(&self, cx: &Ctx<'_>, bit: usize) -> Vec<Option<NodeIndex>> {
+    /// Breadth-first search from the start over links that do not set `bit`: a shortest path
+    /// that leaves `bit` unset to each card it reaches.
+    fn unset_search(&self, cx: &Ctx<'_>, bit: usize) -> Witness {
         let g = &cx.graph;
-        let mut parent = vec![None; g.node_count()];
-        let Some(start) = g.start() else {
-            return parent;
+        let n = g.node_count();
+        let mut w = Witness {
+            parent: vec![None; n],
+            depth: vec![0; n],
+            anchor: (0..n).map(NodeIndex::new).collect(),
         };
-        let mut seen = vec![false; g.node_count()];
+        let Some(start) = g.start() else {
+            return w;
+        };
+        let mut seen = vec![false; n];
         seen[start.index()] = true;
         let mut queue = VecDeque::from([start]);
         while let Some(v) = queue.pop_front() {
@@ -420,12 +436,28 @@ impl Flow {
                     continue;
                 }
                 seen[to.index()] = true;
-                parent[to.index()] = Some(v);
+                w.parent[to.index()] = Some(v);
+                w.depth[to.index()] = w.depth[v.index()] + 1;
+                if w.depth[to.index()] >= SHOWN_HEAD {
+                    w.anchor[to.index()] = w.anchor[v.index()];
+                }
                 queue.push_back(to);
             }
         }
-        parent
+        w
     }
+}
+
+/// The result of [`Flow::unset_search`]: a search tree from the start.
+struct Witness {
+    /// Each card's parent on its path.
+    parent: Vec<Option<NodeIndex>>,
+    /// Each card's distance from the start.
+    depth: Vec<usize>,
+    /// The last card a message names before its `…`: the ancestor at depth `SHOWN_HEAD - 1`
+    /// (the card itself when it is nearer the start). It lets a message name a long path's
+    /// first cards without walking the path, so many warnings on long paths cost linear time.
+    anchor: Vec<NodeIndex>,
 }
 
 /// The cards the start reaches, in reverse postorder (a good order for forward analyses).
@@ -456,17 +488,32 @@ fn reverse_postorder(cx: &Ctx<'_>, start: NodeIndex) -> Vec<NodeIndex> {
     post
 }
 
-/// The card ids from the start to card `i` along a search's parent links.
-fn path_to(cx: &Ctx<'_>, parents: &[Option<NodeIndex>], i: usize) -> String {
+/// The card ids from the start to card `i` along a search's parent links (its first and last
+/// cards when it is long), walking at most [`MAX_SHOWN_PATH`] links.
+fn path_to(cx: &Ctx<'_>, w: &Witness, i: usize) -> String {
     let g = &cx.graph;
-    let Some(mut v) = g.node(i) else {
+    let Some(v) = g.node(i) else {
         return String::new();
     };
-    let mut path = vec![v];
-    while let Some(p) = parents[v.index()] {
-        path.push(p);
-        v = p;
+    // Up to `n` cards walking up the parents from `v`, nearest the start first.
+    let walk = |mut v: NodeIndex, n: usize| {
+        let mut path = vec![v];
+        while path.len() < n {
+            match w.parent[v.index()] {
+                Some(p) => {
+                    path.push(p);
+                    v = p;
+                }
+                None => break,
+            }
+        }
+        path.reverse();
+        path
+    };
+    if w.depth[v.index()] < MAX_SHOWN_PATH {
+        return g.describe_path(cx.playbook, &walk(v, MAX_SHOWN_PATH));
     }
-    path.reverse();
-    g.describe_path(cx.playbook, &path)
+    let head = walk(w.anchor[v.index()], SHOWN_HEAD);
+    let tail = walk(v, MAX_SHOWN_PATH - SHOWN_HEAD - 1);
+    g.describe_cut(cx.playbook, &head, &tail)
 }

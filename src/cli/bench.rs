@@ -55,7 +55,7 @@ fn engine(path: &Path) -> Result<Engine, u8> {
                 print_err(&d.render_with(&loaded.file, &map, theme()));
                 print_err("\n");
             }
-            print_err(&format!("error: {} has errors\n", loaded.file.name));
+            print_err(&format!("error: {} has errors\n", loaded.file.name()));
             Err(EXIT_ERRORS)
         }
     }

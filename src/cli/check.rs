@@ -56,13 +56,13 @@ pub(super) fn run(files: &[PathBuf], format: OutputFormat, deny_warnings: bool) 
                 let verdict = if failed { "failed" } else { "ok" };
                 print_err(&format!(
                     "{}: {verdict} ({errors} error{}, {warnings} warning{})\n",
-                    loaded.file.name,
+                    loaded.file.name(),
                     plural(errors),
                     plural(warnings)
                 ));
             }
             OutputFormat::Json => reports.push(serde_json::json!({
-                "file": loaded.file.name,
+                "file": loaded.file.name(),
                 "ok": !failed,
                 "diagnostics": diagnostics
                     .iter()

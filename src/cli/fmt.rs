@@ -5,7 +5,9 @@
 //! that is when an author is editing it. The result is computed in full first, then written
 //! through a temporary file beside the real one (symlinks followed, permissions kept) and a
 //! rename, so a crash cannot leave half a playbook behind. `--to` never replaces a file that
-//! holds something else than the input's playbook unless `--force` says so.
+//! holds something else than the input's playbook unless `--force` says so, and no file is
+//! replaced by a text that drops any of its `#` comments (JSON has no comments, so
+//! `--to dsl` over a commented `.playbook` would) unless `--force` says so.
 
 use std::path::{Path, PathBuf};
 
@@ -60,7 +62,7 @@ pub(super) fn run(files: &[PathBuf], opts: &Options) -> u8 {
                 }
                 print_err(&format!(
                     "{}: not formatted: it has errors\n",
-                    loaded.file.name
+                    loaded.file.name()
                 ));
                 code = code.max(EXIT_ERRORS);
                 continue;
@@ -68,12 +70,12 @@ pub(super) fn run(files: &[PathBuf], opts: &Options) -> u8 {
         };
         let output = match (from, target_format) {
             // Same format: keep what only the text has (DSL comments, JSON `$schema`).
-            (FileFormat::Dsl, FileFormat::Dsl) => match syntax::format(&loaded.file.text) {
+            (FileFormat::Dsl, FileFormat::Dsl) => match syntax::format(loaded.file.text()) {
                 Ok(text) => text,
                 Err(_) => syntax::to_dsl(&playbook),
             },
             (FileFormat::Json, FileFormat::Json) => {
-                with_schema_key(&loaded.file.text, to_json(&playbook))
+                with_schema_key(loaded.file.text(), to_json(&playbook))
             }
             (_, FileFormat::Dsl) => syntax::to_dsl(&playbook),
             (_, FileFormat::Json) => to_json(&playbook),
@@ -113,6 +115,23 @@ pub(super) fn run(files: &[PathBuf], opts: &Options) -> u8 {
                          (pass --force to replace it)\n",
                     dest.display(),
                     path.display()
+                ));
+                code = code.max(EXIT_ERRORS);
+                continue;
+            }
+        }
+        if target_format == FileFormat::Dsl
+            && !force
+            && let Some(Some(current)) = &current
+        {
+            let lost = syntax::lost_comments(current, &output);
+            if let Some(first) = lost.first() {
+                print_err(&format!(
+                    "error: {} has {} comment{} the new text would not keep (the first: \
+                         `{first}`); not replaced (pass --force to replace it anyway)\n",
+                    dest.display(),
+                    lost.len(),
+                    if lost.len() == 1 { "" } else { "s" },
                 ));
                 code = code.max(EXIT_ERRORS);
                 continue;

@@ -20,6 +20,9 @@ use crate::model::{Card, Condition, Field, LinkKind, Playbook};
 /// The most cards [`FlowGraph::describe_path`] names.
 pub const MAX_SHOWN_PATH: usize = 12;
 
+/// How many first cards of a long path [`FlowGraph::describe_path`] shows before the `…`.
+pub const SHOWN_HEAD: usize = MAX_SHOWN_PATH / 3;
+
 /// One link of the flow: why it is followed, how to show it, and whether the engine waits
 /// before following it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,15 +191,28 @@ impl FlowGraph {
     /// [`MAX_SHOWN_PATH`] cards shows its first and last cards around a `…`, so that a
     /// message stays readable (and the cost of many messages stays linear).
     pub fn describe_path(&self, playbook: &Playbook, path: &[NodeIndex]) -> String {
-        let id = |n: &NodeIndex| playbook.cards[self.card(*n)].id().as_str();
         if path.len() <= MAX_SHOWN_PATH {
-            return path.iter().map(id).collect::<Vec<_>>().join(" → ");
+            return self.describe_cut(playbook, path, &[]);
         }
-        let head = MAX_SHOWN_PATH / 3;
-        let tail = MAX_SHOWN_PATH - head - 1;
-        let mut parts: Vec<&str> = path[..head].iter().map(id).collect();
-        parts.push("…");
-        parts.extend(path[path.len() - tail..].iter().map(id));
+        let (head, tail) = (SHOWN_HEAD, MAX_SHOWN_PATH - SHOWN_HEAD - 1);
+        self.describe_cut(playbook, &path[..head], &path[path.len() - tail..])
+    }
+
+    /// Like [`describe_path`](Self::describe_path) for a long path known only by its first
+    /// and last cards (`head`, `tail`): they are joined around a `…` (no `…` when `tail` is
+    /// empty). Callers that walk a search tree use it to avoid walking the whole path.
+    pub fn describe_cut(
+        &self,
+        playbook: &Playbook,
+        head: &[NodeIndex],
+        tail: &[NodeIndex],
+    ) -> String {
+        let id = |n: &NodeIndex| playbook.cards[self.card(*n)].id().as_str();
+        let mut parts: Vec<&str> = head.iter().map(id).collect();
+        if !tail.is_empty() {
+            parts.push("…");
+            parts.extend(tail.iter().map(id));
+        }
         parts.join(" → ")
     }
 

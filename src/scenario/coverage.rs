@@ -179,10 +179,12 @@ impl Book {
         let p = &self.playbook;
         let cards = p.engine.program().cards();
         let place = |pointer: &str| {
-            p.map.find(pointer).map_or(p.file.name.clone(), |span| {
-                let lc = p.file.line_col(span.start);
-                format!("{}:{}:{}", p.file.name, lc.line, lc.col)
-            })
+            p.map
+                .find(pointer)
+                .map_or(p.file.name().to_owned(), |span| {
+                    let lc = p.file.line_col(span.start);
+                    format!("{}:{}:{}", p.file.name(), lc.line, lc.col)
+                })
         };
         let mut all_links = 0;
         let mut missed = Vec::new();
@@ -210,7 +212,7 @@ impl Book {
             }
         }
         Row {
-            playbook: p.file.name.clone(),
+            playbook: p.file.name().to_owned(),
             scenarios: self.scenarios,
             cards: (cards.len() - unvisited.len(), cards.len()),
             branches: (all_links - missed.len(), all_links),

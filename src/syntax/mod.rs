@@ -65,6 +65,26 @@ pub fn to_dsl(playbook: &Playbook) -> String {
     print::render(&print::lines(playbook))
 }
 
+/// The `#` comments of DSL text that `new` would lose if it replaced `old`: each comment of
+/// `old` not found in `new` (counted, so two equal comments need two). `fmt` refuses such a
+/// replacement unless forced, since the model (and JSON) has no place for comments.
+pub fn lost_comments<'a>(old: &'a str, new: &str) -> Vec<&'a str> {
+    let mut kept: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for c in print::comment_texts(new) {
+        *kept.entry(c).or_default() += 1;
+    }
+    print::comment_texts(old)
+        .into_iter()
+        .filter(|c| match kept.get_mut(c) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        })
+        .collect()
+}
+
 /// Re-formats DSL text canonically, keeping its `#` comments: a comment alone on its line
 /// stays before what follows it, a comment at the end of a line stays on that line.
 /// Formatting twice changes nothing.

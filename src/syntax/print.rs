@@ -460,6 +460,11 @@ struct Comment<'a> {
     line: usize,
 }
 
+/// The texts of the `#` comments of DSL `text` (each with its `#`, trailing blanks trimmed).
+pub(crate) fn comment_texts(text: &str) -> Vec<&str> {
+    comments(text).into_iter().map(|c| c.text).collect()
+}
+
 /// Finds the comments of a text the grammar accepted: a `#` outside a string.
 fn comments(text: &str) -> Vec<Comment<'_>> {
     let mut out = Vec::new();

@@ -2,6 +2,10 @@
 //!
 //! Every diagnostic has a stable [`Code`]. Rendering (rustc-like text through miette, or JSON
 //! for editors) happens at the edge, against the [`SourceFile`] and [`SourceMap`] it came from.
+//! Rendering never panics and costs the size of what it shows, not of the file: miette only
+//! sees an [`excerpt`] of it.
+
+mod excerpt;
 
 use std::fmt;
 
@@ -58,7 +62,7 @@ codes! {
     InvalidDuration = "E003", Error, "A duration is malformed, zero, or longer than a year.";
     InvalidTemplate = "E004", Error, "A text has an unbalanced `{` or `}`, or braces around something that is not a variable name.";
     InvalidPattern = "E005", Error, "An `ask` card's pattern is not a valid regular expression.";
-    InvalidValue = "E006", Error, "A value is out of range or of the wrong kind (an id, a number, a count).";
+    InvalidValue = "E006", Error, "A value is out of range, blank, or of the wrong kind (an id, a number, a count; a name, label, title or contact that is empty).";
     TooLarge = "E007", Error, "The file is larger than the 10 MiB a playbook may be.";
     DuplicateCard = "E010", Error, "Two cards have the same id.";
     UnknownTarget = "E011", Error, "A card leads to a card id that does not exist.";
@@ -206,13 +210,19 @@ impl Diagnostic {
         map: &SourceMap,
         theme: miette::GraphicalTheme,
     ) -> String {
+        let resolved = self.resolve(map);
+        // A diagnostic with very many labels (a long spinning loop has one per link) shows the
+        // first few: miette's layout costs labels × lines, and a screen of arrows helps nobody.
+        let shown = &resolved[..resolved.len().min(MAX_RENDERED_LABELS)];
+        let spans: Vec<Span> = shown.iter().map(|(s, _)| *s).collect();
+        let (src, spans) = excerpt::Excerpt::new(file, &spans);
         let report = Report {
             diag: self,
-            src: miette::NamedSource::new(file.name.clone(), file.text.clone()),
-            labels: self
-                .resolve(map)
-                .into_iter()
-                .map(|(span, text)| {
+            src,
+            labels: shown
+                .iter()
+                .zip(spans)
+                .map(|(&(_, text), span)| {
                     let text = (!text.is_empty()).then(|| text.to_owned());
                     miette::LabeledSpan::new(text, span.start, span.len())
                 })
@@ -229,15 +239,20 @@ impl Diagnostic {
                 self.message
             );
         }
+        if resolved.len() > shown.len() {
+            out.push_str(&format!(
+                "  note: {} more places are not shown (`--format json` lists them all)\n",
+                resolved.len() - shown.len()
+            ));
+        }
         // The first label's position, so that `file:line:col` is on the first line a user
         // reads even when the terminal cuts the snippet.
-        let at = self
-            .resolve(map)
+        let at = resolved
             .first()
             .map(|(s, _)| file.line_col(s.start))
             .map_or_else(
-                || file.name.clone(),
-                |lc| format!("{}:{}:{}", file.name, lc.line, lc.col),
+                || file.name().to_owned(),
+                |lc| format!("{}:{}:{}", file.name(), lc.line, lc.col),
             );
         format!("{at}: {}[{}]\n{out}", self.severity_word(), self.code)
     }
@@ -263,7 +278,7 @@ impl Diagnostic {
             })
             .collect();
         serde_json::json!({
-            "file": file.name,
+            "file": file.name(),
             "code": self.code,
             "severity": self.severity(),
             "message": self.message,
@@ -281,9 +296,12 @@ struct JsonLabel<'a> {
     text: &'a str,
 }
 
+/// How many labels a rendered diagnostic shows at most; JSON output has them all.
+const MAX_RENDERED_LABELS: usize = 8;
+
 struct Report<'a> {
     diag: &'a Diagnostic,
-    src: miette::NamedSource<String>,
+    src: excerpt::Excerpt<'a>,
     labels: Vec<miette::LabeledSpan>,
 }
 
