@@ -11,7 +11,8 @@
 //!   `LeaveUnassigned` → `desk.time_out`, `RelayToAgent` → `desk.visitor_message` (the agent
 //!   is notified), `SetTimer`/`CancelTimer` → the timer queue, `Capture` → the ledger; a
 //!   record the ledger takes as new goes to the sink and to `desk.note_capture` (so a
-//!   replayed step neither writes twice nor moves a pool's round robin).
+//!   replayed step neither writes twice nor moves a pool's round robin). `Entered` only
+//!   passes through to the caller.
 //! - **Timers** live in one ordered queue keyed by (deadline, conversation, kind), where the
 //!   conversation is its start order and kinds order as wait, idle, idle-capture. So timers
 //!   due at the same instant always fire in the same order. [`Hub::advance`] fires each due
@@ -626,7 +627,10 @@ impl Hub {
                 let _ = self.desk.visitor_message(&conv.id);
             }
             Effect::Capture(r) => self.commit(c, (**r).clone(), out),
+            // Entered reports progress through the playbook (coverage reads it); the hub's
+            // parts have nothing to do for it.
             Effect::RelayToAgent { agent: None, .. }
+            | Effect::Entered { .. }
             | Effect::Say { .. }
             | Effect::Ask { .. }
             | Effect::End { .. }

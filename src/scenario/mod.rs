@@ -242,7 +242,6 @@ struct Runner<'a> {
     agents: BTreeSet<String>,
     buttons: Vec<String>,
     turn: usize,
-    entry: CardIx,
 }
 
 impl<'a> Runner<'a> {
@@ -266,7 +265,6 @@ impl<'a> Runner<'a> {
             agents: BTreeSet::new(),
             buttons: Vec::new(),
             turn: 0,
-            entry: program.start(),
         }
     }
 
@@ -356,7 +354,6 @@ impl<'a> Runner<'a> {
                 }
                 vars.push((k.as_str(), v.as_str()));
             }
-            self.entry = ix;
             at = Some(ix);
         }
         self.push(What::Opened {
@@ -380,23 +377,7 @@ impl<'a> Runner<'a> {
 
     /// Adds one accepted step to the transcript and the coverage.
     fn record(&mut self, s: driver::Stepped) {
-        let program = self.d.program();
-        let greeting = program.playbook().playbook.greeting.is_some() && self.sc.start_at.is_none();
-        let walk = trace::walk(
-            program,
-            trace::Before {
-                card: s.before.0,
-                phase: s.before.1,
-                tries: s.before.2,
-                entry: self.entry,
-                greeting,
-            },
-            &s.event,
-            &s.effects,
-            self.d.session().card(),
-            &self.buttons,
-            &|card| self.d.engine().branch_rule(self.d.session(), card),
-        );
+        let walk = trace::walk(self.d.program(), &s.effects);
         self.cards.extend(walk.cards);
         self.links.extend(walk.links);
         match &s.event {
@@ -491,7 +472,9 @@ impl<'a> Runner<'a> {
                 Effect::Failed(f) => What::Failed {
                     message: f.to_string(),
                 },
-                Effect::SetTimer(_) | Effect::CancelTimer { .. } => continue,
+                Effect::SetTimer(_) | Effect::CancelTimer { .. } | Effect::Entered { .. } => {
+                    continue;
+                }
             };
             self.push(what);
         }
