@@ -472,7 +472,8 @@ impl Hub {
         Ok(out)
     }
 
-    /// Applies a [`Command`] to a conversation (`Start` creates it).
+    /// Applies a [`Command`] to a conversation (`Start` creates it; `Presence` is desk-wide
+    /// and ignores `id`).
     pub fn apply(&mut self, id: &str, cmd: Command, now: Instant) -> Result<Outputs, HubError> {
         match cmd {
             Command::Start {
@@ -497,6 +498,10 @@ impl Hub {
             Command::AgentMessage { agent, text } => self.agent_message(id, &agent, &text, now),
             Command::Reassign { by, to } => self.reassign(id, &by, &to, now),
             Command::Close { agent } => self.close(id, &agent, now),
+            Command::Presence { agent, presence } => {
+                self.set_presence(&agent, presence)?;
+                Ok(Outputs::default())
+            }
             Command::CreateRecord {
                 agent,
                 kind,

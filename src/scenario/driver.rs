@@ -9,16 +9,26 @@
 use std::sync::Arc;
 
 use crate::CardIx;
-use crate::capture::{Ledger, ManualDetails, ManualKind, Record};
-use crate::desk::{Desk, Notification, Presence};
-use crate::engine::{Channel, Effect, Engine, Event, Instant, Session, Timer, TimerKind};
+use crate::capture::{Ledger, Record};
+use crate::desk::{Desk, Notification};
+use crate::engine::{Channel, Effect, Engine, Instant, Session, Timer, TimerKind};
 use crate::program::Program;
-use crate::runtime::{Hub, HubError, Outputs, StartOptions};
+use crate::runtime::{Command, Hub, HubError, Outputs, StartOptions};
+
+/// What made a step happen: an input (the same [`Command`] every driver sends the hub) or
+/// a timer falling due.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cause {
+    /// A command to the conversation or the desk.
+    Command(Command),
+    /// A timer that was due.
+    Timer(Timer),
+}
 
 /// What one accepted step did.
 pub struct Stepped {
-    /// The event (for a timer, the one that was due).
-    pub event: Event<'static>,
+    /// What caused it.
+    pub cause: Cause,
     /// The effects, in order.
     pub effects: Vec<Effect<'static>>,
     /// Desk notifications it caused.
@@ -82,10 +92,10 @@ impl<'e> Driver<'e> {
         self.now
     }
 
-    fn done(&self, event: Event<'static>, r: Result<Outputs, HubError>) -> Result<Stepped, String> {
+    fn done(&self, cause: Cause, r: Result<Outputs, HubError>) -> Result<Stepped, String> {
         let out = r.map_err(words)?;
         Ok(Stepped {
-            event,
+            cause,
             effects: out.effects.into_iter().map(|e| e.effect).collect(),
             notifications: out.notifications,
             records: out
@@ -99,7 +109,8 @@ impl<'e> Driver<'e> {
         })
     }
 
-    /// Opens the chat, at the playbook's start or at a card with variables set.
+    /// Opens the chat at the playbook's start (through [`Hub::apply`], like any command), or
+    /// at a card with variables set (a test-only way in: [`Hub::start_at`]).
     pub fn start(
         &mut self,
         channel: Channel,
@@ -107,102 +118,30 @@ impl<'e> Driver<'e> {
         owner: Option<&str>,
         at: Option<(CardIx, &[(&str, &str)])>,
     ) -> Result<Stepped, String> {
-        let opts = StartOptions {
+        let cmd = Command::Start {
             channel,
             page_url: page.map(str::to_owned),
             contact_owner: owner.map(str::to_owned),
-            ..StartOptions::default()
-        };
-        let event = Event::Start {
-            conversation: self.id.clone().into(),
-            channel,
-            page_url: page.map(|p| p.to_owned().into()),
-            contact_owner: owner.map(|o| o.to_owned().into()),
         };
         let r = match at {
-            None => self.hub.start(&self.id, opts, self.now),
-            Some((card, vars)) => self.hub.start_at(&self.id, opts, card, vars, self.now),
+            None => self.hub.apply(&self.id, cmd.clone(), self.now),
+            Some((card, vars)) => {
+                let opts = StartOptions {
+                    channel,
+                    page_url: page.map(str::to_owned),
+                    contact_owner: owner.map(str::to_owned),
+                    ..StartOptions::default()
+                };
+                self.hub.start_at(&self.id, opts, card, vars, self.now)
+            }
         };
-        self.done(event, r)
+        self.done(Cause::Command(cmd), r)
     }
 
-    /// The visitor types.
-    pub fn visitor_text(&mut self, text: &str, channel: Channel) -> Result<Stepped, String> {
-        let r = self.hub.visitor_text(&self.id, text, channel, self.now);
-        let event = Event::VisitorText {
-            text: text.to_owned().into(),
-            channel,
-        };
-        self.done(event, r)
-    }
-
-    /// The visitor presses button `index` (from 0).
-    pub fn visitor_choice(&mut self, index: usize, channel: Channel) -> Result<Stepped, String> {
-        let r = self.hub.visitor_choice(&self.id, index, channel, self.now);
-        self.done(Event::VisitorChoice { index, channel }, r)
-    }
-
-    /// An agent assigns the waiting conversation to themselves.
-    pub fn pick_up(&mut self, agent: &str) -> Result<Stepped, String> {
-        let r = self.hub.assign_self(&self.id, agent, self.now);
-        let event = Event::AgentJoined {
-            agent: agent.to_owned().into(),
-        };
-        self.done(event, r)
-    }
-
-    /// The handling agent passes the conversation on.
-    pub fn reassign(&mut self, by: &str, to: &str) -> Result<Stepped, String> {
-        let r = self.hub.reassign(&self.id, by, to, self.now);
-        let event = Event::Reassigned {
-            to: to.to_owned().into(),
-        };
-        self.done(event, r)
-    }
-
-    /// The handling agent closes the conversation.
-    pub fn close(&mut self, agent: &str) -> Result<Stepped, String> {
-        let r = self.hub.close(&self.id, agent, self.now);
-        let event = Event::AgentClosed {
-            agent: agent.to_owned().into(),
-        };
-        self.done(event, r)
-    }
-
-    /// The handling agent writes.
-    pub fn agent_says(&mut self, agent: &str, text: &str) -> Result<Stepped, String> {
-        let r = self.hub.agent_message(&self.id, agent, text, self.now);
-        let event = Event::AgentMessage {
-            agent: agent.to_owned().into(),
-            text: text.to_owned().into(),
-        };
-        self.done(event, r)
-    }
-
-    /// An agent's presence changes.
-    pub fn set_presence(&mut self, agent: &str, p: Presence) -> Result<(), String> {
-        self.hub.set_presence(agent, p).map_err(words)
-    }
-
-    /// An agent makes a lead or deal from the conversation.
-    pub fn create_record(
-        &mut self,
-        agent: &str,
-        kind: ManualKind,
-        details: ManualDetails,
-    ) -> Result<Vec<(Record, u32)>, String> {
-        let out = self
-            .hub
-            .create_record(&self.id, agent, kind, details, self.now)
-            .map_err(words)?;
-        Ok(out
-            .records
-            .into_iter()
-            .map(|s| {
-                let n = s.transcript.len() as u32;
-                (s.record, n)
-            })
-            .collect())
+    /// A visitor, agent or desk input, through [`Hub::apply`] as in production.
+    pub fn apply(&mut self, cmd: Command) -> Result<Stepped, String> {
+        let r = self.hub.apply(&self.id, cmd.clone(), self.now);
+        self.done(Cause::Command(cmd), r)
     }
 
     /// Virtual time passes until `until`: due timers fire one deadline at a time, in order.
@@ -224,7 +163,7 @@ impl<'e> Driver<'e> {
             self.now = self.now.max(at);
             let o = self.hub.advance(at);
             if let Some(t) = timer
-                && let Ok(s) = self.done(Event::TimerFired(t), Ok(o))
+                && let Ok(s) = self.done(Cause::Timer(t), Ok(o))
             {
                 out.push(s);
             }
