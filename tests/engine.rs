@@ -391,7 +391,8 @@ fn a_flow_that_never_waits_stops_at_the_step_limit() {
     e.start_at(&mut c.session, start, m1, &[], c.now, &c.desk, &mut effects)
         .expect("start at m1");
     let out: Vec<String> = effects.iter().map(engine_common::line).collect();
-    assert_eq!(out.len(), 10 + 1, "{out:?}");
+    // Ten cards entered, each saying its text, then the failure.
+    assert_eq!(out.len(), 10 * 2 + 1, "{out:?}");
     assert_eq!(
         out.last().unwrap(),
         "failed: ran 10 cards without waiting for the visitor (next was `m11`); raise the playbook's `max steps` or add a card that waits"
@@ -849,21 +850,33 @@ fn effects_serialize_for_json_drivers_and_sessions_stay_small() {
         .iter()
         .map(|e| serde_json::to_string(e).unwrap())
         .collect();
+    assert_eq!(json[1], r#"{"effect":"entered","card":"welcome"}"#);
     assert_eq!(
-        json[1],
+        json[2],
         r#"{"effect":"ask","from":{"role":"bot","name":"Ava"},"text":"What brings you here?","buttons":["Book a demo","Talk to sales","Just browsing"],"channel":"web","retry":false}"#
     );
     for input in ["Book a demo", "11-200"] {
-        e.step_vec(
-            &mut s,
-            Event::VisitorText {
-                text: cow(input),
-                channel: Channel::Web,
-            },
-            Instant(1),
-            &NoDesk,
-        )
-        .unwrap();
+        let out = e
+            .step_vec(
+                &mut s,
+                Event::VisitorText {
+                    text: cow(input),
+                    channel: Channel::Web,
+                },
+                Instant(1),
+                &NoDesk,
+            )
+            .unwrap();
+        if input == "Book a demo" {
+            let entered = out
+                .iter()
+                .find(|e| matches!(e, Effect::Entered { .. }))
+                .expect("entered `size`");
+            assert_eq!(
+                serde_json::to_string(entered).unwrap(),
+                r#"{"effect":"entered","card":"size","via":{"from":"welcome","link":{"answer":0}}}"#
+            );
+        }
     }
     // Parked at the email question with one variable.
     let inline = std::mem::size_of::<Session>();

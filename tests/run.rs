@@ -209,3 +209,59 @@ fn a_line_that_is_not_utf8_is_an_error_not_the_end() {
     assert!(out.contains("error: the line is not valid UTF-8"), "{out}");
     assert!(out.contains("What's your name?"), "{out}");
 }
+
+/// JSON lines become the hub's `Command`s: defaults are resolved first (the first online
+/// agent picks up, the handling agent reassigns), presence is a desk command, unknown fields
+/// and events are refused, and the engine's `entered` reports are printed.
+#[test]
+fn json_lines_resolve_defaults_and_refuse_unknown_fields() {
+    let out = run(
+        &["--json", "--agents", "ana,bob"],
+        concat!(
+            r#"{"event":"visitor_choice","index":1}"#,
+            "\n",
+            r#"{"event":"pickup","agnet":"bob"}"#,
+            "\n",
+            r#"{"event":"pickup"}"#,
+            "\n",
+            r#"{"event":"reassign","to":"bob"}"#,
+            "\n",
+            r#"{"event":"presence","agent":"ana","presence":"away"}"#,
+            "\n",
+            r#"{"event":"start"}"#,
+            "\n",
+        ),
+    );
+    let lines = json_lines(&out);
+    let errors: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.get("error").and_then(|e| e.as_str()))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "bad event: unknown field `agnet` for `pickup`",
+            "bad event: unknown event `start`"
+        ],
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["effect"] == "say" && l["text"] == "ana joined the conversation")
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["effect"] == "say" && l["text"] == "bob joined the conversation")
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["presence"] == "away" && l["agent"] == "ana")
+    );
+    assert!(lines.iter().any(|l| l["effect"] == "entered"
+        && l["card"] == "sales"
+        && l["via"]["from"] == "welcome"
+        && l["via"]["link"]["answer"] == 1));
+}

@@ -445,3 +445,35 @@ fn transcript_lines_carry_the_kind_their_step_gave_them() {
     .unwrap();
     assert_eq!(old.kind, LineKind::Say);
 }
+
+#[test]
+fn presence_is_a_desk_wide_command() {
+    use playbook::runtime::Command;
+    let mut hub = Hub::new(engine("demo.playbook"), desk(&["ana"]));
+    let away = Command::Presence {
+        agent: "ana".into(),
+        presence: Presence::Away,
+    };
+    // No conversation needed: the id is ignored.
+    let o = hub.apply("no-such-conversation", away, T0).unwrap();
+    assert!(o.is_empty());
+    assert_eq!(hub.desk().presence("ana"), Some(Presence::Away));
+    let zed = Command::Presence {
+        agent: "zed".into(),
+        presence: Presence::Online,
+    };
+    assert!(matches!(
+        hub.apply("c1", zed, T0),
+        Err(HubError::Desk(DeskError::UnknownAgent(_)))
+    ));
+    // Its serde form is the protocol's.
+    let cmd: Command =
+        serde_json::from_str(r#"{"event":"presence","agent":"ana","presence":"online"}"#).unwrap();
+    assert!(matches!(
+        cmd,
+        Command::Presence {
+            presence: Presence::Online,
+            ..
+        }
+    ));
+}

@@ -300,3 +300,48 @@ fn scenarios_sharing_a_snapshot_name_are_refused() {
     );
     assert_eq!(std::fs::read_to_string(&snap).unwrap(), before);
 }
+
+#[test]
+fn coverage_counts_what_the_engine_reports_entering() {
+    use playbook::model::LinkKind;
+    let mut books = Playbooks::new();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/demo.book-demo.scenario");
+    let run = scenario::run_file(&path, &mut books).unwrap();
+    let program = run.playbook.engine.program();
+    let ix = |id: &str| program.lookup(id).unwrap();
+    let walked: Vec<&str> = run
+        .cards
+        .iter()
+        .map(|&c| program.card(c).id().as_str())
+        .collect();
+    let mut want = vec![
+        "welcome",
+        "size",
+        "name",
+        "email",
+        "route_lead",
+        "demo_lead",
+        "thanks",
+    ];
+    want.sort_by_key(|id| ix(id));
+    assert_eq!(walked, want);
+    let links: Vec<(String, LinkKind)> = run
+        .links
+        .iter()
+        .map(|&(c, k)| (program.card(c).id().to_string(), k))
+        .collect();
+    for link in [
+        ("welcome", LinkKind::Answer(0)),
+        ("size", LinkKind::Answer(1)),
+        ("name", LinkKind::Valid),
+        ("email", LinkKind::Valid),
+        ("route_lead", LinkKind::Rule(0)),
+        ("demo_lead", LinkKind::Next),
+    ] {
+        assert!(
+            links.contains(&(link.0.to_owned(), link.1)),
+            "{link:?} not in {links:?}"
+        );
+    }
+    assert_eq!(links.len(), 6, "{links:?}");
+}

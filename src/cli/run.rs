@@ -1,7 +1,10 @@
 //! `playbook run FILE`: talk to a playbook in the terminal, as the visitor and (with `/`
 //! commands) as the agents, or drive it with JSON lines (`--json`).
 //!
-//! Thin over [`crate::runtime::Hub`]: one conversation, `conv-1`. Time is virtual: the clock
+//! Thin over [`crate::runtime::Hub`]: one conversation, `conv-1`. Typed lines and JSON lines
+//! become the same [`Command`]s the server and scenarios send (defaults such as "the first
+//! online agent" are filled in first); only waiting, listing and quitting are `run`'s own.
+//! Time is virtual: the clock
 //! starts at the wall clock (or `--start-ms`) and moves only with `/wait` (or a `wait`
 //! event), so nobody sits out a two-minute wait timer and transcripts are reproducible.
 //! Simulated agents from `--agents` are online and belong to every team a live-chat card
@@ -11,59 +14,34 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{EXIT_ERRORS, EXIT_OK, EXIT_USAGE, load, print_err, theme};
-use crate::capture::{ManualDetails, ManualKind, RecordData, Stored};
+use crate::capture::{RecordData, Stored};
 use crate::desk::{Desk, Presence};
 use crate::engine::{Channel, Effect, Instant, Speaker, Status};
 use crate::model::{Card, Owner, RecordSpec, RouteTarget};
-use crate::runtime::{Hub, HubError, Outputs, StartOptions};
+use crate::runtime::{Command, Hub, HubError, Outputs, StartOptions};
 
 /// The id of the one conversation `run` holds.
 pub const CONVERSATION: &str = "conv-1";
 
-/// One line of input: a `--json` protocol line on stdin, or a typed line (an answer or a
-/// slash command) parsed into the same event, so both are dispatched by one function.
+/// One line of input, typed or a `--json` protocol line: a [`Command`] for the conversation
+/// or the desk (the same vocabulary the server and scenarios use), or a request only the REPL
+/// knows. Both kinds of line are parsed into it and dispatched by one function.
+#[derive(Debug)]
+enum Input {
+    Command(Command),
+    Repl(Repl),
+}
+
+/// What only `run` does: let time pass, list things, leave. Tagged like a [`Command`]
+/// (`{"event":"wait","duration":"2m"}`).
 #[derive(Debug, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
-enum Event {
-    VisitorText {
-        text: String,
-        #[serde(default)]
-        channel: Option<Channel>,
-    },
-    VisitorChoice {
-        index: usize,
-        #[serde(default)]
-        channel: Option<Channel>,
-    },
-    Pickup {
-        #[serde(default)]
-        agent: Option<String>,
-    },
-    AgentMessage {
-        #[serde(default)]
-        agent: Option<String>,
-        text: String,
-    },
-    Reassign {
-        to: String,
-    },
-    Close,
-    Presence {
-        agent: String,
-        presence: Presence,
-    },
+enum Repl {
     Wait {
         duration: String,
-    },
-    CreateRecord {
-        #[serde(default)]
-        agent: Option<String>,
-        kind: ManualKind,
-        #[serde(default)]
-        details: ManualDetails,
     },
     Records,
     Agents,
@@ -72,6 +50,25 @@ enum Event {
     #[serde(skip_deserializing)]
     Help,
 }
+
+/// The `event` tags [`Repl`] reads; every other tag is a [`Command`].
+const REPL_EVENTS: [&str; 4] = ["wait", "records", "agents", "quit"];
+
+/// The `event` tags of the protocol that are commands (the README's table). `start` is not
+/// one: `run` starts its conversation itself.
+const COMMAND_EVENTS: [&str; 8] = [
+    "visitor_text",
+    "visitor_choice",
+    "pickup",
+    "agent_message",
+    "reassign",
+    "close",
+    "presence",
+    "create_record",
+];
+
+const NO_HANDLER: &str = "no agent handles this conversation (use /pickup first)";
+const NO_AGENT: &str = "no agent is online (start with --agents ana,bob)";
 
 struct Run {
     hub: Hub,
@@ -178,14 +175,14 @@ pub fn run(path: &Path, agents: &[String], json: bool, start_ms: Option<u64>) ->
         if echo {
             r.raw(&format!("{text}\n"));
         }
-        let event = if json {
+        let line = if json {
             parse_json_line(text)
         } else {
             parse_text_line(text)
         };
-        let go_on = match event {
+        let go_on = match line.and_then(|l| l.map(|v| r.input(v, !json)).transpose()) {
             Ok(None) => true,
-            Ok(Some(event)) => r.dispatch(event),
+            Ok(Some(input)) => r.dispatch(input),
             Err(e) => {
                 r.error(&e);
                 true
@@ -248,8 +245,8 @@ Agent commands:
   /help                         this text
   /quit                         leave";
 
-/// A `--json` line as an event; `None` for a blank line.
-fn parse_json_line(text: &str) -> Result<Option<Event>, String> {
+/// A `--json` line as a JSON object; `None` for a blank line.
+fn parse_json_line(text: &str) -> Result<Option<Value>, String> {
     if text.trim().is_empty() {
         return Ok(None);
     }
@@ -258,52 +255,37 @@ fn parse_json_line(text: &str) -> Result<Option<Event>, String> {
         .map_err(|e| format!("bad event: {e}"))
 }
 
-/// A typed line as an event: a slash command, or else what the visitor says; `None` for a
-/// blank line.
-fn parse_text_line(text: &str) -> Result<Option<Event>, String> {
+/// A typed line as the protocol line it stands for: a slash command, or else what the
+/// visitor says; `None` for a blank line. Fields left out (the agent of `/pickup`, the
+/// channel) are filled in by [`Run::input`], as for JSON lines.
+fn parse_text_line(text: &str) -> Result<Option<Value>, String> {
     let Some(cmd) = text.strip_prefix('/') else {
         if text.trim().is_empty() {
             return Ok(None);
         }
-        return Ok(Some(Event::VisitorText {
-            text: text.to_owned(),
-            channel: None,
-        }));
+        return Ok(Some(json!({"event": "visitor_text", "text": text})));
     };
     let (name, rest) = cmd.split_once(' ').unwrap_or((cmd, ""));
     let rest = rest.trim();
-    let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     let event = match name {
-        "help" | "?" => Event::Help,
-        "quit" | "exit" | "q" => Event::Quit,
-        "agents" => Event::Agents,
-        "records" => Event::Records,
-        "wait" if !rest.is_empty() => Event::Wait {
-            duration: rest.to_owned(),
-        },
-        "pickup" => Event::Pickup { agent: some(rest) },
+        "help" | "?" => json!({"event": "help"}),
+        "quit" | "exit" | "q" => json!({"event": "quit"}),
+        "agents" => json!({"event": "agents"}),
+        "records" => json!({"event": "records"}),
+        "wait" if !rest.is_empty() => json!({"event": "wait", "duration": rest}),
+        "pickup" if rest.is_empty() => json!({"event": "pickup"}),
+        "pickup" => json!({"event": "pickup", "agent": rest}),
         "say" if rest.contains(' ') => {
             let (agent, msg) = rest.split_once(' ').unwrap_or((rest, ""));
-            Event::AgentMessage {
-                agent: Some(agent.to_owned()),
-                text: msg.trim().to_owned(),
-            }
+            json!({"event": "agent_message", "agent": agent, "text": msg.trim()})
         }
-        "agent" if !rest.is_empty() => Event::AgentMessage {
-            agent: None,
-            text: rest.to_owned(),
-        },
-        "reassign" if !rest.is_empty() => Event::Reassign {
-            to: rest.to_owned(),
-        },
-        "close" => Event::Close,
+        "agent" if !rest.is_empty() => json!({"event": "agent_message", "text": rest}),
+        "reassign" if !rest.is_empty() => json!({"event": "reassign", "to": rest}),
+        "close" => json!({"event": "close"}),
         "presence" => {
             let (agent, p) = rest.split_once(' ').unwrap_or((rest, ""));
             match serde_json::from_value::<Presence>(json!(p.trim())) {
-                Ok(presence) => Event::Presence {
-                    agent: agent.to_owned(),
-                    presence,
-                },
+                Ok(presence) => json!({"event": "presence", "agent": agent, "presence": presence}),
                 Err(_) => return Err("usage: /presence AGENT online|away|offline".into()),
             }
         }
@@ -370,17 +352,74 @@ impl Run {
         }
     }
 
-    /// Carries out one event; `false` means quit.
-    fn dispatch(&mut self, event: Event) -> bool {
-        let now = self.now;
-        const NO_HANDLER: &str = "no agent handles this conversation (use /pickup first)";
-        let r = match event {
-            Event::Quit => return false,
-            Event::Help => {
+    /// A protocol line as an [`Input`]: a REPL request, or a [`Command`] with the defaults
+    /// the protocol promises filled in first (the visitor's channel, the first online agent
+    /// for a pick-up, the handling agent for writing, reassigning and closing). `/help` is
+    /// only for typed lines.
+    fn input(&self, mut v: Value, typed: bool) -> Result<Input, String> {
+        let event = v
+            .get("event")
+            .and_then(Value::as_str)
+            .ok_or("bad event: a JSON object with an `event` field is expected")?
+            .to_owned();
+        if typed && event == "help" {
+            return Ok(Input::Repl(Repl::Help));
+        }
+        if REPL_EVENTS.contains(&event.as_str()) {
+            return serde_json::from_value(v)
+                .map(Input::Repl)
+                .map_err(|e| format!("bad event: {e}"));
+        }
+        if !COMMAND_EVENTS.contains(&event.as_str()) {
+            return Err(format!("bad event: unknown event `{event}`"));
+        }
+        let given: Vec<String> = v
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        let Some(fields) = v.as_object_mut() else {
+            return Err("bad event: a JSON object is expected".into());
+        };
+        let mut fill = |field: &str, value: Option<Value>, missing: &str| {
+            if fields.get(field).is_none_or(Value::is_null) {
+                fields.insert(field.to_owned(), value.ok_or_else(|| missing.to_owned())?);
+            }
+            Ok::<_, String>(())
+        };
+        let handler = self.handler().map(Value::from);
+        match event.as_str() {
+            "visitor_text" | "visitor_choice" => {
+                fill("channel", Some(json!(self.channel)), "")?;
+            }
+            "pickup" => fill("agent", self.default_agent().map(Value::from), NO_AGENT)?,
+            "agent_message" => fill("agent", handler, NO_HANDLER)?,
+            "reassign" => fill("by", handler, NO_HANDLER)?,
+            "close" => fill("agent", handler, NO_HANDLER)?,
+            "create_record" => {
+                let agent = handler.or_else(|| self.default_agent().map(Value::from));
+                fill("agent", agent, NO_AGENT)?;
+            }
+            _ => {}
+        }
+        let cmd: Command = serde_json::from_value(v).map_err(|e| format!("bad event: {e}"))?;
+        // Command itself reads leniently (it is also the server's stored form); the protocol
+        // refuses fields it does not know, so a typo is not silently replaced by a default.
+        let known = serde_json::to_value(&cmd).unwrap_or_default();
+        if let Some(f) = given.iter().find(|f| known.get(f.as_str()).is_none()) {
+            return Err(format!("bad event: unknown field `{f}` for `{event}`"));
+        }
+        Ok(Input::Command(cmd))
+    }
+
+    /// Carries out one input; `false` means quit.
+    fn dispatch(&mut self, input: Input) -> bool {
+        let r = match input {
+            Input::Repl(Repl::Quit) => return false,
+            Input::Repl(Repl::Help) => {
                 self.line(HELP);
                 return true;
             }
-            Event::Records => {
+            Input::Repl(Repl::Records) => {
                 let records = self.hub.ledger().records().to_vec();
                 if self.json {
                     self.json(&json!({ "records": records }));
@@ -394,7 +433,7 @@ impl Run {
                 }
                 return true;
             }
-            Event::Agents => {
+            Input::Repl(Repl::Agents) => {
                 if self.json {
                     let list: Vec<_> = self
                         .agents
@@ -407,70 +446,25 @@ impl Run {
                 }
                 return true;
             }
-            Event::Presence { agent, presence } => {
-                match self.hub.set_presence(&agent, presence) {
-                    Ok(()) if self.json => {
+            Input::Repl(Repl::Wait { duration }) => self.wait(&duration),
+            Input::Command(cmd) => {
+                let presence = match &cmd {
+                    Command::Presence { agent, presence } => Some((agent.clone(), *presence)),
+                    _ => None,
+                };
+                let r = self.hub.apply(CONVERSATION, cmd, self.now);
+                if let (Ok(_), Some((agent, presence))) = (&r, presence) {
+                    if self.json {
                         self.json(&json!({"presence": presence, "agent": agent}));
+                    } else {
+                        self.line(&format!(
+                            "  [desk] {agent} is now {}",
+                            presence_name(presence)
+                        ));
                     }
-                    Ok(()) => self.line(&format!(
-                        "  [desk] {agent} is now {}",
-                        presence_name(presence)
-                    )),
-                    Err(e) => self.error(&e.to_string()),
                 }
-                return true;
+                r.map_err(|e| e.to_string())
             }
-            Event::Wait { duration } => self.wait(&duration),
-            Event::VisitorText { text, channel } => self
-                .hub
-                .visitor_text(CONVERSATION, &text, channel.unwrap_or(self.channel), now)
-                .map_err(|e| e.to_string()),
-            Event::VisitorChoice { index, channel } => self
-                .hub
-                .visitor_choice(CONVERSATION, index, channel.unwrap_or(self.channel), now)
-                .map_err(|e| e.to_string()),
-            Event::Pickup { agent } => match agent.or_else(|| self.default_agent()) {
-                Some(a) => self
-                    .hub
-                    .assign_self(CONVERSATION, &a, now)
-                    .map_err(|e| e.to_string()),
-                None => Err("no agent is online (start with --agents ana,bob)".into()),
-            },
-            Event::AgentMessage { agent, text } => match agent.or_else(|| self.handler()) {
-                Some(a) => self
-                    .hub
-                    .agent_message(CONVERSATION, &a, &text, now)
-                    .map_err(|e| e.to_string()),
-                None => Err(NO_HANDLER.into()),
-            },
-            Event::Reassign { to } => match self.handler() {
-                Some(a) => self
-                    .hub
-                    .reassign(CONVERSATION, &a, &to, now)
-                    .map_err(|e| e.to_string()),
-                None => Err(NO_HANDLER.into()),
-            },
-            Event::Close => match self.handler() {
-                Some(a) => self
-                    .hub
-                    .close(CONVERSATION, &a, now)
-                    .map_err(|e| e.to_string()),
-                None => Err(NO_HANDLER.into()),
-            },
-            Event::CreateRecord {
-                agent,
-                kind,
-                details,
-            } => match agent
-                .or_else(|| self.handler())
-                .or_else(|| self.default_agent())
-            {
-                Some(a) => self
-                    .hub
-                    .create_record(CONVERSATION, &a, kind, details, now)
-                    .map_err(|e| e.to_string()),
-                None => Err("no agent is online (start with --agents ana,bob)".into()),
-            },
         };
         match r {
             Ok(o) => self.outputs(o),

@@ -45,6 +45,9 @@
 //!   (Suppressing the idle capture while a capture card "could still run" would rarely
 //!   capture at all, since from most cards some capture card is reachable.)
 //! - **Visitor and agent texts** longer than [`MAX_TEXT_CHARS`] characters are refused.
+//! - **Where the flow goes** is reported, not left to be inferred: every card entered yields
+//!   [`Effect::Entered`] with the link of the previous card that led there ([`Via`]), so
+//!   coverage and tracing never have to match rendered text against templates.
 //! - Texts the engine writes itself (joined/closed notices, the goodbye after declined
 //!   consent, default re-prompts) are English.
 
@@ -58,14 +61,14 @@ use std::collections::BTreeMap;
 
 pub use input::{is_email, is_phone, parse_number};
 pub use session::{Phase, Session, Status, Vars};
-pub use types::{Channel, Effect, Event, Failure, Instant, Speaker, Timer, TimerKind};
+pub use types::{Channel, Effect, Event, Failure, Instant, Speaker, Timer, TimerKind, Via};
 
 use compile::{Compiled, Compiler, Go, IdleDo, SysCtx, Tpl, VarRef};
 use session::{Deadline, flag, key};
 
 use crate::CardIx;
 use crate::capture::{self, Values};
-use crate::model::{Card, InputKind, Outcome, Route, RouteTarget};
+use crate::model::{Card, InputKind, LinkKind, Outcome, Route, RouteTarget};
 use crate::program::Program;
 
 /// The longest visitor or agent message accepted, in characters.
@@ -324,17 +327,6 @@ impl Engine {
         Ok(())
     }
 
-    /// The rule a `branch` card follows with the session's variables as they are now:
-    /// `Some(i)` for rule `i`, `None` for `else` (and for a card that is not a branch).
-    /// Coverage uses it to tell apart rules that lead to the same place.
-    pub fn branch_rule(&self, s: &Session, card: CardIx) -> Option<usize> {
-        let Some(Compiled::Branch { rules, .. }) = self.cards.get(card as usize) else {
-            return None;
-        };
-        let sys = self.sys();
-        rules.iter().position(|(c, _)| c.holds(s, &sys))
-    }
-
     /// Whether the playbook uses a variable of this name (saves, reads or templates it).
     pub fn has_variable(&self, name: &str) -> bool {
         self.index.contains_key(name) && !name.starts_with('#')
@@ -572,7 +564,7 @@ impl Engine {
                 let Compiled::LiveChat { on_closed, .. } = &self.cards[s.card as usize] else {
                     return;
                 };
-                self.run(s, Go::Card(*on_closed), cx, out);
+                self.run(s, Go::Card(*on_closed), Some(LinkKind::Closed), cx, out);
             }
             Event::Reassigned { to } => {
                 s.vars.set(key::AGENT, &to);
@@ -617,7 +609,7 @@ impl Engine {
             let text = g.render(s, &self.sys());
             self.say(s, text, out);
         }
-        self.run(s, Go::Card(at.unwrap_or(self.start)), cx, out);
+        self.run(s, Go::Card(at.unwrap_or(self.start)), None, cx, out);
     }
 
     fn visitor_text<'e>(
@@ -646,7 +638,7 @@ impl Engine {
                         s.vars.set(*k, text.trim());
                     }
                     self.leave(s, out);
-                    return self.run(s, Go::Card(*to), cx, out);
+                    return self.run(s, Go::Card(*to), Some(LinkKind::FreeText), cx, out);
                 }
                 let q = q.render(s, &self.sys());
                 self.ask(s, q, &buttons.labels, true, out);
@@ -680,14 +672,14 @@ impl Engine {
                         s.vars.set(*k, t);
                     }
                     self.leave(s, out);
-                    return self.run(s, Go::Card(*then), cx, out);
+                    return self.run(s, Go::Card(*then), Some(LinkKind::Valid), cx, out);
                 }
                 s.tries = s.tries.saturating_add(1);
                 if let Some((after, to)) = give_up
                     && s.tries >= *after
                 {
                     self.leave(s, out);
-                    return self.run(s, Go::Card(*to), cx, out);
+                    return self.run(s, Go::Card(*to), Some(LinkKind::GiveUp), cx, out);
                 }
                 let r = reprompt.render(s, &self.sys());
                 self.ask(s, r, &[], true, out);
@@ -729,7 +721,7 @@ impl Engine {
                     s.vars.set(*k, label);
                 }
                 self.leave(s, out);
-                self.run(s, Go::Card(to), cx, out);
+                self.run(s, Go::Card(to), Some(LinkKind::Answer(index)), cx, out);
             }
             Compiled::Consent {
                 then, on_decline, ..
@@ -737,10 +729,10 @@ impl Engine {
                 self.leave(s, out);
                 if index == 0 {
                     s.flags = (s.flags | flag::CONSENTED) & !flag::DECLINED;
-                    self.run(s, Go::Card(*then), cx, out);
+                    self.run(s, Go::Card(*then), Some(LinkKind::Agreed), cx, out);
                 } else if let Some(to) = on_decline {
                     s.flags |= flag::DECLINED;
-                    self.run(s, Go::Card(*to), cx, out);
+                    self.run(s, Go::Card(*to), Some(LinkKind::Declined), cx, out);
                 } else {
                     self.say(s, Cow::Borrowed(DECLINE_GOODBYE), out);
                     self.finish(s, Outcome::None, out);
@@ -776,7 +768,7 @@ impl Engine {
                     }
                     IdleDo::Goto(to) => {
                         s.tries = 0;
-                        self.run(s, Go::Card(*to), cx, out);
+                        self.run(s, Go::Card(*to), Some(LinkKind::Idle), cx, out);
                     }
                 }
             }
@@ -796,7 +788,7 @@ impl Engine {
                 out.push(Effect::LeaveUnassigned);
                 let text = offline.render(s, &self.sys());
                 self.say(s, text, out);
-                self.run(s, Go::Card(*on_timeout), cx, out);
+                self.run(s, Go::Card(*on_timeout), Some(LinkKind::Timeout), cx, out);
             }
         }
     }
@@ -814,8 +806,17 @@ impl Engine {
         out.push(Effect::SetTimer(Timer { kind, at }));
     }
 
-    /// Runs cards from `go` until one waits or the conversation ends.
-    fn run<'e>(&'e self, s: &mut Session, mut go: Go, cx: &Ctx<'_>, out: &mut Vec<Effect<'e>>) {
+    /// Runs cards from `go` until one waits or the conversation ends. `via` is the link of
+    /// the current card that leads to `go` (`None` when the conversation starts); every card
+    /// entered is reported with [`Effect::Entered`] and the link that led to it.
+    fn run<'e>(
+        &'e self,
+        s: &mut Session,
+        mut go: Go,
+        mut via: Option<LinkKind>,
+        cx: &Ctx<'_>,
+        out: &mut Vec<Effect<'e>>,
+    ) {
         let mut steps = 0u32;
         loop {
             let ix = match go {
@@ -833,6 +834,13 @@ impl Engine {
                 return;
             }
             steps += 1;
+            out.push(Effect::Entered {
+                card: Cow::Borrowed(self.program.card(ix).id().as_str()),
+                via: via.map(|link| Via {
+                    from: Cow::Borrowed(self.program.card(s.card).id().as_str()),
+                    link,
+                }),
+            });
             s.card = ix;
             s.tries = 0;
             match &self.cards[ix as usize] {
@@ -840,6 +848,7 @@ impl Engine {
                     let text = text.render(s, &self.sys());
                     self.say(s, text, out);
                     go = *then;
+                    via = Some(LinkKind::Next);
                 }
                 Compiled::Question {
                     text,
@@ -866,11 +875,12 @@ impl Engine {
                 }
                 Compiled::Branch { rules, otherwise } => {
                     let sys = self.sys();
-                    let to = rules
-                        .iter()
-                        .find(|(c, _)| c.holds(s, &sys))
-                        .map_or(*otherwise, |(_, to)| *to);
+                    let (to, link) = match rules.iter().position(|(c, _)| c.holds(s, &sys)) {
+                        Some(i) => (rules[i].1, LinkKind::Rule(i)),
+                        None => (*otherwise, LinkKind::Otherwise),
+                    };
                     go = Go::Card(to);
+                    via = Some(link);
                 }
                 Compiled::LiveChat {
                     online,
@@ -882,11 +892,13 @@ impl Engine {
                     let needs_online = route.availability == crate::model::Availability::Available;
                     if needs_online && !cx.desk.available(route, s.vars.get(key::CONTACT_OWNER)) {
                         go = Go::Card(*on_offline);
+                        via = Some(LinkKind::Offline);
                         continue;
                     }
                     // `route owner` with no known owner can never be picked up.
                     if route.to == RouteTarget::Owner && s.vars.get(key::CONTACT_OWNER).is_none() {
                         go = Go::Card(*on_offline);
+                        via = Some(LinkKind::Offline);
                         continue;
                     }
                     let text = online.render(s, &self.sys());
@@ -901,6 +913,7 @@ impl Engine {
                 Compiled::Capture { then, vars } => {
                     self.capture(s, ix, vars, cx, out);
                     go = *then;
+                    via = Some(LinkKind::Next);
                 }
                 Compiled::Consent {
                     notice,
@@ -917,6 +930,7 @@ impl Engine {
                     }
                     self.say(s, text, out);
                     go = Go::Card(*then);
+                    via = Some(LinkKind::Agreed);
                 }
                 Compiled::End { outcome } => return self.finish(s, *outcome, out),
             }

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::capture::Record;
-use crate::model::{Outcome, Route};
+use crate::model::{LinkKind, Outcome, Route};
 
 /// A moment in virtual time: milliseconds since the Unix epoch. The engine never reads a
 /// clock; every event comes with the driver's `now`.
@@ -314,6 +314,25 @@ pub enum Effect<'e> {
     },
     /// The conversation stopped with an error; it is over.
     Failed(Failure),
+    /// The flow entered a card (one per card run, waiting or not, in order). Drivers that
+    /// only talk to people ignore it; coverage counts cards and links from it.
+    Entered {
+        /// The card's id.
+        card: Cow<'e, str>,
+        /// How the flow got there; `None` for the first card of the conversation.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        via: Option<Via<'e>>,
+    },
+}
+
+/// The link a flow followed into a card: which card it left, and which of that card's ways
+/// on ([`crate::model::Card::links`] lists them; kind and index name one exactly).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Via<'e> {
+    /// The card left.
+    pub from: Cow<'e, str>,
+    /// Which of its links (`"next"`, `{"answer":1}`, `{"rule":0}`, `"otherwise"`…).
+    pub link: LinkKind,
 }
 
 impl Effect<'_> {
@@ -362,6 +381,13 @@ impl Effect<'_> {
             Effect::Capture(r) => Effect::Capture(r),
             Effect::End { outcome } => Effect::End { outcome },
             Effect::Failed(f) => Effect::Failed(f),
+            Effect::Entered { card, via } => Effect::Entered {
+                card: own(card),
+                via: via.map(|v| Via {
+                    from: own(v.from),
+                    link: v.link,
+                }),
+            },
         }
     }
 }

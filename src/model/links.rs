@@ -3,8 +3,12 @@
 
 use super::{Card, CardId, IdleAction, Next};
 
-/// Why the flow follows a link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Why the flow follows a link. Within one card a kind (with its index) names one link
+/// exactly. Its serde form is `"next"`, `{"answer":1}`, `{"rule":0}`, `"otherwise"`…
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum LinkKind {
     /// A message or capture going on.
     Next,

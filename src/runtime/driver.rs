@@ -451,15 +451,19 @@ impl Task {
         token: Option<&str>,
         now: Instant,
     ) -> Result<Outputs, DriverError> {
-        if !matches!(cmd, Command::Start { .. }) {
-            self.load(id)?;
-        } else if self.store.is_some() && !self.hub.contains(id) {
+        match &cmd {
             // A start under an id the store has is a duplicate.
-            if let Some(store) = &self.store
-                && store.conversation(id)?.is_some()
-            {
-                return Err(HubError::ConversationExists(id.to_owned()).into());
+            Command::Start { .. } => {
+                if let Some(store) = &self.store
+                    && !self.hub.contains(id)
+                    && store.conversation(id)?.is_some()
+                {
+                    return Err(HubError::ConversationExists(id.to_owned()).into());
+                }
             }
+            // Desk-wide: no conversation to load.
+            Command::Presence { .. } => {}
+            _ => self.load(id)?,
         }
         if let Some(token) = token
             && !self.hub.token_matches(id, token)

@@ -11,7 +11,8 @@
 //!   `LeaveUnassigned` → `desk.time_out`, `RelayToAgent` → `desk.visitor_message` (the agent
 //!   is notified), `SetTimer`/`CancelTimer` → the timer queue, `Capture` → the
 //!   conversation's record keys (a key seen before is not made again) and then the ledger,
-//!   the sink and `desk.note_capture` (so a pool's round robin moves once per record).
+//!   the sink and `desk.note_capture` (so a pool's round robin moves once per record). `Entered` only
+//!   passes through to the caller.
 //! - **Timers** live in one ordered queue keyed by (deadline, conversation, kind), where the
 //!   conversation is its start order and kinds order as wait, idle, idle-capture. So timers
 //!   due at the same instant always fire in the same order. [`Hub::advance`] fires each due
@@ -904,7 +905,8 @@ impl Hub {
         Ok(out)
     }
 
-    /// Applies a [`Command`] to a conversation (`Start` creates it on playbook 0).
+    /// Applies a [`Command`] to a conversation (`Start` creates it; `Presence` is desk-wide
+    /// and ignores `id`).
     pub fn apply(&mut self, id: &str, cmd: Command, now: Instant) -> Result<Outputs, HubError> {
         match cmd {
             Command::Start {
@@ -937,6 +939,10 @@ impl Hub {
             Command::AgentMessage { agent, text } => self.agent_message(id, &agent, &text, now),
             Command::Reassign { by, to } => self.reassign(id, &by, &to, now),
             Command::Close { agent } => self.close(id, &agent, now),
+            Command::Presence { agent, presence } => {
+                self.set_presence(&agent, presence)?;
+                Ok(Outputs::default())
+            }
             Command::CreateRecord {
                 agent,
                 kind,
@@ -1082,7 +1088,10 @@ impl Hub {
                 let _ = self.desk.visitor_message(&conv.id);
             }
             Effect::Capture(r) => self.commit(c, (**r).clone(), out),
+            // Entered reports progress through the playbook (coverage reads it); the hub's
+            // parts have nothing to do for it.
             Effect::RelayToAgent { agent: None, .. }
+            | Effect::Entered { .. }
             | Effect::Say { .. }
             | Effect::Ask { .. }
             | Effect::End { .. }

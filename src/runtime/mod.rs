@@ -4,6 +4,9 @@
 //!   desk, the ledger, transcripts, a timer queue, and a [`RecordSink`]. Every driver — the
 //!   scenario runner, `playbook run`, the tokio [`driver`], a server — goes through it, so the
 //!   rules for keeping engine, desk and ledger in step live in one place.
+//! - [`Command`]: the one input vocabulary every driver feeds [`Hub::apply`] (visitor, agent
+//!   and desk inputs, fully resolved); what comes out is [`Outputs`]: the engine's own
+//!   [`crate::engine::Effect`]s made owned, desk notifications and new records.
 //! - [`sink`]: where committed records go (memory, a JSON-lines file).
 //! - [`driver`]: a tokio task holding a hub, with ONE real timer for the whole hub.
 //!

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::capture::{ManualDetails, ManualKind, Stored};
-use crate::desk::Notification;
+use crate::desk::{Notification, Presence};
 use crate::engine::{Channel, Effect};
 
 /// One effect of one conversation.
@@ -79,8 +79,11 @@ impl Outputs {
     }
 }
 
-/// Something done to one conversation, as a driver sends it to [`super::Hub::apply`]. The
-/// serde form is tagged by `event` (`{"event":"pickup","agent":"ana"}`).
+/// The one input vocabulary: something done to a conversation or to the desk, as every
+/// driver (the server, `playbook run`, scenarios, the tokio driver) sends it to
+/// [`super::Hub::apply`]. The serde form is tagged by `event`
+/// (`{"event":"pickup","agent":"ana"}`). Every field is resolved: a driver that offers
+/// defaults ("the first online agent") fills them in before building the command.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Command {
@@ -141,6 +144,14 @@ pub enum Command {
     Close {
         /// Who.
         agent: String,
+    },
+    /// An agent's presence changes. It concerns the whole desk, not one conversation:
+    /// [`super::Hub::apply`] ignores the conversation id for it.
+    Presence {
+        /// Who.
+        agent: String,
+        /// Online, away or offline.
+        presence: Presence,
     },
     /// An agent makes a lead or deal from the conversation (open or closed).
     CreateRecord {

@@ -2,25 +2,33 @@
 //! driver `playbook run` and the server use): engine + desk + ledger + transcript lines +
 //! the virtual-time timer queue.
 //!
-//! Adds only what tests need on top: one step at a time with the state before it (so
-//! coverage can tell which link each step followed), and timers fired one deadline at a
-//! time. Must not decide product rules or keep its own copy of desk or ledger state.
+//! Adds only what tests need on top: one step at a time with its effects (coverage reads the
+//! engine's `Entered` reports from them), and timers fired one deadline at a time. Must not
+//! decide product rules or keep its own copy of desk or ledger state.
 
 use std::sync::Arc;
 
 use crate::CardIx;
-use crate::capture::{Ledger, ManualDetails, ManualKind, Record};
-use crate::desk::{Desk, Notification, Presence};
-use crate::engine::{Channel, Effect, Engine, Event, Instant, Phase, Session, Timer, TimerKind};
+use crate::capture::{Ledger, Record};
+use crate::desk::{Desk, Notification};
+use crate::engine::{Channel, Effect, Engine, Instant, Session, Timer, TimerKind};
 use crate::program::Program;
-use crate::runtime::{Hub, HubError, Outputs, StartOptions};
+use crate::runtime::{Command, Hub, HubError, Outputs, StartOptions};
+
+/// What made a step happen: an input (the same [`Command`] every driver sends the hub) or
+/// a timer falling due.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cause {
+    /// A command to the conversation or the desk.
+    Command(Command),
+    /// A timer that was due.
+    Timer(Timer),
+}
 
 /// What one accepted step did.
 pub struct Stepped {
-    /// The event (for a timer, the one that was due).
-    pub event: Event<'static>,
-    /// Card, phase and invalid tries before the step.
-    pub before: (CardIx, Phase, u32),
+    /// What caused it.
+    pub cause: Cause,
     /// The effects, in order.
     pub effects: Vec<Effect<'static>>,
     /// Desk notifications it caused.
@@ -84,21 +92,10 @@ impl<'e> Driver<'e> {
         self.now
     }
 
-    fn before(&self) -> (CardIx, Phase, u32) {
-        let s = self.session();
-        (s.card(), s.phase(), s.tries)
-    }
-
-    fn done(
-        &self,
-        event: Event<'static>,
-        before: (CardIx, Phase, u32),
-        r: Result<Outputs, HubError>,
-    ) -> Result<Stepped, String> {
+    fn done(&self, cause: Cause, r: Result<Outputs, HubError>) -> Result<Stepped, String> {
         let out = r.map_err(words)?;
         Ok(Stepped {
-            event,
-            before,
+            cause,
             effects: out.effects.into_iter().map(|e| e.effect).collect(),
             notifications: out.notifications,
             records: out
@@ -112,7 +109,8 @@ impl<'e> Driver<'e> {
         })
     }
 
-    /// Opens the chat, at the playbook's start or at a card with variables set.
+    /// Opens the chat at the playbook's start (through [`Hub::apply`], like any command), or
+    /// at a card with variables set (a test-only way in: [`Hub::start_at`]).
     pub fn start(
         &mut self,
         channel: Channel,
@@ -120,109 +118,32 @@ impl<'e> Driver<'e> {
         owner: Option<&str>,
         at: Option<(CardIx, &[(&str, &str)])>,
     ) -> Result<Stepped, String> {
-        let opts = StartOptions {
+        let cmd = Command::Start {
+            playbook: None,
             channel,
             page_url: page.map(str::to_owned),
             contact_owner: owner.map(str::to_owned),
-            ..StartOptions::default()
+            token: None,
         };
-        let event = Event::Start {
-            conversation: self.id.clone().into(),
-            channel,
-            page_url: page.map(|p| p.to_owned().into()),
-            contact_owner: owner.map(|o| o.to_owned().into()),
-        };
-        let before = self.before();
         let r = match at {
-            None => self.hub.start(&self.id, opts, self.now),
-            Some((card, vars)) => self.hub.start_at(&self.id, opts, card, vars, self.now),
+            None => self.hub.apply(&self.id, cmd.clone(), self.now),
+            Some((card, vars)) => {
+                let opts = StartOptions {
+                    channel,
+                    page_url: page.map(str::to_owned),
+                    contact_owner: owner.map(str::to_owned),
+                    ..StartOptions::default()
+                };
+                self.hub.start_at(&self.id, opts, card, vars, self.now)
+            }
         };
-        self.done(event, before, r)
+        self.done(Cause::Command(cmd), r)
     }
 
-    /// The visitor types.
-    pub fn visitor_text(&mut self, text: &str, channel: Channel) -> Result<Stepped, String> {
-        let before = self.before();
-        let r = self.hub.visitor_text(&self.id, text, channel, self.now);
-        let event = Event::VisitorText {
-            text: text.to_owned().into(),
-            channel,
-        };
-        self.done(event, before, r)
-    }
-
-    /// The visitor presses button `index` (from 0).
-    pub fn visitor_choice(&mut self, index: usize, channel: Channel) -> Result<Stepped, String> {
-        let before = self.before();
-        let r = self.hub.visitor_choice(&self.id, index, channel, self.now);
-        self.done(Event::VisitorChoice { index, channel }, before, r)
-    }
-
-    /// An agent assigns the waiting conversation to themselves.
-    pub fn pick_up(&mut self, agent: &str) -> Result<Stepped, String> {
-        let before = self.before();
-        let r = self.hub.assign_self(&self.id, agent, self.now);
-        let event = Event::AgentJoined {
-            agent: agent.to_owned().into(),
-        };
-        self.done(event, before, r)
-    }
-
-    /// The handling agent passes the conversation on.
-    pub fn reassign(&mut self, by: &str, to: &str) -> Result<Stepped, String> {
-        let before = self.before();
-        let r = self.hub.reassign(&self.id, by, to, self.now);
-        let event = Event::Reassigned {
-            to: to.to_owned().into(),
-        };
-        self.done(event, before, r)
-    }
-
-    /// The handling agent closes the conversation.
-    pub fn close(&mut self, agent: &str) -> Result<Stepped, String> {
-        let before = self.before();
-        let r = self.hub.close(&self.id, agent, self.now);
-        let event = Event::AgentClosed {
-            agent: agent.to_owned().into(),
-        };
-        self.done(event, before, r)
-    }
-
-    /// The handling agent writes.
-    pub fn agent_says(&mut self, agent: &str, text: &str) -> Result<Stepped, String> {
-        let before = self.before();
-        let r = self.hub.agent_message(&self.id, agent, text, self.now);
-        let event = Event::AgentMessage {
-            agent: agent.to_owned().into(),
-            text: text.to_owned().into(),
-        };
-        self.done(event, before, r)
-    }
-
-    /// An agent's presence changes.
-    pub fn set_presence(&mut self, agent: &str, p: Presence) -> Result<(), String> {
-        self.hub.set_presence(agent, p).map_err(words)
-    }
-
-    /// An agent makes a lead or deal from the conversation.
-    pub fn create_record(
-        &mut self,
-        agent: &str,
-        kind: ManualKind,
-        details: ManualDetails,
-    ) -> Result<Vec<(Record, u32)>, String> {
-        let out = self
-            .hub
-            .create_record(&self.id, agent, kind, details, self.now)
-            .map_err(words)?;
-        Ok(out
-            .records
-            .into_iter()
-            .map(|s| {
-                let n = s.transcript.len() as u32;
-                (s.record, n)
-            })
-            .collect())
+    /// A visitor, agent or desk input, through [`Hub::apply`] as in production.
+    pub fn apply(&mut self, cmd: Command) -> Result<Stepped, String> {
+        let r = self.hub.apply(&self.id, cmd.clone(), self.now);
+        self.done(Cause::Command(cmd), r)
     }
 
     /// Virtual time passes until `until`: due timers fire one deadline at a time, in order.
@@ -241,11 +162,10 @@ impl<'e> Driver<'e> {
                 .timers()
                 .filter(|t| t.at == at)
                 .min_by_key(|t| rank(t.kind));
-            let before = self.before();
             self.now = self.now.max(at);
             let o = self.hub.advance(at);
             if let Some(t) = timer
-                && let Ok(s) = self.done(Event::TimerFired(t), before, Ok(o))
+                && let Ok(s) = self.done(Cause::Timer(t), Ok(o))
             {
                 out.push(s);
             }

@@ -25,9 +25,12 @@ use std::sync::Arc;
 use crate::CardIx;
 use crate::capture::{ManualDetails, Person, Record, RecordData};
 use crate::desk::{Notification, Presence};
-use crate::engine::{Channel, Effect, Engine, Event, Instant, Phase, Speaker, Status, TimerKind};
+use crate::engine::{Channel, Effect, Engine, Instant, Phase, Speaker, Status, TimerKind};
 use crate::model::{LinkKind, Route, RouteTarget};
+use crate::runtime::Command;
 use crate::source::{SourceFile, SourceMap};
+
+use driver::Cause;
 
 pub use coverage::Coverage;
 pub use parse::{Action, Expect, Pos, Scenario, Step, VisitorInput, parse};
@@ -242,7 +245,6 @@ struct Runner<'a> {
     agents: BTreeSet<String>,
     buttons: Vec<String>,
     turn: usize,
-    entry: CardIx,
 }
 
 impl<'a> Runner<'a> {
@@ -266,7 +268,6 @@ impl<'a> Runner<'a> {
             agents: BTreeSet::new(),
             buttons: Vec::new(),
             turn: 0,
-            entry: program.start(),
         }
     }
 
@@ -356,7 +357,6 @@ impl<'a> Runner<'a> {
                 }
                 vars.push((k.as_str(), v.as_str()));
             }
-            self.entry = ix;
             at = Some(ix);
         }
         self.push(What::Opened {
@@ -380,32 +380,16 @@ impl<'a> Runner<'a> {
 
     /// Adds one accepted step to the transcript and the coverage.
     fn record(&mut self, s: driver::Stepped) {
-        let program = self.d.program();
-        let greeting = program.playbook().playbook.greeting.is_some() && self.sc.start_at.is_none();
-        let walk = trace::walk(
-            program,
-            trace::Before {
-                card: s.before.0,
-                phase: s.before.1,
-                tries: s.before.2,
-                entry: self.entry,
-                greeting,
-            },
-            &s.event,
-            &s.effects,
-            self.d.session().card(),
-            &self.buttons,
-            &|card| self.d.engine().branch_rule(self.d.session(), card),
-        );
+        let walk = trace::walk(self.d.program(), &s.effects);
         self.cards.extend(walk.cards);
         self.links.extend(walk.links);
-        match &s.event {
-            Event::VisitorText { text, channel } => self.push(What::Visitor {
+        match &s.cause {
+            Cause::Command(Command::VisitorText { text, channel }) => self.push(What::Visitor {
                 channel: *channel,
-                text: text.to_string(),
+                text: text.clone(),
                 button: false,
             }),
-            Event::VisitorChoice { index, channel } => {
+            Cause::Command(Command::VisitorChoice { index, channel }) => {
                 let text = self.buttons.get(*index).cloned().unwrap_or_default();
                 self.push(What::Visitor {
                     channel: *channel,
@@ -413,7 +397,7 @@ impl<'a> Runner<'a> {
                     button: true,
                 })
             }
-            Event::TimerFired(t) => self.push(What::Timer {
+            Cause::Timer(t) => self.push(What::Timer {
                 text: match t.kind {
                     TimerKind::Wait => "the live-chat wait is over".to_owned(),
                     TimerKind::Idle => "the visitor has been idle".to_owned(),
@@ -491,7 +475,9 @@ impl<'a> Runner<'a> {
                 Effect::Failed(f) => What::Failed {
                     message: f.to_string(),
                 },
-                Effect::SetTimer(_) | Effect::CancelTimer { .. } => continue,
+                Effect::SetTimer(_) | Effect::CancelTimer { .. } | Effect::Entered { .. } => {
+                    continue;
+                }
             };
             self.push(what);
         }
@@ -515,13 +501,7 @@ impl<'a> Runner<'a> {
         match action {
             Action::Agent(name, p) => {
                 if self.started {
-                    self.known_agent(pos, name)?;
-                    self.d
-                        .set_presence(name, *p)
-                        .map_err(|e| self.err(pos, e))?;
-                    self.push(What::Desk {
-                        text: format!("{name} is now {}", presence_word(*p)),
-                    });
+                    self.presence(pos, name, *p)?;
                 } else {
                     if !self.agents.insert(name.clone()) {
                         return Err(self.err(pos, format!("agent `{name}` is declared twice; to change presence later, write `{name} goes away`")));
@@ -557,15 +537,7 @@ impl<'a> Runner<'a> {
                     .desk
                     .push(format!("{what} {name}: {}", m.join(", ")));
             }
-            Action::Goes(name, p) => {
-                self.known_agent(pos, name)?;
-                self.d
-                    .set_presence(name, *p)
-                    .map_err(|e| self.err(pos, e))?;
-                self.push(What::Desk {
-                    text: format!("{name} is now {}", presence_word(*p)),
-                });
-            }
+            Action::Goes(name, p) => self.presence(pos, name, *p)?,
             Action::Visitor(ch, input) => self.visitor(pos, *ch, input)?,
             Action::Wait(d) => {
                 let until = self.d.now().after_ms(d.as_millis());
@@ -580,15 +552,19 @@ impl<'a> Runner<'a> {
                 });
                 let s = self
                     .d
-                    .pick_up(a)
+                    .apply(Command::Pickup { agent: a.clone() })
                     .map_err(|e| self.err(pos, format!("`{a}` cannot pick up: {e}")))?;
                 self.record(s);
             }
             Action::Says(a, text) => {
                 self.known_agent(pos, a)?;
+                let cmd = Command::AgentMessage {
+                    agent: a.clone(),
+                    text: text.clone(),
+                };
                 let s = self
                     .d
-                    .agent_says(a, text)
+                    .apply(cmd)
                     .map_err(|e| self.err(pos, format!("`{a}` cannot write: {e}")))?;
                 self.record(s);
             }
@@ -598,9 +574,13 @@ impl<'a> Runner<'a> {
                 self.push(What::Desk {
                     text: format!("{a} reassigns the chat to {to}"),
                 });
+                let cmd = Command::Reassign {
+                    by: a.clone(),
+                    to: to.clone(),
+                };
                 let s = self
                     .d
-                    .reassign(a, to)
+                    .apply(cmd)
                     .map_err(|e| self.err(pos, format!("`{a}` cannot reassign to `{to}`: {e}")))?;
                 self.record(s);
             }
@@ -611,21 +591,26 @@ impl<'a> Runner<'a> {
                 });
                 let s = self
                     .d
-                    .close(a)
+                    .apply(Command::Close { agent: a.clone() })
                     .map_err(|e| self.err(pos, format!("`{a}` cannot close: {e}")))?;
                 self.record(s);
             }
             Action::Creates(a, kind, fields) => {
                 self.known_agent(pos, a)?;
                 let details = manual_details(fields).map_err(|m| self.err(pos, m))?;
+                let cmd = Command::CreateRecord {
+                    agent: a.clone(),
+                    kind: *kind,
+                    details,
+                };
                 let made = self
                     .d
-                    .create_record(a, *kind, details)
+                    .apply(cmd)
                     .map_err(|e| self.err(pos, format!("`{a}` cannot create a record: {e}")))?;
                 self.push(What::Desk {
                     text: format!("{a} creates a record from the chat"),
                 });
-                for (record, attached) in made {
+                for (record, attached) in made.records {
                     self.push(What::Record {
                         record: Box::new(record),
                         attached,
@@ -634,6 +619,21 @@ impl<'a> Runner<'a> {
             }
             Action::Expect(e) => self.expect(pos, e)?,
         }
+        Ok(())
+    }
+
+    /// An agent's presence changes mid-conversation: a desk command like any other.
+    fn presence(&mut self, pos: Pos, name: &str, p: Presence) -> Result<(), ScenarioError> {
+        self.known_agent(pos, name)?;
+        let cmd = Command::Presence {
+            agent: name.to_owned(),
+            presence: p,
+        };
+        let s = self.d.apply(cmd).map_err(|e| self.err(pos, e))?;
+        self.push(What::Desk {
+            text: format!("{name} is now {}", presence_word(p)),
+        });
+        self.record(s);
         Ok(())
     }
 
@@ -657,7 +657,7 @@ impl<'a> Runner<'a> {
         }
         let asking_buttons = phase == Phase::Asking && !self.buttons.is_empty();
         let card = self.card_id();
-        let event = match input {
+        let cmd = match input {
             VisitorInput::Button(n) => {
                 if !asking_buttons {
                     return Err(self.err(
@@ -674,7 +674,7 @@ impl<'a> Runner<'a> {
                         ),
                     ));
                 }
-                Event::VisitorChoice {
+                Command::VisitorChoice {
                     index: n - 1,
                     channel,
                 }
@@ -685,7 +685,7 @@ impl<'a> Runner<'a> {
                     .iter()
                     .position(|b| b.trim().eq_ignore_ascii_case(text.trim()));
                 match hit {
-                    Some(i) if asking_buttons => Event::VisitorChoice { index: i, channel },
+                    Some(i) if asking_buttons => Command::VisitorChoice { index: i, channel },
                     _ if asking_buttons && !self.free_text_here() => {
                         let labels: Vec<String> =
                             self.buttons.iter().map(|b| format!("{b:?}")).collect();
@@ -697,23 +697,21 @@ impl<'a> Runner<'a> {
                             ),
                         ));
                     }
-                    _ => Event::VisitorText {
-                        text: text.clone().into(),
+                    _ => Command::VisitorText {
+                        text: text.clone(),
                         channel,
                     },
                 }
             }
-            VisitorInput::Type(text) => Event::VisitorText {
-                text: text.clone().into(),
+            VisitorInput::Type(text) => Command::VisitorText {
+                text: text.clone(),
                 channel,
             },
         };
-        let r = match event {
-            Event::VisitorChoice { index, channel } => self.d.visitor_choice(index, channel),
-            Event::VisitorText { text, channel } => self.d.visitor_text(&text, channel),
-            _ => Err("not a visitor action".to_owned()),
-        };
-        let s = r.map_err(|e| self.err(pos, format!("the visitor cannot act at `{card}`: {e}")))?;
+        let s = self
+            .d
+            .apply(cmd)
+            .map_err(|e| self.err(pos, format!("the visitor cannot act at `{card}`: {e}")))?;
         self.record(s);
         Ok(())
     }

@@ -517,11 +517,11 @@ async fn agent_presence(
     Agent(name): Agent,
     ApiJson(req): ApiJson<PresenceReq>,
 ) -> Result<Json<Value>, ApiError> {
-    let presence = req.presence;
-    state
-        .driver()
-        .call(move |hub, _, _| hub.set_presence(&name, presence))
-        .await??;
+    let cmd = Command::Presence {
+        agent: name,
+        presence: req.presence,
+    };
+    state.driver().apply("", cmd).await?;
     Ok(Json(json!({"presence": req.presence})))
 }
 

@@ -112,7 +112,8 @@ pub fn migrate(store: &SqliteStore, hub: &mut Hub) -> Result<Migrated, StoreErro
             },
             Logged::Cmd { id, cmd } => hub.apply(&id, cmd, at).map(drop).map_err(|e| e.to_string()),
             Logged::Presence { agent, presence } => hub
-                .set_presence(&agent, presence)
+                .apply("", Command::Presence { agent, presence }, at)
+                .map(drop)
                 .map_err(|e| e.to_string()),
         };
         if let Err(e) = r {
