@@ -224,3 +224,53 @@ async fn typing_comes_before_the_bots_answer() {
     }
     assert_eq!(seen, ["status", "message:visitor", "typing", "message:bot"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sockets_channel_is_freed_when_its_last_socket_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), "").await;
+    let (st, v) = call(
+        &s.client,
+        "POST",
+        &format!("{}/api/conversations", s.base),
+        None,
+        Some(json!({"playbook": "quick"})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let (id, token) = (
+        v["conversation"].as_str().unwrap(),
+        v["token"].as_str().unwrap(),
+    );
+    let url = format!("ws://{}/api/conversations/{id}/ws?token={token}", s.addr);
+    let (mut a, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (mut b, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (mut agent, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/api/agent/ws?token={ANA}", s.addr))
+            .await
+            .unwrap();
+    // Each socket has said hello (or is registered) before we count.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), a.next()).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), b.next()).await;
+    let eventually = |want: (usize, usize)| {
+        let state = s.state.clone();
+        async move {
+            for _ in 0..200 {
+                if state.socket_channels() == want {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            panic!(
+                "socket channels stayed {:?}, wanted {want:?}",
+                state.socket_channels()
+            );
+        }
+    };
+    eventually((1, 1)).await;
+    a.close(None).await.unwrap();
+    eventually((1, 1)).await;
+    b.close(None).await.unwrap();
+    agent.close(None).await.unwrap();
+    eventually((0, 0)).await;
+}
