@@ -118,7 +118,9 @@ impl DeskColumn {
 pub struct ConvRow {
     /// The conversation id.
     pub id: String,
-    /// Start order, unique: ties between timers due at the same instant break by it.
+    /// Start order, unique: ties between timers due at the same instant break by it. Rows,
+    /// lines and timers are keyed by it, so the pages a busy server writes are the few at the
+    /// end of each table (recent conversations), not pages all over the file.
     pub ord: i64,
     /// Playbook name.
     pub playbook: String,
@@ -148,8 +150,9 @@ pub struct ConvWrite {
     pub row: ConvRow,
     /// New transcript lines: `(seq from 1, JSON)`.
     pub lines: Vec<(i64, String)>,
-    /// Its pending timers after the change, replacing the stored ones: `(kind, at)`.
-    pub timers: Vec<(String, i64)>,
+    /// Its pending timers after the change, replacing the stored ones: `(kind, at)`; `None`
+    /// when they did not change (most turns: nothing to rewrite).
+    pub timers: Option<Vec<(String, i64)>>,
 }
 
 /// A record to write.

@@ -50,8 +50,8 @@ CREATE TABLE IF NOT EXISTS playbook_versions (
     PRIMARY KEY (name, version)
 );
 CREATE TABLE IF NOT EXISTS conversations (
-    id         TEXT PRIMARY KEY,
-    ord        INTEGER NOT NULL UNIQUE,
+    ord        INTEGER PRIMARY KEY,
+    id         TEXT NOT NULL UNIQUE,
     playbook   TEXT NOT NULL,
     version    INTEGER NOT NULL,
     rev        INTEGER NOT NULL,
@@ -64,17 +64,17 @@ CREATE TABLE IF NOT EXISTS conversations (
 );
 CREATE INDEX IF NOT EXISTS conversations_desk ON conversations (desk, updated_at) WHERE desk IS NOT NULL;
 CREATE TABLE IF NOT EXISTS lines (
-    conversation TEXT NOT NULL,
-    seq          INTEGER NOT NULL,
-    body         TEXT NOT NULL,
-    PRIMARY KEY (conversation, seq)
+    conv INTEGER NOT NULL,
+    seq  INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (conv, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS timers (
-    conversation TEXT NOT NULL,
-    kind         TEXT NOT NULL,
-    at           INTEGER NOT NULL,
-    lease_until  INTEGER,
-    PRIMARY KEY (conversation, kind)
+    conv        INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    lease_until INTEGER,
+    PRIMARY KEY (conv, kind)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS timers_at ON timers (at);
 CREATE TABLE IF NOT EXISTS agents (
@@ -298,13 +298,11 @@ fn write_commit(tx: &Connection, c: &Commit) -> Result<(), StoreError> {
     let mut update = tx.prepare_cached(
         "UPDATE conversations SET rev = ?2, ended = ?3, desk = ?4, agent = ?5, updated_at = ?6,
                 lines = ?7, state = ?8
-         WHERE id = ?1 AND rev = ?2 - 1",
+         WHERE ord = ?1 AND rev = ?2 - 1",
     )?;
-    let mut line =
-        tx.prepare_cached("INSERT INTO lines (conversation, seq, body) VALUES (?1, ?2, ?3)")?;
-    let mut clear_timers = tx.prepare_cached("DELETE FROM timers WHERE conversation = ?1")?;
-    let mut timer =
-        tx.prepare_cached("INSERT INTO timers (conversation, kind, at) VALUES (?1, ?2, ?3)")?;
+    let mut line = tx.prepare_cached("INSERT INTO lines (conv, seq, body) VALUES (?1, ?2, ?3)")?;
+    let mut clear_timers = tx.prepare_cached("DELETE FROM timers WHERE conv = ?1")?;
+    let mut timer = tx.prepare_cached("INSERT INTO timers (conv, kind, at) VALUES (?1, ?2, ?3)")?;
     for w in &c.convs {
         let r = &w.row;
         let desk = r.desk.map(DeskColumn::as_str);
@@ -334,7 +332,7 @@ fn write_commit(tx: &Connection, c: &Commit) -> Result<(), StoreError> {
             debug_assert_eq!(n, 1);
         } else {
             let n = update.execute(params![
-                r.id,
+                r.ord,
                 r.rev,
                 r.ended,
                 desk,
@@ -348,11 +346,13 @@ fn write_commit(tx: &Connection, c: &Commit) -> Result<(), StoreError> {
             }
         }
         for (seq, body) in &w.lines {
-            line.execute(params![r.id, seq, body])?;
+            line.execute(params![r.ord, seq, body])?;
         }
-        clear_timers.execute([&r.id])?;
-        for (kind, at) in &w.timers {
-            timer.execute(params![r.id, kind, at])?;
+        if let Some(timers) = &w.timers {
+            clear_timers.execute([r.ord])?;
+            for (kind, at) in timers {
+                timer.execute(params![r.ord, kind, at])?;
+            }
         }
     }
     let mut rec = tx.prepare_cached(
@@ -411,15 +411,15 @@ fn row_to_conv(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConvRow> {
     })
 }
 
-fn lines_of(c: &Connection, id: &str) -> rusqlite::Result<Vec<String>> {
-    let mut st = c.prepare_cached("SELECT body FROM lines WHERE conversation = ?1 ORDER BY seq")?;
-    st.query_map([id], |r| r.get(0))?.collect()
+fn lines_of(c: &Connection, ord: i64) -> rusqlite::Result<Vec<String>> {
+    let mut st = c.prepare_cached("SELECT body FROM lines WHERE conv = ?1 ORDER BY seq")?;
+    st.query_map([ord], |r| r.get(0))?.collect()
 }
 
 fn with_lines(c: &Connection, rows: Vec<ConvRow>) -> rusqlite::Result<Vec<(ConvRow, Vec<String>)>> {
     rows.into_iter()
         .map(|row| {
-            let lines = lines_of(c, &row.id)?;
+            let lines = lines_of(c, row.ord)?;
             Ok((row, lines))
         })
         .collect()
@@ -453,7 +453,7 @@ impl Storage for SqliteStore {
             let mut st = c.prepare(&format!(
                 "SELECT {CONV_COLUMNS} FROM conversations
                  WHERE (desk IN ('unassigned', 'assigned') AND NOT ended)
-                    OR id IN (SELECT conversation FROM timers)
+                    OR ord IN (SELECT conv FROM timers)
                  ORDER BY ord"
             ))?;
             let rows: Vec<ConvRow> = st.query_map([], row_to_conv)?.collect::<Result<_, _>>()?;
@@ -492,7 +492,7 @@ impl Storage for SqliteStore {
                 .optional()?;
             match row {
                 Some(row) => {
-                    let lines = lines_of(c, id)?;
+                    let lines = lines_of(c, row.ord)?;
                     Ok(Some((row, lines)))
                 }
                 None => Ok(None),
@@ -628,7 +628,7 @@ mod tests {
                     ..row(id, rev)
                 },
                 lines: vec![(seq, format!("\"line {seq}\""))],
-                timers: vec![("wait".into(), 100 + seq)],
+                timers: Some(vec![("wait".into(), 100 + seq)]),
             }],
             records: vec![NewRecord {
                 key: format!("{id}/lead"),
@@ -671,7 +671,7 @@ mod tests {
         over.convs[0].row.desk = None;
         over.convs[0].row.ended = true;
         over.convs[0].row.ord = 3;
-        over.convs[0].timers.clear();
+        over.convs[0].timers = Some(Vec::new());
         over.records.clear();
         store.commit(&idle).unwrap();
         store.commit(&over).unwrap();

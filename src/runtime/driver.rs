@@ -37,7 +37,7 @@ use super::durable;
 use super::hub::{Hub, HubError};
 use super::types::{Command, Outputs};
 use crate::engine::{Effect, Instant};
-use crate::persist::{Storage, StoreError};
+use crate::persist::{Commit, Storage, StoreError};
 
 /// How many waiting requests one group (one commit) takes at most.
 pub const MAX_GROUP: usize = 512;
@@ -177,6 +177,9 @@ impl Driver {
 
     fn start(hub: Hub, clock: Clock, store: Option<Arc<dyn Storage>>) -> Self {
         let (tx, rx) = mpsc::channel(4096);
+        let writer = store.as_ref().map(|s| Writer {
+            store: Arc::clone(s),
+        });
         let (all, _) = broadcast::channel(1024);
         let task = Task {
             hub,
@@ -187,6 +190,10 @@ impl Driver {
             resets: 0,
             commits: 0,
             store,
+            writer,
+            inflight: None,
+            staged: None,
+            reads: Vec::new(),
             retry: None,
         };
         tokio::spawn(task.run());
@@ -297,6 +304,30 @@ enum Pending {
     Call(Finish),
 }
 
+/// A group applied to the hub (a sealed unit), with what waits for its commit.
+struct Group {
+    pending: Vec<Pending>,
+    out: Outputs,
+}
+
+/// Writes commits on tokio's blocking pool, one at a time in the order handed over. (Not a
+/// thread of its own: tokio knows a blocking task is running and does not auto-advance a
+/// paused clock meanwhile, which the virtual-time tests rely on.)
+struct Writer {
+    store: Arc<dyn Storage>,
+}
+
+impl Writer {
+    fn submit(&self, commit: Commit) -> oneshot::Receiver<Result<(), StoreError>> {
+        let (done, rx) = oneshot::channel();
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || {
+            let _ = done.send(store.commit(&commit));
+        });
+        rx
+    }
+}
+
 struct Task {
     hub: Hub,
     clock: Clock,
@@ -306,7 +337,14 @@ struct Task {
     resets: u64,
     commits: u64,
     store: Option<Arc<dyn Storage>>,
-    /// After a failed commit of fired timers: when to try them again, and the next delay.
+    writer: Option<Writer>,
+    /// The group whose commit is being written.
+    inflight: Option<(Group, oneshot::Receiver<Result<(), StoreError>>)>,
+    /// A group applied on top of the one in flight, with its rows, waiting to be written.
+    staged: Option<(Group, Commit)>,
+    /// Reads wait until the hub holds only stored state.
+    reads: Vec<(Option<String>, Read)>,
+    /// After a failed commit: when to fire timers again, and the next delay.
     retry: Option<(tokio::time::Instant, Duration)>,
 }
 
@@ -317,6 +355,11 @@ impl Task {
         tokio::pin!(sleep);
         let mut armed: Option<tokio::time::Instant> = None;
         loop {
+            if self.inflight.is_none() && self.staged.is_none() && !self.reads.is_empty() {
+                for (id, f) in std::mem::take(&mut self.reads) {
+                    self.read(id, f);
+                }
+            }
             let next = self.hub.next_deadline().map(|at| {
                 let t = self.clock.to_tokio(at);
                 match self.retry {
@@ -331,12 +374,27 @@ impl Task {
                 }
                 armed = next;
             }
+            // A new group may be applied while one commit is in flight, but not a third, and
+            // not while reads wait for the hub to hold only stored state.
+            let can_apply =
+                self.staged.is_none() && (self.inflight.is_none() || self.reads.is_empty());
             tokio::select! {
                 biased;
-                () = &mut sleep, if armed.is_some() => {
-                    self.group(Vec::new()).await;
+                stored = async {
+                    match &mut self.inflight {
+                        Some((_, rx)) => rx.await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let stored = stored.unwrap_or_else(|_| {
+                        Err(StoreError::Io("the commit task failed".into()))
+                    });
+                    self.finish(stored);
                 }
-                req = self.rx.recv() => {
+                () = &mut sleep, if armed.is_some() && can_apply => {
+                    self.group(Vec::new());
+                }
+                req = self.rx.recv(), if can_apply => {
                     let Some(req) = req else { break };
                     let mut reqs = vec![req];
                     while reqs.len() < MAX_GROUP {
@@ -345,15 +403,16 @@ impl Task {
                             Err(_) => break,
                         }
                     }
-                    self.group(reqs).await;
+                    self.group(reqs);
                 }
             }
         }
     }
 
-    /// Applies a group of requests (and the timers due now) as one unit, commits it, then
-    /// answers and publishes; then serves the reads.
-    async fn group(&mut self, reqs: Vec<Request>) {
+    /// Applies a group of requests (and the timers due now) to the hub. In memory it is
+    /// answered at once; in durable mode it is sealed as a unit and its rows go to the writer
+    /// (or wait for the commit in flight).
+    fn group(&mut self, reqs: Vec<Request>) {
         let now = self.clock.now();
         let durable = self.store.is_some();
         if durable {
@@ -361,7 +420,6 @@ impl Task {
         }
         let mut out = Outputs::default();
         let mut pending = Vec::new();
-        let mut reads = Vec::new();
         let timers_due = self
             .retry
             .is_none_or(|(after, _)| tokio::time::Instant::now() >= after);
@@ -388,7 +446,7 @@ impl Task {
                     out.extend(o);
                     pending.push(Pending::Call(finish));
                 }
-                Request::Read { .. } => reads.push(req),
+                Request::Read { id, f } => self.reads.push((id, f)),
                 Request::Subscribe { id, tx } => self.subs.entry(id).or_default().push(tx),
                 Request::Stats(reply) => {
                     let _ = reply.send(DriverStats {
@@ -401,20 +459,58 @@ impl Task {
                 }
             }
         }
-        let stored = match &self.store {
-            Some(store) => self.commit(Arc::clone(store)).await,
-            None => Ok(()),
+        let group = Group { pending, out };
+        if !durable {
+            self.answer(group, Ok(()));
+            return;
+        }
+        let changes = self.hub.seal();
+        match durable::commit(&changes) {
+            Ok(commit) => {
+                self.staged = Some((group, commit));
+                self.submit_staged();
+            }
+            Err(e) => {
+                // Cannot happen for the runtime's own types; fail this group alone.
+                self.hub.rollback_last();
+                self.answer(group, Err(e));
+            }
+        }
+    }
+
+    /// Hands the staged group to the writer once nothing is in flight (commits are written in
+    /// the order their groups were applied).
+    fn submit_staged(&mut self) {
+        if self.inflight.is_some() {
+            return;
+        }
+        if let (Some((group, commit)), Some(writer)) = (self.staged.take(), &self.writer) {
+            let rx = writer.submit(commit);
+            self.inflight = Some((group, rx));
+        }
+    }
+
+    /// The commit in flight is done: keep or roll back, answer, publish.
+    fn finish(&mut self, stored: Result<(), StoreError>) {
+        let Some((group, _)) = self.inflight.take() else {
+            return;
         };
         match &stored {
             Ok(()) => {
+                self.commits += 1;
                 self.retry = None;
-                if durable {
-                    self.evict_over(&out);
-                }
-                self.publish(out);
+                self.hub.keep();
+                self.answer(group, Ok(()));
+                self.submit_staged();
             }
             Err(e) => {
                 tracing::error!(error = %e, "a change was not stored; nothing of it was kept");
+                // The staged group was applied on top of the failed one: it goes too.
+                self.hub.rollback();
+                self.answer(group, stored.clone());
+                if let Some((staged, _)) = self.staged.take() {
+                    self.answer(staged, stored.clone());
+                }
                 // Timers that fired in a failed unit are due again: retry with a backoff so a
                 // full disk is not hammered.
                 let delay = self.retry.map_or(Duration::from_millis(100), |(_, d)| {
@@ -422,6 +518,18 @@ impl Task {
                 });
                 self.retry = Some((tokio::time::Instant::now() + delay, delay));
             }
+        }
+    }
+
+    /// Answers a group's requests (after its commit, or at once in memory) and publishes what
+    /// it did when stored.
+    fn answer(&mut self, group: Group, stored: Result<(), StoreError>) {
+        let Group { pending, out } = group;
+        if stored.is_ok() {
+            if self.store.is_some() {
+                self.evict_over(&out);
+            }
+            self.publish(out);
         }
         for p in pending {
             match p {
@@ -435,11 +543,6 @@ impl Task {
                     let _ = reply.send(r);
                 }
                 Pending::Call(finish) => finish(stored.clone()),
-            }
-        }
-        for r in reads {
-            if let Request::Read { id, f } = r {
-                self.read(id, f);
             }
         }
     }
@@ -487,35 +590,6 @@ impl Task {
         let loaded = durable::loaded(&self.hub, row, lines)?;
         self.hub.insert(loaded)?;
         Ok(())
-    }
-
-    async fn commit(&mut self, store: Arc<dyn Storage>) -> Result<(), StoreError> {
-        let changes = self.hub.changes();
-        if changes.is_empty() {
-            self.hub.keep();
-            return Ok(());
-        }
-        let commit = match durable::commit(&changes) {
-            Ok(c) => c,
-            Err(e) => {
-                self.hub.rollback();
-                return Err(e);
-            }
-        };
-        let result = tokio::task::spawn_blocking(move || store.commit(&commit))
-            .await
-            .unwrap_or_else(|e| Err(StoreError::Io(format!("the commit task failed: {e}"))));
-        match result {
-            Ok(()) => {
-                self.commits += 1;
-                self.hub.keep();
-                Ok(())
-            }
-            Err(e) => {
-                self.hub.rollback();
-                Err(e)
-            }
-        }
     }
 
     /// Drops from memory the conversations of this group that are over (stored already).

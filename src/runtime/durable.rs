@@ -61,11 +61,11 @@ pub fn commit(ch: &Changes) -> Result<Commit, StoreError> {
                 .iter()
                 .map(|(seq, l)| Ok((*seq as i64, encode(l)?)))
                 .collect::<Result<_, StoreError>>()?,
-            timers: conv
-                .timers
-                .iter()
-                .map(|t| (timer_kind(t.kind).to_owned(), t.at.0 as i64))
-                .collect(),
+            timers: conv.timers.as_ref().map(|ts| {
+                ts.iter()
+                    .map(|t| (timer_kind(t.kind).to_owned(), t.at.0 as i64))
+                    .collect()
+            }),
         });
     }
     for s in &ch.records {

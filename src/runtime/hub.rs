@@ -24,9 +24,11 @@
 //!
 //! A durable driver wraps a group of calls in a unit ([`Hub::begin`]): the hub remembers how
 //! every conversation it touches looked before (its state and transcript length) and how the
-//! desk looked, and [`Hub::changes`] lists exactly what changed — the rows to write. When the
-//! store has them, [`Hub::keep`] ends the unit; when it failed, [`Hub::rollback`] puts
-//! everything back as it was before the unit, so a failed write changes nothing in memory.
+//! desk looked, and [`Hub::seal`] closes the unit and lists exactly what changed — the rows to
+//! write. While a sealed unit is being stored, the next unit may already run on top of it.
+//! When the store has a unit, [`Hub::keep`] forgets its "before"; when a write failed,
+//! [`Hub::rollback`] puts everything back as it was before the oldest unit not yet stored (the
+//! later ones were built on it), so a failed write changes nothing in memory.
 //! Conversations are loaded on demand ([`Hub::insert`]) and dropped when over
 //! ([`Hub::evict`]): the hub holds what is open, not everything that ever happened.
 
@@ -175,8 +177,8 @@ pub struct ConvChange {
     pub lines: Vec<(u64, capture::Line)>,
     /// All its lines now.
     pub line_count: u64,
-    /// Its pending timers now.
-    pub timers: Vec<Timer>,
+    /// Its pending timers now, when they changed.
+    pub timers: Option<Vec<Timer>>,
 }
 
 /// What a unit of work changed: what a durable driver writes.
@@ -228,6 +230,8 @@ struct Before {
 }
 
 struct Unit {
+    /// Sealed: its changes were taken; it waits to be kept or rolled back.
+    sealed: bool,
     touched: Vec<Before>,
     desk: Desk,
     now: Instant,
@@ -267,7 +271,8 @@ pub struct Hub {
     by_ord: HashMap<u64, u32>,
     next_ord: u64,
     turn_limit: Option<u32>,
-    unit: Option<Unit>,
+    /// Units of work not yet stored, oldest first; only the last may be open.
+    units: Vec<Unit>,
     now: Instant,
 }
 
@@ -308,7 +313,7 @@ impl Hub {
             by_ord: HashMap::new(),
             next_ord: 1,
             turn_limit: None,
-            unit: None,
+            units: Vec::new(),
             now: Instant(0),
         }
     }
@@ -329,7 +334,7 @@ impl Hub {
             by_ord: HashMap::new(),
             next_ord: 1,
             turn_limit: None,
-            unit: None,
+            units: Vec::new(),
             now: Instant(0),
         }
     }
@@ -585,14 +590,19 @@ impl Hub {
     }
 
     /// Drops a conversation from memory (it stays in the store): its timers are unarmed and
-    /// its desk entry forgotten. Refused while a unit is open.
+    /// its desk entry forgotten. Refused while a unit not yet stored touched it.
     pub fn evict(&mut self, id: &str) -> bool {
-        if self.unit.is_some() {
-            return false;
-        }
-        let Some(c) = self.index.remove(id) else {
+        let Some(&c) = self.index.get(id) else {
             return false;
         };
+        if self
+            .units
+            .iter()
+            .any(|u| u.touched.iter().any(|b| b.slot == c))
+        {
+            return false;
+        }
+        self.index.remove(id);
         for k in KINDS {
             self.unqueue(c, k);
         }
@@ -723,7 +733,7 @@ impl Hub {
             contact_owner: opts.contact_owner.as_deref().map(Into::into),
         };
         // The unit learns the conversation is new before the step could record it as changed.
-        if let Some(u) = &mut self.unit {
+        if let Some(u) = self.open_unit() {
             u.touched.push(Before {
                 slot: c,
                 state: None,
@@ -737,7 +747,7 @@ impl Hub {
             Err(e) => {
                 // Start cannot fail on a new session; undo the slot anyway so errors change
                 // nothing.
-                if let Some(u) = &mut self.unit {
+                if let Some(u) = self.open_unit() {
                     u.touched.retain(|b| b.slot != c);
                 }
                 self.index.remove(id);
@@ -1122,35 +1132,42 @@ impl Hub {
         if let Err(e) = self.sink.put(&stored) {
             out.sink_errors.push(e.to_string());
         }
-        if let Some(u) = &mut self.unit {
+        if let Some(u) = self.open_unit() {
             u.records.push(stored.clone());
         }
         out.records.push(stored);
     }
 
-    /// Opens a unit of work: from now until [`Hub::keep`] or [`Hub::rollback`], the hub
-    /// remembers how everything it changes looked before. Requires [`RecordMemory::Emit`]
-    /// (a ledger cannot be rolled back). Opening one while one is open keeps the open one.
+    /// Opens a unit of work: from now until it is sealed ([`Hub::seal`]), the hub remembers
+    /// how everything it changes looked before. Requires [`RecordMemory::Emit`] (a ledger
+    /// cannot be rolled back). Opening one while one is open keeps the open one.
     pub fn begin(&mut self) {
         debug_assert_eq!(
             self.memory,
             RecordMemory::Emit,
             "units need RecordMemory::Emit"
         );
-        if self.unit.is_none() {
-            self.unit = Some(Unit {
+        if self.open_unit().is_none() {
+            self.units.push(Unit {
                 touched: Vec::new(),
                 desk: self.desk.clone(),
                 now: self.now,
                 next_ord: self.next_ord,
                 records: Vec::new(),
+                sealed: false,
             });
         }
     }
 
+    fn open_unit(&mut self) -> Option<&mut Unit> {
+        self.units.last_mut().filter(|u| !u.sealed)
+    }
+
     /// Remembers how conversation `c` looked before the open unit first changed it.
     fn touch(&mut self, c: u32) {
-        let Some(u) = &self.unit else { return };
+        let Some(u) = self.units.last().filter(|u| !u.sealed) else {
+            return;
+        };
         if u.touched.iter().any(|b| b.slot == c) {
             return;
         }
@@ -1164,25 +1181,31 @@ impl Hub {
                 conv.rev,
             )),
         };
-        if let Some(u) = &mut self.unit {
+        if let Some(u) = self.open_unit() {
             u.touched.push(before);
         }
     }
 
-    /// What the open unit changed (empty without one).
-    pub fn changes(&self) -> Changes {
-        let Some(u) = &self.unit else {
+    /// Closes the open unit and returns what it changed — the rows to write. Every changed
+    /// conversation's revision moves on now, so a next unit builds on it while this one is
+    /// being stored. The unit's "before" is kept until [`Hub::keep`] or [`Hub::rollback`].
+    pub fn seal(&mut self) -> Changes {
+        let Some(u) = self.units.last() else {
             return Changes::default();
         };
+        if u.sealed {
+            return Changes::default();
+        }
         let mut ch = Changes {
             records: u.records.clone(),
             ..Changes::default()
         };
+        let mut changed = Vec::new();
         for b in &u.touched {
             let Some(conv) = self.slots[b.slot as usize].as_ref() else {
                 continue;
             };
-            let from = match &b.state {
+            let (from, timers_changed) = match &b.state {
                 Some((state, lines, timers, _)) => {
                     if *state == conv.state
                         && *lines == conv.transcript.lines.len()
@@ -1190,11 +1213,12 @@ impl Hub {
                     {
                         continue;
                     }
-                    *lines
+                    (*lines, *timers != conv.timers)
                 }
-                None => 0,
+                None => (0, true),
             };
             let p = &self.playbooks[conv.playbook as usize];
+            changed.push(b.slot);
             ch.convs.push(ConvChange {
                 id: conv.id.clone(),
                 ord: conv.ord,
@@ -1207,7 +1231,7 @@ impl Hub {
                     .map(|(i, l)| ((from + i + 1) as u64, l.clone()))
                     .collect(),
                 line_count: conv.transcript.lines.len() as u64,
-                timers: conv.state.session.timers().collect(),
+                timers: timers_changed.then(|| conv.state.session.timers().collect()),
             });
         }
         let (agents, pools, seq) = self.desk.diff(&u.desk);
@@ -1215,35 +1239,40 @@ impl Hub {
         ch.pools = pools;
         ch.desk_seq = seq;
         ch.next_ord = (self.next_ord != u.next_ord).then_some(self.next_ord);
+        for c in changed {
+            self.slot_mut(c).rev += 1;
+        }
+        if let Some(u) = self.units.last_mut() {
+            u.sealed = true;
+        }
         ch
     }
 
-    /// Ends the open unit, keeping what it changed (the store has it): every changed
-    /// conversation's revision moves on.
+    /// The oldest sealed unit is stored: forget how things were before it.
     pub fn keep(&mut self) {
-        let Some(u) = self.unit.take() else { return };
-        for b in u.touched {
-            if let Some(conv) = self.slots[b.slot as usize].as_mut() {
-                let changed = match &b.state {
-                    Some((state, lines, timers, _)) => {
-                        *state != conv.state
-                            || *lines != conv.transcript.lines.len()
-                            || *timers != conv.timers
-                    }
-                    None => true,
-                };
-                if changed {
-                    conv.rev += 1;
-                }
-            }
+        if self.units.first().is_some_and(|u| u.sealed) {
+            self.units.remove(0);
         }
     }
 
-    /// Ends the open unit, putting back everything as it was when it began: conversations
-    /// started in it are gone, the others have their old state, transcript and timers, the
-    /// desk and the clock are as they were.
+    /// Puts back what the newest unit did (only its own rows could not be made).
+    pub fn rollback_last(&mut self) {
+        if let Some(u) = self.units.pop() {
+            self.undo(u);
+        }
+    }
+
+    /// Puts back everything as it was before the oldest unit still held began (a store
+    /// refused a unit, so every unit built on it goes too): conversations started since are
+    /// gone, the others have their old state, revision, transcript and timers, the desk and
+    /// the clock are as they were.
     pub fn rollback(&mut self) {
-        let Some(u) = self.unit.take() else { return };
+        while let Some(u) = self.units.pop() {
+            self.undo(u);
+        }
+    }
+
+    fn undo(&mut self, u: Unit) {
         for b in u.touched.into_iter().rev() {
             match b.state {
                 None => {
@@ -1279,6 +1308,11 @@ impl Hub {
         self.desk = u.desk;
         self.now = u.now;
         self.next_ord = u.next_ord;
+    }
+
+    /// Whether a unit is open or waiting to be stored.
+    pub fn in_unit(&self) -> bool {
+        !self.units.is_empty()
     }
 }
 

@@ -121,7 +121,7 @@ pub fn migrate(store: &SqliteStore, hub: &mut Hub) -> Result<Migrated, StoreErro
             done.refused += 1;
         }
     }
-    let changes = hub.changes();
+    let changes = hub.seal();
     done.conversations = changes.convs.len();
     let mut commit: Commit = durable::commit(&changes)?;
     // Every agent's presence as the replay left it, so the config never reinterprets it.
