@@ -6,15 +6,44 @@
 //! JSON, checks them, and runs them.
 //!
 //! The data flows one way: text → [`model`] → [`graph`] → checked [`Program`] → engine.
+//! [`load`] is the way in, in two stages: parse (text → playbook and source map), then check
+//! (every check runs; only a playbook without errors becomes a [`Program`]). The
+//! [`engine`] is a sans-I/O state machine over that program: an event and a `now` in,
+//! effects out.
 //!
 //! ```
+//! use playbook::engine::{Effect, Engine, Event, Instant, NoDesk, Session};
+//!
 //! let text = r#"
 //! playbook "Hello" { start hi }
 //! message hi "Hi there!" end
 //! "#;
-//! let (playbook, _spans) = playbook::syntax::parse(text).expect("parses");
-//! let checked = playbook::check::check(playbook);
-//! assert!(!checked.has_errors());
+//! // Parse: the file name picks the reader (`.json` is JSON, anything else the DSL).
+//! let parsed = playbook::load::parse_text("hello.playbook", text).expect("it parses");
+//! // Check: the program comes only from here; warnings are kept beside it.
+//! let loaded = parsed.check().expect("it has no errors");
+//! assert!(loaded.warnings.is_empty());
+//! // Run: one engine, any number of sessions; a step turns an event into effects.
+//! let engine = Engine::new(loaded.program);
+//! let mut session = Session::new();
+//! let start = Event::Start {
+//!     conversation: "conv-1".into(),
+//!     channel: Default::default(),
+//!     page_url: None,
+//!     contact_owner: None,
+//! };
+//! let effects = engine
+//!     .step_vec(&mut session, start, Instant(0), &NoDesk)
+//!     .expect("a new session starts");
+//! assert!(effects.iter().any(|e| matches!(e, Effect::Say { text, .. } if text == "Hi there!")));
+//! assert!(effects.iter().any(|e| matches!(e, Effect::End { .. })));
+//!
+//! // A playbook with errors is refused with every diagnostic, rendered against its text.
+//! let broken = "playbook \"Hello\" { start hi }\nmessage hi \"Hi!\" -> nowhere\n";
+//! let invalid = playbook::load::text("broken.playbook", broken).unwrap_err();
+//! assert_eq!(invalid.stage, playbook::load::Stage::Check);
+//! let theme = miette::GraphicalTheme::unicode_nocolor();
+//! assert!(invalid.source.render(invalid.errors(), &theme)[0].contains("nowhere"));
 //! ```
 
 pub mod bench;
@@ -25,6 +54,7 @@ pub mod desk;
 pub mod diagnostic;
 pub mod engine;
 pub mod graph;
+pub mod load;
 pub mod model;
 pub mod persist;
 pub mod program;

@@ -7,9 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{EXIT_ERRORS, EXIT_OK, EXIT_USAGE, load, print_err, print_out, theme};
+use super::{EXIT_ERRORS, EXIT_OK, EXIT_USAGE, print_err, print_out, theme};
 use crate::bench::{self, Env, Parked, Report, Variant, Workload};
 use crate::engine::Engine;
+use crate::load::LoadError;
 
 /// The arguments of `playbook bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -37,28 +38,22 @@ pub struct BenchArgs {
 }
 
 fn engine(path: &Path) -> Result<Engine, u8> {
-    let loaded = load(path).map_err(|e| {
-        print_err(&format!("error: cannot read {}: {e}\n", path.display()));
-        EXIT_USAGE
-    })?;
-    let (diagnostics, map, program) = match loaded.result {
-        Ok((playbook, map)) => {
-            let checked = crate::check::check(playbook);
-            (checked.diagnostics, map, checked.program)
-        }
-        Err(diags) => (diags, Default::default(), None),
+    let e = match crate::load::file(path) {
+        Ok(loaded) => return Ok(Engine::new(loaded.program)),
+        Err(e) => e,
     };
-    match program {
-        Some(p) => Ok(Engine::new(p)),
-        None => {
-            for d in diagnostics.iter().filter(|d| d.is_error()) {
-                print_err(&d.render_with(&loaded.file, &map, theme()));
+    let code = match &e {
+        LoadError::Io { .. } => EXIT_USAGE,
+        LoadError::Invalid(invalid) => {
+            for rendered in invalid.source.render(invalid.errors(), &theme()) {
+                print_err(&rendered);
                 print_err("\n");
             }
-            print_err(&format!("error: {} has errors\n", loaded.file.name()));
-            Err(EXIT_ERRORS)
+            EXIT_ERRORS
         }
-    }
+    };
+    print_err(&format!("error: {e}\n"));
+    Err(code)
 }
 
 fn workload(path: &Path) -> Result<Workload, u8> {

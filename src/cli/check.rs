@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
-use super::{EXIT_ERRORS, EXIT_OK, EXIT_USAGE, OutputFormat, load, print_err, print_out, theme};
+use super::{EXIT_ERRORS, EXIT_OK, EXIT_USAGE, OutputFormat, print_err, print_out, theme};
 use crate::diagnostic::{Diagnostic, Severity};
+use crate::load::LoadError;
 
 pub(super) fn run(files: &[PathBuf], format: OutputFormat, deny_warnings: bool) -> u8 {
     let mut code = EXIT_OK;
@@ -27,17 +28,14 @@ pub(super) fn run(files: &[PathBuf], format: OutputFormat, deny_warnings: bool) 
             }
             continue;
         }
-        let loaded = match load(path) {
-            Ok(l) => l,
-            Err(e) => {
-                print_err(&format!("error: cannot read {}: {e}\n", path.display()));
+        let (source, diagnostics) = match crate::load::file(path) {
+            Ok(loaded) => (loaded.source, loaded.warnings),
+            Err(LoadError::Invalid(invalid)) => (invalid.source, invalid.diagnostics),
+            Err(e @ LoadError::Io { .. }) => {
+                print_err(&format!("error: {e}\n"));
                 code = code.max(EXIT_USAGE);
                 continue;
             }
-        };
-        let (diagnostics, map) = match loaded.result {
-            Ok((playbook, map)) => (crate::check::check(playbook).diagnostics, map),
-            Err(diags) => (diags, Default::default()),
         };
         let fails = |d: &Diagnostic| d.is_error() || deny_warnings;
         let failed = diagnostics.iter().any(fails);
@@ -46,9 +44,8 @@ pub(super) fn run(files: &[PathBuf], format: OutputFormat, deny_warnings: bool) 
         }
         match format {
             OutputFormat::Text => {
-                let theme = theme();
-                for d in &diagnostics {
-                    print_err(&d.render_with(&loaded.file, &map, theme.clone()));
+                for rendered in source.render(&diagnostics, &theme()) {
+                    print_err(&rendered);
                     print_err("\n");
                 }
                 let count = |s| diagnostics.iter().filter(|d| d.severity() == s).count();
@@ -56,17 +53,17 @@ pub(super) fn run(files: &[PathBuf], format: OutputFormat, deny_warnings: bool) 
                 let verdict = if failed { "failed" } else { "ok" };
                 print_err(&format!(
                     "{}: {verdict} ({errors} error{}, {warnings} warning{})\n",
-                    loaded.file.name(),
+                    source.file.name(),
                     plural(errors),
                     plural(warnings)
                 ));
             }
             OutputFormat::Json => reports.push(serde_json::json!({
-                "file": loaded.file.name(),
+                "file": source.file.name(),
                 "ok": !failed,
                 "diagnostics": diagnostics
                     .iter()
-                    .map(|d| d.to_json(&loaded.file, &map))
+                    .map(|d| d.to_json(&source.file, &source.map))
                     .collect::<Vec<_>>(),
             })),
         }

@@ -11,9 +11,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{EXIT_ERRORS, EXIT_OK, EXIT_USAGE, FileFormat, load, print_err, print_out, theme};
+use super::{EXIT_ERRORS, EXIT_OK, EXIT_USAGE, FileFormat, print_err, print_out, theme};
+use crate::load::LoadError;
 use crate::model::to_json;
-use crate::source::SourceMap;
 use crate::syntax;
 
 /// What `fmt` was asked to do besides the files.
@@ -44,38 +44,38 @@ pub(super) fn run(files: &[PathBuf], opts: &Options) -> u8 {
         }
     };
     for path in &files {
-        let loaded = match load(path) {
-            Ok(l) => l,
-            Err(e) => {
-                print_err(&format!("error: cannot read {}: {e}\n", path.display()));
+        let (file, playbook) = match crate::load::parse_file(path) {
+            Ok(parsed) => (parsed.source.file, parsed.playbook),
+            Err(e @ LoadError::Io { .. }) => {
+                print_err(&format!("error: {e}\n"));
                 code = code.max(EXIT_USAGE);
                 continue;
             }
-        };
-        let from = FileFormat::of(path);
-        let target_format = to.unwrap_or(from);
-        let playbook = match loaded.result {
-            Ok((playbook, _)) => playbook,
-            Err(diags) => {
-                for d in &diags {
-                    print_err(&d.render_with(&loaded.file, &SourceMap::new(), theme()));
-                }
+            Err(LoadError::Invalid(invalid)) => {
+                print_err(
+                    &invalid
+                        .source
+                        .render(&invalid.diagnostics, &theme())
+                        .concat(),
+                );
                 print_err(&format!(
                     "{}: not formatted: it has errors\n",
-                    loaded.file.name()
+                    invalid.source.file.name()
                 ));
                 code = code.max(EXIT_ERRORS);
                 continue;
             }
         };
+        let from = FileFormat::of(path);
+        let target_format = to.unwrap_or(from);
         let output = match (from, target_format) {
             // Same format: keep what only the text has (DSL comments, JSON `$schema`).
-            (FileFormat::Dsl, FileFormat::Dsl) => match syntax::format(loaded.file.text()) {
+            (FileFormat::Dsl, FileFormat::Dsl) => match syntax::format(file.text()) {
                 Ok(text) => text,
                 Err(_) => syntax::to_dsl(&playbook),
             },
             (FileFormat::Json, FileFormat::Json) => {
-                with_schema_key(loaded.file.text(), to_json(&playbook))
+                with_schema_key(file.text(), to_json(&playbook))
             }
             (_, FileFormat::Dsl) => syntax::to_dsl(&playbook),
             (_, FileFormat::Json) => to_json(&playbook),
@@ -150,7 +150,8 @@ pub(super) fn run(files: &[PathBuf], opts: &Options) -> u8 {
 /// Whether the existing `--to` destination is a (possibly unformatted) copy of `playbook`,
 /// so replacing it loses nothing.
 fn holds_same_playbook(dest: &Path, text: &str, playbook: &crate::model::Playbook) -> bool {
-    syntax::read(&dest.to_string_lossy(), text).is_ok_and(|(other, _)| other == *playbook)
+    crate::load::parse_text(dest.to_string_lossy(), text)
+        .is_ok_and(|other| other.playbook == *playbook)
 }
 
 fn destination(path: &Path, format: FileFormat) -> PathBuf {

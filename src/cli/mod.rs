@@ -5,8 +5,8 @@
 
 mod bench;
 mod check;
+mod files;
 mod fmt;
-mod load;
 mod loadgen;
 mod run;
 mod serve;
@@ -18,8 +18,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub use crate::load::MAX_FILE_BYTES;
 pub use bench::BenchArgs;
-pub use load::{Loaded, MAX_FILE_BYTES, expand, load};
+pub use files::expand;
 
 /// Exit code: everything fine (warnings allowed).
 pub const EXIT_OK: u8 = 0;
@@ -273,16 +274,10 @@ impl Cli {
 }
 
 fn graph(path: &std::path::Path, format: GraphFormat) -> u8 {
-    let loaded = match load(path) {
-        Ok(l) => l,
-        Err(e) => {
-            print_err(&format!("error: cannot read {}: {e}\n", path.display()));
-            return EXIT_USAGE;
-        }
-    };
-    match loaded.result {
-        Ok((playbook, _)) => {
-            // Drawn even when `check` would complain: a picture helps find the problem.
+    // Drawn even when `check` would complain: a picture helps find the problem.
+    match crate::load::parse_file(path) {
+        Ok(parsed) => {
+            let playbook = parsed.playbook;
             let graph = crate::graph::FlowGraph::new(&playbook);
             print_out(&match format {
                 GraphFormat::Mermaid => graph.to_mermaid(&playbook),
@@ -290,10 +285,17 @@ fn graph(path: &std::path::Path, format: GraphFormat) -> u8 {
             });
             EXIT_OK
         }
-        Err(diags) => {
-            for d in &diags {
-                print_err(&d.render_with(&loaded.file, &Default::default(), theme()));
-            }
+        Err(e @ crate::load::LoadError::Io { .. }) => {
+            print_err(&format!("error: {e}\n"));
+            EXIT_USAGE
+        }
+        Err(crate::load::LoadError::Invalid(invalid)) => {
+            print_err(
+                &invalid
+                    .source
+                    .render(&invalid.diagnostics, &theme())
+                    .concat(),
+            );
             EXIT_ERRORS
         }
     }

@@ -16,10 +16,11 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{EXIT_ERRORS, EXIT_OK, EXIT_USAGE, load, print_err, theme};
+use super::{EXIT_ERRORS, EXIT_OK, EXIT_USAGE, print_err, theme};
 use crate::capture::{RecordData, Stored};
 use crate::desk::{Desk, Presence};
 use crate::engine::{Channel, Effect, Instant, Speaker, Status};
+use crate::load::LoadError;
 use crate::model::{Card, Owner, RecordSpec, RouteTarget};
 use crate::runtime::{Command, Hub, HubError, Outputs, StartOptions};
 
@@ -81,29 +82,24 @@ struct Run {
 
 /// Runs `playbook run`.
 pub fn run(path: &Path, agents: &[String], json: bool, start_ms: Option<u64>) -> u8 {
-    let loaded = match load(path) {
-        Ok(l) => l,
-        Err(e) => {
-            print_err(&format!("error: cannot read {}: {e}\n", path.display()));
+    let loaded = match crate::load::file(path) {
+        Ok(loaded) => loaded,
+        Err(e @ LoadError::Io { .. }) => {
+            print_err(&format!("error: {e}\n"));
             return EXIT_USAGE;
         }
-    };
-    let (playbook, spans) = match loaded.result {
-        Ok(p) => p,
-        Err(diags) => {
-            for d in &diags {
-                print_err(&d.render_with(&loaded.file, &Default::default(), theme()));
-            }
+        Err(LoadError::Invalid(invalid)) => {
+            print_err(
+                &invalid
+                    .source
+                    .render(&invalid.diagnostics, &theme())
+                    .concat(),
+            );
             return EXIT_ERRORS;
         }
     };
-    let checked = crate::check::check(playbook);
-    for d in &checked.diagnostics {
-        print_err(&d.render_with(&loaded.file, &spans, theme()));
-    }
-    let Some(program) = checked.program else {
-        return EXIT_ERRORS;
-    };
+    print_err(&loaded.source.render(&loaded.warnings, &theme()).concat());
+    let program = loaded.program;
     let agents: Vec<String> = agents
         .iter()
         .map(|a| a.trim().to_owned())

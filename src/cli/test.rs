@@ -27,7 +27,7 @@ fn find(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         // The same walk as `check` and `fmt` use: no symlinked folders, no hidden folders,
         // `target` or `node_modules`.
         let mut found = Vec::new();
-        super::load::walk(
+        super::files::walk(
             path,
             &mut |p| p.extension().is_some_and(|x| x == scenario::EXTENSION),
             &mut found,

@@ -26,6 +26,7 @@ use crate::CardIx;
 use crate::capture::{ManualDetails, Person, Record, RecordData};
 use crate::desk::{Notification, Presence};
 use crate::engine::{Channel, Effect, Engine, Instant, Phase, Speaker, Status, TimerKind};
+use crate::load::{LoadError, Stage};
 use crate::model::{LinkKind, Route, RouteTarget};
 use crate::runtime::Command;
 use crate::source::{SourceFile, SourceMap};
@@ -102,40 +103,31 @@ impl Playbooks {
     }
 }
 
+/// Loads a playbook a scenario names; `Err` is the scenario error's text.
 fn load(path: &Path) -> Result<LoadedPlaybook, String> {
     let name = path.display().to_string();
-    let text = crate::syntax::read_text(path).map_err(|e| format!("cannot read `{name}`: {e}"))?;
-    let (playbook, map) = crate::syntax::read(&name, &text).map_err(|d| {
-        let file = SourceFile::new(name.clone(), text.clone());
-        let first = d
-            .first()
-            .map(|d| {
-                d.render_with(
-                    &file,
-                    &SourceMap::new(),
-                    miette::GraphicalTheme::unicode_nocolor(),
-                )
-            })
-            .unwrap_or_default();
-        format!("the playbook `{name}` cannot be read:\n{first}")
-    })?;
-    let file = SourceFile::new(name.clone(), text);
-    let program = crate::check::check(playbook).into_result().map_err(|d| {
-        let errors: Vec<String> = d
-            .iter()
-            .filter(|d| d.is_error())
-            .map(|d| d.render_with(&file, &map, miette::GraphicalTheme::unicode_nocolor()))
-            .collect();
-        format!(
-            "the playbook `{name}` has errors; fix them first (`playbook check {name}`):\n{}",
-            errors.join("\n")
-        )
+    let theme = miette::GraphicalTheme::unicode_nocolor();
+    let loaded = crate::load::file(path).map_err(|e| match e {
+        LoadError::Io { source, .. } => format!("cannot read `{name}`: {source}"),
+        LoadError::Invalid(invalid) => match invalid.stage {
+            Stage::Parse => format!(
+                "the playbook `{name}` cannot be read:\n{}",
+                invalid
+                    .source
+                    .render(invalid.diagnostics.first(), &theme)
+                    .concat()
+            ),
+            Stage::Check => format!(
+                "the playbook `{name}` has errors; fix them first (`playbook check {name}`):\n{}",
+                invalid.source.render(invalid.errors(), &theme).join("\n")
+            ),
+        },
     })?;
     Ok(LoadedPlaybook {
         path: path.to_path_buf(),
-        engine: Arc::new(Engine::new(program)),
-        map,
-        file,
+        engine: Arc::new(Engine::new(loaded.program)),
+        map: loaded.source.map,
+        file: loaded.source.file,
     })
 }
 

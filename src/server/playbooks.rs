@@ -16,7 +16,6 @@ use serde::Serialize;
 
 use crate::engine::Engine;
 use crate::model::Playbook;
-use crate::source::SourceFile;
 
 /// One version of a playbook.
 #[derive(Debug, Clone)]
@@ -78,22 +77,13 @@ pub fn compile(file: &str, source: &str) -> Result<(Engine, Playbook), Vec<Strin
     if source.contains("#!reload-panics") {
         panic!("a reload test asked for a panic");
     }
-    let sf = SourceFile::new(file.to_owned(), source.to_owned());
-    let (playbook, map) = crate::syntax::read(file, source).map_err(|ds| {
-        ds.iter()
-            .map(|d| d.render(&sf, &Default::default()))
-            .collect::<Vec<_>>()
+    let loaded = crate::load::text(file, source).map_err(|invalid| {
+        invalid
+            .source
+            .render(invalid.errors(), &miette::GraphicalTheme::unicode_nocolor())
     })?;
-    let checked = crate::check::check(playbook.clone());
-    match checked.program {
-        Some(program) if !checked.has_errors() => Ok((Engine::new(program), playbook)),
-        _ => Err(checked
-            .diagnostics
-            .iter()
-            .filter(|d| d.is_error())
-            .map(|d| d.render(&sf, &map))
-            .collect()),
-    }
+    let playbook = loaded.program.playbook().clone();
+    Ok((Engine::new(loaded.program), playbook))
 }
 
 /// The name of a playbook file, if it is one (`*.playbook` or `*.json`).
