@@ -139,7 +139,7 @@ enum Request {
         cmd: Box<Command>,
         /// The visitor's secret, when the caller must prove it.
         token: Option<String>,
-        reply: oneshot::Sender<Result<Outputs, DriverError>>,
+        reply: oneshot::Sender<Result<Arc<Outputs>, DriverError>>,
     },
     Call(Job),
     Read {
@@ -206,7 +206,7 @@ impl Driver {
 
     /// Applies a command to a conversation at the clock's now; returns what it produced
     /// (due timers fired first are published, not returned).
-    pub async fn apply(&self, id: &str, cmd: Command) -> Result<Outputs, DriverError> {
+    pub async fn apply(&self, id: &str, cmd: Command) -> Result<Arc<Outputs>, DriverError> {
         self.apply_as(id, cmd, None).await
     }
 
@@ -218,7 +218,7 @@ impl Driver {
         id: &str,
         cmd: Command,
         token: Option<&str>,
-    ) -> Result<Outputs, DriverError> {
+    ) -> Result<Arc<Outputs>, DriverError> {
         let (reply, rx) = oneshot::channel();
         self.send(Request::Apply {
             id: id.to_owned(),
@@ -298,8 +298,8 @@ impl Driver {
 /// One request of a group, waiting for the group's commit.
 enum Pending {
     Apply {
-        reply: oneshot::Sender<Result<Outputs, DriverError>>,
-        result: Result<Outputs, DriverError>,
+        reply: oneshot::Sender<Result<Arc<Outputs>, DriverError>>,
+        result: Result<Arc<Outputs>, DriverError>,
     },
     Call(Finish),
 }
@@ -434,10 +434,8 @@ impl Task {
                     token,
                     reply,
                 } => {
-                    let result = self.apply(&id, *cmd, token.as_deref(), now);
-                    if let Ok(o) = &result {
-                        out.extend(o.clone());
-                    }
+                    // Shared, not copied: the reply and the subscribers read the same outputs.
+                    let result = self.apply(&id, *cmd, token.as_deref(), now).map(Arc::new);
                     pending.push(Pending::Apply { reply, result });
                 }
                 Request::Call(job) => {
@@ -526,10 +524,18 @@ impl Task {
     fn answer(&mut self, group: Group, stored: Result<(), StoreError>) {
         let Group { pending, out } = group;
         if stored.is_ok() {
-            if self.store.is_some() {
-                self.evict_over(&out);
+            let out = Arc::new(out);
+            let each = pending.iter().filter_map(|p| match p {
+                Pending::Apply { result: Ok(o), .. } => Some(Arc::clone(o)),
+                _ => None,
+            });
+            let published: Vec<Arc<Outputs>> = std::iter::once(out).chain(each).collect();
+            for o in published {
+                if self.store.is_some() {
+                    self.evict_over(&o);
+                }
+                self.publish(o);
             }
-            self.publish(out);
         }
         for p in pending {
             match p {
@@ -619,7 +625,7 @@ impl Task {
         }
     }
 
-    fn publish(&mut self, out: Outputs) {
+    fn publish(&mut self, out: Arc<Outputs>) {
         if out.is_empty() && out.notifications.is_empty() {
             return;
         }
@@ -632,6 +638,6 @@ impl Task {
             }
         }
         // No receiver is fine: nobody is listening.
-        let _ = self.all.send(Arc::new(out));
+        let _ = self.all.send(out);
     }
 }

@@ -294,38 +294,23 @@ impl Hub {
     /// A hub running one playbook, with a desk (its agents, teams and pools), an empty
     /// ledger and a sink that drops records (see [`Hub::with_sink`]).
     pub fn new(engine: impl Into<Arc<Engine>>, desk: Desk) -> Self {
-        let engine = engine.into();
-        let name = engine.program().playbook().playbook.name.clone();
-        Hub {
-            playbooks: vec![PlaybookEntry {
-                engine,
-                name,
-                version: 1,
-            }],
-            desk,
-            ledger: Ledger::new(),
-            memory: RecordMemory::Keep,
-            sink: Box::new(NullSink),
-            index: HashMap::new(),
-            slots: Vec::new(),
-            free: Vec::new(),
-            timers: BTreeSet::new(),
-            by_ord: HashMap::new(),
-            next_ord: 1,
-            turn_limit: None,
-            units: Vec::new(),
-            now: Instant(0),
-        }
+        let mut hub = Self::empty(desk, RecordMemory::Keep);
+        hub.add_playbook(engine);
+        hub
     }
 
     /// A hub with no playbook yet (a server adds its versions with
     /// [`Hub::add_named_playbook`]), keeping no ledger ([`RecordMemory::Emit`]).
     pub fn durable(desk: Desk) -> Self {
+        Self::empty(desk, RecordMemory::Emit)
+    }
+
+    fn empty(desk: Desk, memory: RecordMemory) -> Self {
         Hub {
             playbooks: Vec::new(),
             desk,
             ledger: Ledger::new(),
-            memory: RecordMemory::Emit,
+            memory,
             sink: Box::new(NullSink),
             index: HashMap::new(),
             slots: Vec::new(),
