@@ -334,9 +334,9 @@ fn templates(config: &Config) -> Vec<Template> {
         let conv = c.convs.pop().expect("one");
         assert!(conv.row.ended, "{name}: not ended");
         assert!(
-            conv.timers.as_ref().is_none_or(Vec::is_empty),
-            "{name}: timers left {:?}",
-            conv.timers
+            conv.row.next_due.is_none(),
+            "{name}: a timer left at {:?}",
+            conv.row.next_due
         );
         assert!(conv.row.state.contains(TID), "{name}: id not in state");
         out.push(Template {
@@ -371,13 +371,13 @@ fn ensure_seeded(dir: &Path, n: usize) {
     // Weights out of 20: 7 qualified, 3 closed by an agent, 3 offline form, 3 too small,
     // 4 browsing.
     let pick = [0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 4];
-    let lines: usize = pick.iter().map(|&i| tpl[i].conv.lines.len()).sum();
+    let lines: usize = pick.iter().map(|&i| tpl[i].conv.flush.len()).sum();
     let records: usize = pick.iter().map(|&i| tpl[i].records.len()).sum();
     for t in &tpl {
         eprintln!(
             "template {:50} {:2} lines, {} record(s), state {} bytes, desk {:?}",
             t.name,
-            t.conv.lines.len(),
+            t.conv.flush.len(),
             t.records.len(),
             t.conv.row.state.len(),
             t.conv.row.desk
@@ -413,7 +413,7 @@ fn ensure_seeded(dir: &Path, n: usize) {
         // Spread over about a year.
         conv.row.updated_at += (i as i64) * 30_000;
         conv.row.state = swap(&conv.row.state);
-        for (_, l) in &mut conv.lines {
+        for (_, l) in &mut conv.flush {
             if l.contains(TID) {
                 *l = swap(l);
             }

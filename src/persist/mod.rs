@@ -15,8 +15,14 @@
 //! same state can never both win ([`StoreError::Conflict`]). One process uses it as a
 //! safety net; several replicas on one database (PostgreSQL) rely on it.
 //!
-//! **Timers and the outbox are rows** any worker can claim: `timers (conversation, kind, at,
-//! lease_until)` and `records (…, next_attempt_at, delivered_at)`.
+//! **Few pages per turn.** A turn of a conversation that is still going writes ONE row: its
+//! newest lines ride in the row (`tail`) and its earliest timer is a column (`next_due`,
+//! indexed); the lines move to the append-only `lines` table in bulk when the tail is long or
+//! the conversation ends. (Rows of lines and timers of their own cost 3–5 scattered pages per
+//! turn and most of the write volume.)
+//!
+//! **Timers and the outbox are rows** any worker can claim: conversations by `next_due` (with
+//! `lease_until` for a claim), and `records (…, next_attempt_at, delivered_at)`.
 //!
 //! The [`Storage`] trait is the interface a backend implements; [`sqlite::SqliteStore`] is the
 //! embedded default (one file, WAL). Bodies are JSON text owned by the layer above (the
@@ -118,9 +124,8 @@ impl DeskColumn {
 pub struct ConvRow {
     /// The conversation id.
     pub id: String,
-    /// Start order, unique: ties between timers due at the same instant break by it. Rows,
-    /// lines and timers are keyed by it, so the pages a busy server writes are the few at the
-    /// end of each table (recent conversations), not pages all over the file.
+    /// Start order, unique: ties between timers due at the same instant break by it. Rows and
+    /// lines are keyed by it.
     pub ord: i64,
     /// Playbook name.
     pub playbook: String,
@@ -136,8 +141,12 @@ pub struct ConvRow {
     pub agent: Option<String>,
     /// The last change (ms since the epoch).
     pub updated_at: i64,
-    /// How many transcript lines it has.
+    /// How many transcript lines it has (in `lines` and in `tail`).
     pub lines: i64,
+    /// Its newest lines, not yet in the `lines` table: `(seq, JSON)`, oldest first.
+    pub tail: Vec<(i64, String)>,
+    /// Its earliest pending timer (ms since the epoch), if any.
+    pub next_due: Option<i64>,
     /// The rest of its state (session, counters, visitor token …), as JSON owned by the
     /// runtime.
     pub state: String,
@@ -148,11 +157,8 @@ pub struct ConvRow {
 pub struct ConvWrite {
     /// The new row (its `rev` is the new revision).
     pub row: ConvRow,
-    /// New transcript lines: `(seq from 1, JSON)`.
-    pub lines: Vec<(i64, String)>,
-    /// Its pending timers after the change, replacing the stored ones: `(kind, at)`; `None`
-    /// when they did not change (most turns: nothing to rewrite).
-    pub timers: Option<Vec<(String, i64)>>,
+    /// Lines moving from the tail to the `lines` table now: `(seq from 1, JSON)`.
+    pub flush: Vec<(i64, String)>,
 }
 
 /// A record to write.

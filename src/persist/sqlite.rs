@@ -60,8 +60,12 @@ CREATE TABLE IF NOT EXISTS conversations (
     agent      TEXT,
     updated_at INTEGER NOT NULL,
     lines      INTEGER NOT NULL,
+    tail       TEXT NOT NULL,
+    next_due   INTEGER,
+    lease_until INTEGER,
     state      TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS conversations_due ON conversations (next_due) WHERE next_due IS NOT NULL;
 CREATE INDEX IF NOT EXISTS conversations_desk ON conversations (desk, updated_at) WHERE desk IS NOT NULL;
 CREATE TABLE IF NOT EXISTS lines (
     conv INTEGER NOT NULL,
@@ -69,14 +73,6 @@ CREATE TABLE IF NOT EXISTS lines (
     body TEXT NOT NULL,
     PRIMARY KEY (conv, seq)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS timers (
-    conv        INTEGER NOT NULL,
-    kind        TEXT NOT NULL,
-    at          INTEGER NOT NULL,
-    lease_until INTEGER,
-    PRIMARY KEY (conv, kind)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS timers_at ON timers (at);
 CREATE TABLE IF NOT EXISTS agents (
     name     TEXT PRIMARY KEY,
     presence TEXT NOT NULL
@@ -292,20 +288,19 @@ fn set_version(c: &Connection) -> Result<(), StoreError> {
 
 fn write_commit(tx: &Connection, c: &Commit) -> Result<(), StoreError> {
     let mut insert = tx.prepare_cached(
-        "INSERT INTO conversations (id, ord, playbook, version, rev, ended, desk, agent, updated_at, lines, state)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO conversations (id, ord, playbook, version, rev, ended, desk, agent, updated_at, lines, tail, next_due, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
     let mut update = tx.prepare_cached(
         "UPDATE conversations SET rev = ?2, ended = ?3, desk = ?4, agent = ?5, updated_at = ?6,
-                lines = ?7, state = ?8
+                lines = ?7, tail = ?8, next_due = ?9, state = ?10
          WHERE ord = ?1 AND rev = ?2 - 1",
     )?;
     let mut line = tx.prepare_cached("INSERT INTO lines (conv, seq, body) VALUES (?1, ?2, ?3)")?;
-    let mut clear_timers = tx.prepare_cached("DELETE FROM timers WHERE conv = ?1")?;
-    let mut timer = tx.prepare_cached("INSERT INTO timers (conv, kind, at) VALUES (?1, ?2, ?3)")?;
     for w in &c.convs {
         let r = &w.row;
         let desk = r.desk.map(DeskColumn::as_str);
+        let tail = encode_tail(&r.tail);
         if r.rev == 1 {
             let n = insert
                 .execute(params![
@@ -319,6 +314,8 @@ fn write_commit(tx: &Connection, c: &Commit) -> Result<(), StoreError> {
                     r.agent,
                     r.updated_at,
                     r.lines,
+                    tail,
+                    r.next_due,
                     r.state
                 ])
                 .map_err(|e| match e {
@@ -339,20 +336,16 @@ fn write_commit(tx: &Connection, c: &Commit) -> Result<(), StoreError> {
                 r.agent,
                 r.updated_at,
                 r.lines,
+                tail,
+                r.next_due,
                 r.state
             ])?;
             if n != 1 {
                 return Err(StoreError::Conflict(r.id.clone()));
             }
         }
-        for (seq, body) in &w.lines {
+        for (seq, body) in &w.flush {
             line.execute(params![r.ord, seq, body])?;
-        }
-        if let Some(timers) = &w.timers {
-            clear_timers.execute([r.ord])?;
-            for (kind, at) in timers {
-                timer.execute(params![r.ord, kind, at])?;
-            }
         }
     }
     let mut rec = tx.prepare_cached(
@@ -392,7 +385,35 @@ fn write_commit(tx: &Connection, c: &Commit) -> Result<(), StoreError> {
 }
 
 const CONV_COLUMNS: &str =
-    "id, ord, playbook, version, rev, ended, desk, agent, updated_at, lines, state";
+    "id, ord, playbook, version, rev, ended, desk, agent, updated_at, lines, tail, next_due, state";
+
+/// The tail as stored: a JSON array of `[seq, line]` pairs, the lines being JSON already.
+fn encode_tail(tail: &[(i64, String)]) -> String {
+    let mut out = String::from("[");
+    for (i, (seq, body)) in tail.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('[');
+        out.push_str(&seq.to_string());
+        out.push(',');
+        out.push_str(body);
+        out.push(']');
+    }
+    out.push(']');
+    out
+}
+
+fn decode_tail(text: &str) -> Vec<(i64, String)> {
+    // Each element is `[seq, line]`; the line is kept as its JSON text.
+    serde_json::from_str::<Vec<(i64, Box<serde_json::value::RawValue>)>>(text)
+        .map(|v| {
+            v.into_iter()
+                .map(|(s, l)| (s, l.get().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 fn row_to_conv(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConvRow> {
     let desk: Option<String> = r.get(6)?;
@@ -407,19 +428,26 @@ fn row_to_conv(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConvRow> {
         agent: r.get(7)?,
         updated_at: r.get(8)?,
         lines: r.get(9)?,
-        state: r.get(10)?,
+        tail: decode_tail(&r.get::<_, String>(10)?),
+        next_due: r.get(11)?,
+        state: r.get(12)?,
     })
 }
 
-fn lines_of(c: &Connection, ord: i64) -> rusqlite::Result<Vec<String>> {
+/// Every line of a conversation: those in the `lines` table, then its tail.
+fn lines_of(c: &Connection, row: &ConvRow) -> rusqlite::Result<Vec<String>> {
     let mut st = c.prepare_cached("SELECT body FROM lines WHERE conv = ?1 ORDER BY seq")?;
-    st.query_map([ord], |r| r.get(0))?.collect()
+    let mut lines: Vec<String> = st
+        .query_map([row.ord], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    lines.extend(row.tail.iter().map(|(_, l)| l.clone()));
+    Ok(lines)
 }
 
 fn with_lines(c: &Connection, rows: Vec<ConvRow>) -> rusqlite::Result<Vec<(ConvRow, Vec<String>)>> {
     rows.into_iter()
         .map(|row| {
-            let lines = lines_of(c, row.ord)?;
+            let lines = lines_of(c, &row)?;
             Ok((row, lines))
         })
         .collect()
@@ -453,7 +481,7 @@ impl Storage for SqliteStore {
             let mut st = c.prepare(&format!(
                 "SELECT {CONV_COLUMNS} FROM conversations
                  WHERE (desk IN ('unassigned', 'assigned') AND NOT ended)
-                    OR ord IN (SELECT conv FROM timers)
+                    OR next_due IS NOT NULL
                  ORDER BY ord"
             ))?;
             let rows: Vec<ConvRow> = st.query_map([], row_to_conv)?.collect::<Result<_, _>>()?;
@@ -492,7 +520,7 @@ impl Storage for SqliteStore {
                 .optional()?;
             match row {
                 Some(row) => {
-                    let lines = lines_of(c, row.ord)?;
+                    let lines = lines_of(c, &row)?;
                     Ok(Some((row, lines)))
                 }
                 None => Ok(None),
@@ -616,6 +644,8 @@ mod tests {
             agent: None,
             updated_at: 10,
             lines: 1,
+            tail: Vec::new(),
+            next_due: None,
             state: "{}".into(),
         }
     }
@@ -625,10 +655,10 @@ mod tests {
             convs: vec![ConvWrite {
                 row: ConvRow {
                     lines: seq,
+                    next_due: Some(100 + seq),
                     ..row(id, rev)
                 },
-                lines: vec![(seq, format!("\"line {seq}\""))],
-                timers: Some(vec![("wait".into(), 100 + seq)]),
+                flush: vec![(seq, format!("\"line {seq}\""))],
             }],
             records: vec![NewRecord {
                 key: format!("{id}/lead"),
@@ -665,13 +695,16 @@ mod tests {
         // Open means on the desk or with a timer; an ended conversation without one is not.
         let mut idle = write("c2", 1, 1);
         idle.convs[0].row.desk = None;
+        // Its newest lines ride in its row: read back after those in the lines table.
+        idle.convs[0].row.tail = vec![(2, r#"{"t":2}"#.into()), (3, r#"{"t":3}"#.into())];
+        idle.convs[0].row.lines = 3;
         idle.convs[0].row.ord = 2;
         idle.records.clear();
         let mut over = write("c3", 1, 1);
         over.convs[0].row.desk = None;
         over.convs[0].row.ended = true;
         over.convs[0].row.ord = 3;
-        over.convs[0].timers = Some(Vec::new());
+        over.convs[0].row.next_due = None;
         over.records.clear();
         store.commit(&idle).unwrap();
         store.commit(&over).unwrap();
@@ -683,6 +716,9 @@ mod tests {
             .map(|(r, _)| r.id)
             .collect();
         assert_eq!(ids, ["c1", "c2"]);
+        let (row, lines) = store.conversation("c2").unwrap().unwrap();
+        assert_eq!(lines, ["\"line 1\"", r#"{"t":2}"#, r#"{"t":3}"#]);
+        assert_eq!(row.tail.len(), 2);
         assert_eq!(store.records(0, 10).unwrap().len(), 1);
         store
             .deliveries(&[("c1/lead".into(), Err(("503".into(), 100)))])

@@ -28,6 +28,13 @@ pub fn timer_kind(k: TimerKind) -> &'static str {
     }
 }
 
+fn encode_lines(lines: &[(u64, Line)]) -> Result<Vec<(i64, String)>, StoreError> {
+    lines
+        .iter()
+        .map(|(seq, l)| Ok((*seq as i64, encode(l)?)))
+        .collect()
+}
+
 /// The rows a unit's changes become.
 pub fn commit(ch: &Changes) -> Result<Commit, StoreError> {
     let mut c = Commit::default();
@@ -54,18 +61,11 @@ pub fn commit(ch: &Changes) -> Result<Commit, StoreError> {
                 agent,
                 updated_at: conv.state.updated_at.0 as i64,
                 lines: conv.line_count as i64,
+                tail: encode_lines(&conv.tail)?,
+                next_due: conv.next_due.map(|at| at.0 as i64),
                 state: encode(&conv.state)?,
             },
-            lines: conv
-                .lines
-                .iter()
-                .map(|(seq, l)| Ok((*seq as i64, encode(l)?)))
-                .collect::<Result<_, StoreError>>()?,
-            timers: conv.timers.as_ref().map(|ts| {
-                ts.iter()
-                    .map(|t| (timer_kind(t.kind).to_owned(), t.at.0 as i64))
-                    .collect()
-            }),
+            flush: encode_lines(&conv.flush)?,
         });
     }
     for s in &ch.records {
@@ -127,6 +127,7 @@ pub fn loaded(hub: &Hub, row: ConvRow, lines: Vec<String>) -> Result<Loaded, Sto
         .map(|l| serde_json::from_str::<Line>(l))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| unreadable(&row.id, e))?;
+    let flushed = (lines.len() - row.tail.len().min(lines.len())) as u64;
     Ok(Loaded {
         id: row.id,
         ord: u64::try_from(row.ord).unwrap_or(0),
@@ -134,5 +135,6 @@ pub fn loaded(hub: &Hub, row: ConvRow, lines: Vec<String>) -> Result<Loaded, Sto
         rev: u64::try_from(row.rev).unwrap_or(0),
         state,
         lines,
+        flushed,
     })
 }

@@ -158,7 +158,13 @@ pub struct Loaded {
     pub state: ConvState,
     /// Its transcript lines.
     pub lines: Vec<capture::Line>,
+    /// How many of them the store keeps apart from the row (the rest ride in the row).
+    pub flushed: u64,
 }
+
+/// At most this many lines ride in a conversation's row before they move to the store's
+/// lines table (they also move when the conversation ends).
+pub const TAIL_LINES: usize = 16;
 
 /// One conversation a unit changed or started: its new row.
 #[derive(Debug, Clone)]
@@ -173,12 +179,14 @@ pub struct ConvChange {
     pub rev: u64,
     /// Its state now.
     pub state: ConvState,
-    /// Lines added, with their sequence numbers (from 1).
-    pub lines: Vec<(u64, capture::Line)>,
+    /// Lines that ride in the row now (not yet moved), with their sequence numbers (from 1).
+    pub tail: Vec<(u64, capture::Line)>,
+    /// Lines that move out of the row to the lines table now.
+    pub flush: Vec<(u64, capture::Line)>,
     /// All its lines now.
     pub line_count: u64,
-    /// Its pending timers now, when they changed.
-    pub timers: Option<Vec<Timer>>,
+    /// Its earliest pending timer.
+    pub next_due: Option<Instant>,
 }
 
 /// What a unit of work changed: what a durable driver writes.
@@ -218,15 +226,20 @@ struct Conv {
     transcript: Transcript,
     /// The deadline queued for each timer kind (index [`rank`]).
     timers: [Option<Instant>; 3],
+    /// Lines the store keeps apart from the row (see [`TAIL_LINES`]).
+    flushed: u64,
     /// Set by [`Hub::start_at`] for its `Start` step: the card and variables to start with.
     start_at: Option<(crate::CardIx, Vec<(String, String)>)>,
 }
+
+/// How a conversation looked: its state, transcript length, timers, revision, lines kept apart.
+type Pre = (ConvState, usize, [Option<Instant>; 3], u64, u64);
 
 /// How a conversation looked when a unit first touched it.
 struct Before {
     slot: u32,
     /// `None`: the unit started it.
-    state: Option<(ConvState, usize, [Option<Instant>; 3], u64)>,
+    state: Option<Pre>,
 }
 
 struct Unit {
@@ -551,6 +564,7 @@ impl Hub {
             rev,
             state,
             lines,
+            flushed,
         } = loaded;
         if let Some(entry) = &state.desk {
             self.desk.restore(&id, entry.clone());
@@ -565,6 +579,7 @@ impl Hub {
             state,
             transcript,
             timers: [None; 3],
+            flushed,
             start_at: None,
         });
         for t in timers {
@@ -709,6 +724,7 @@ impl Hub {
             },
             transcript: Transcript::default(),
             timers: [None; 3],
+            flushed: 0,
             start_at,
         });
         let event = Event::Start {
@@ -1164,6 +1180,7 @@ impl Hub {
                 conv.transcript.lines.len(),
                 conv.timers,
                 conv.rev,
+                conv.flushed,
             )),
         };
         if let Some(u) = self.open_unit() {
@@ -1190,33 +1207,37 @@ impl Hub {
             let Some(conv) = self.slots[b.slot as usize].as_ref() else {
                 continue;
             };
-            let (from, timers_changed) = match &b.state {
-                Some((state, lines, timers, _)) => {
-                    if *state == conv.state
-                        && *lines == conv.transcript.lines.len()
-                        && *timers == conv.timers
-                    {
-                        continue;
-                    }
-                    (*lines, *timers != conv.timers)
-                }
-                None => (0, true),
-            };
+            if let Some((state, lines, timers, _, _)) = &b.state
+                && *state == conv.state
+                && *lines == conv.transcript.lines.len()
+                && *timers == conv.timers
+            {
+                continue;
+            }
             let p = &self.playbooks[conv.playbook as usize];
-            changed.push(b.slot);
+            let unflushed: Vec<(u64, capture::Line)> = conv.transcript.lines
+                [conv.flushed as usize..]
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (conv.flushed + i as u64 + 1, l.clone()))
+                .collect();
+            let over = matches!(conv.state.session.phase(), Phase::Ended(_) | Phase::Failed);
+            let (tail, flush) = if over || unflushed.len() > TAIL_LINES {
+                (Vec::new(), unflushed)
+            } else {
+                (unflushed, Vec::new())
+            };
+            changed.push((b.slot, flush.len() as u64));
             ch.convs.push(ConvChange {
                 id: conv.id.clone(),
                 ord: conv.ord,
                 playbook: (p.name.clone(), p.version),
                 rev: conv.rev + 1,
                 state: conv.state.clone(),
-                lines: conv.transcript.lines[from..]
-                    .iter()
-                    .enumerate()
-                    .map(|(i, l)| ((from + i + 1) as u64, l.clone()))
-                    .collect(),
+                tail,
+                flush,
                 line_count: conv.transcript.lines.len() as u64,
-                timers: timers_changed.then(|| conv.state.session.timers().collect()),
+                next_due: conv.timers.iter().flatten().min().copied(),
             });
         }
         let (agents, pools, seq) = self.desk.diff(&u.desk);
@@ -1224,8 +1245,10 @@ impl Hub {
         ch.pools = pools;
         ch.desk_seq = seq;
         ch.next_ord = (self.next_ord != u.next_ord).then_some(self.next_ord);
-        for c in changed {
-            self.slot_mut(c).rev += 1;
+        for (c, flushed) in changed {
+            let conv = self.slot_mut(c);
+            conv.rev += 1;
+            conv.flushed += flushed;
         }
         if let Some(u) = self.units.last_mut() {
             u.sealed = true;
@@ -1272,7 +1295,7 @@ impl Hub {
                         self.free.push(b.slot);
                     }
                 }
-                Some((state, lines, timers, rev)) => {
+                Some((state, lines, timers, rev, flushed)) => {
                     for k in KINDS {
                         self.unqueue(b.slot, k);
                     }
@@ -1280,6 +1303,7 @@ impl Hub {
                     conv.state = state;
                     conv.transcript.rewind(lines, conv.state.buttons.clone());
                     conv.rev = rev;
+                    conv.flushed = flushed;
                     let ord = conv.ord;
                     for (r, at) in timers.iter().enumerate() {
                         if let Some(at) = at {
