@@ -1,8 +1,8 @@
 // Test harness: starts `playbook serve` on a free port with a temporary data folder, a config
 // with two agents and a playbooks folder, and launches Debian's headless Chromium through
 // playwright-core (no browser download: the system's /usr/bin/chromium is used).
-import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, copyFileSync, mkdirSync, rmSync } from 'node:fs';
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync, copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
@@ -10,7 +10,25 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const BIN = process.env.PLAYBOOK_BIN || path.join(ROOT, 'target', 'debug', 'playbook');
+
+/**
+ * The `playbook` binary the tests start: `PLAYBOOK_BIN` if set, else the debug build in the
+ * target folder cargo uses for this checkout (`target/`, or wherever `CARGO_TARGET_DIR` or a
+ * cargo config puts it: cargo says, through `cargo metadata`).
+ */
+export function binaryPath(env = process.env) {
+  if (env.PLAYBOOK_BIN) return env.PLAYBOOK_BIN;
+  let target = path.join(ROOT, 'target');
+  try {
+    const meta = execFileSync('cargo', ['metadata', '--format-version', '1', '--no-deps', '--offline'], {
+      cwd: ROOT, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 << 20,
+    });
+    target = JSON.parse(meta).target_directory || target;
+  } catch { /* no cargo here: the default folder */ }
+  return path.join(target, 'debug', 'playbook');
+}
+
+export const BIN = binaryPath();
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 // The README's screenshots are refreshed only on request (`UPDATE_SCREENSHOTS=1 npm test`), so
 // an ordinary run leaves the checkout clean; otherwise they go to a temporary folder.
@@ -93,6 +111,9 @@ function freePort() {
 
 /** Starts the server; resolves once it answers. `stop()` ends it and removes its folders. */
 export async function startServer() {
+  if (!existsSync(BIN)) {
+    throw new Error(`no playbook binary at ${BIN}: run \`cargo build\` first (or set PLAYBOOK_BIN)`);
+  }
   const dir = mkdtempSync(path.join(tmpdir(), 'playbook-e2e-'));
   const playbooks = path.join(dir, 'playbooks');
   const data = path.join(dir, 'data');
