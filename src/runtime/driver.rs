@@ -600,9 +600,15 @@ impl Task {
 
     /// Drops from memory the conversations of this group that are over (stored already).
     fn evict_over(&mut self, out: &Outputs) {
-        for u in &out.updates {
-            if self.hub.is_over(&u.conversation) {
-                self.hub.evict(&u.conversation);
+        // Records cover changes without new lines (an agent's record on a closed chat).
+        let touched = out
+            .updates
+            .iter()
+            .map(|u| &u.conversation)
+            .chain(out.records.iter().map(|r| &r.record.conversation));
+        for id in touched {
+            if self.hub.is_over(id) {
+                self.hub.evict(id);
             }
         }
     }
