@@ -305,3 +305,47 @@ async fn ended_conversations_leave_memory_and_are_read_from_the_store() {
         .await;
     assert_eq!(st, 401);
 }
+
+#[tokio::test(start_paused = true)]
+async fn idle_conversations_leave_memory_and_their_timers_bring_them_back() {
+    let a = app(1000).await;
+    // The demo's first question nudges after 10 minutes of silence.
+    let (id, token, _) = a.start("demo").await;
+    let driver = a.state.driver();
+    assert_eq!(driver.stats().await.unwrap().conversations, 1);
+    // Untouched for more than the idle time: out of memory at the next look, timer kept.
+    tokio::time::sleep(Duration::from_secs(6 * 60)).await;
+    let mut held = usize::MAX;
+    for _ in 0..10 {
+        // Each request lets the driver look (it sweeps between groups).
+        held = driver.stats().await.unwrap().conversations;
+        if held == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(held, 0, "an idle conversation is not held in memory");
+    // The nudge is due at 10 minutes: the conversation comes back, and the nudge is said.
+    tokio::time::sleep(Duration::from_secs(4 * 60 + 1)).await;
+    let h = a.history(&id, &token).await;
+    let texts = texts(&h["messages"]);
+    assert_eq!(
+        texts.last(),
+        Some(&"Still there? Pick an option whenever you're ready."),
+        "{h}"
+    );
+    assert_eq!(
+        h["messages"].as_array().unwrap().last().unwrap()["at"],
+        T0.0 + 10 * 60 * 1000
+    );
+    // And a request for an idle conversation loads it: the visitor can go on.
+    let (st, v) = a
+        .call(
+            "POST",
+            &format!("/api/conversations/{id}/messages"),
+            Some(&token),
+            Some(json!({"choice": 1})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+}

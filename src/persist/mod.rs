@@ -216,9 +216,11 @@ impl Commit {
 /// What a server needs in memory at start: what is open, not what happened.
 #[derive(Debug, Clone, Default)]
 pub struct OpenSet {
-    /// Conversations waiting in Unassigned or with an agent, and those with a pending
-    /// timer, with their lines.
+    /// Conversations waiting in Unassigned or with an agent, with their lines.
     pub conversations: Vec<(ConvRow, Vec<String>)>,
+    /// The other conversations with a pending timer, not loaded: `(id, ord, next_due)`,
+    /// earliest first. A server loads each when its timer is due.
+    pub parked: Vec<(String, i64, i64)>,
     /// Agents' stored presence: `(agent, presence)`.
     pub agents: Vec<(String, String)>,
     /// Pools' stored cursors.

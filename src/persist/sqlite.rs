@@ -480,12 +480,19 @@ impl Storage for SqliteStore {
         self.with_read(|c| {
             let mut st = c.prepare(&format!(
                 "SELECT {CONV_COLUMNS} FROM conversations
-                 WHERE (desk IN ('unassigned', 'assigned') AND NOT ended)
-                    OR next_due IS NOT NULL
-                 ORDER BY ord"
+                 WHERE desk IN ('unassigned', 'assigned') AND NOT ended ORDER BY ord"
             ))?;
             let rows: Vec<ConvRow> = st.query_map([], row_to_conv)?.collect::<Result<_, _>>()?;
             let conversations = with_lines(c, rows)?;
+            let mut st = c.prepare(
+                "SELECT id, ord, next_due FROM conversations
+                 WHERE next_due IS NOT NULL
+                   AND NOT (desk IS NOT NULL AND desk IN ('unassigned', 'assigned') AND NOT ended)
+                 ORDER BY next_due, ord",
+            )?;
+            let parked = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
             let pairs = |sql: &str| -> rusqlite::Result<Vec<(String, String)>> {
                 let mut st = c.prepare(sql)?;
                 st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
@@ -502,6 +509,7 @@ impl Storage for SqliteStore {
                 })?;
             Ok(OpenSet {
                 conversations,
+                parked,
                 agents,
                 pools,
                 meta,
@@ -692,7 +700,7 @@ mod tests {
         assert_eq!(lines, ["\"line 1\"", "\"line 2\""]);
         let open = store.open_set().unwrap();
         assert_eq!(open.conversations.len(), 1);
-        // Open means on the desk or with a timer; an ended conversation without one is not.
+        // Open means on the desk (loaded) or with a timer (parked); ended without one is neither.
         let mut idle = write("c2", 1, 1);
         idle.convs[0].row.desk = None;
         // Its newest lines ride in its row: read back after those in the lines table.
@@ -708,14 +716,14 @@ mod tests {
         over.records.clear();
         store.commit(&idle).unwrap();
         store.commit(&over).unwrap();
-        let ids: Vec<String> = store
-            .open_set()
-            .unwrap()
-            .conversations
-            .into_iter()
-            .map(|(r, _)| r.id)
-            .collect();
-        assert_eq!(ids, ["c1", "c2"]);
+        let open = store.open_set().unwrap();
+        let ids: Vec<String> = open.conversations.into_iter().map(|(r, _)| r.id).collect();
+        assert_eq!(ids, ["c1"], "only desk conversations are loaded");
+        assert_eq!(
+            open.parked,
+            [("c2".to_owned(), 2, 101)],
+            "c2 is parked with its timer"
+        );
         let (row, lines) = store.conversation("c2").unwrap().unwrap();
         assert_eq!(lines, ["\"line 1\"", r#"{"t":2}"#, r#"{"t":3}"#]);
         assert_eq!(row.tail.len(), 2);

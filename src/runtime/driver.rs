@@ -10,7 +10,9 @@
 //! group gets [`DriverError::Storage`] and nothing changed anywhere, so the same request
 //! retried behaves as if the first had never been made. A conversation the hub does not hold
 //! is loaded from the store when a request names it; one that is over is dropped from memory
-//! once its last change is stored.
+//! once its last change is stored, and one left idle for [`IDLE_AFTER_MS`] (not on the desk)
+//! is dropped at the next sweep — its earliest timer is "parked" with the driver, which loads
+//! the conversation back when that timer is due.
 //!
 //! **One timer for the whole hub.** The task holds a single [`tokio::time::Sleep`] set to the
 //! hub's earliest deadline ([`Hub::next_deadline`]) and resets it whenever that deadline
@@ -41,6 +43,13 @@ use crate::persist::{Commit, Storage, StoreError};
 
 /// How many waiting requests one group (one commit) takes at most.
 pub const MAX_GROUP: usize = 512;
+
+/// A conversation untouched this long (ms) leaves memory (durable mode); a pending timer of
+/// it brings it back when due.
+pub const IDLE_AFTER_MS: u64 = 5 * 60 * 1000;
+
+/// How often (ms) the driver looks for idle conversations.
+const SWEEP_EVERY_MS: u64 = 30 * 1000;
 
 /// Maps tokio time to virtual time: `anchor` is `virtual_at_anchor`, and both run at the
 /// same rate (1 ms = 1 ms).
@@ -165,17 +174,34 @@ impl Driver {
     /// Spawns the task that owns `hub`, in memory (nothing is stored), with `clock` mapping
     /// tokio time to virtual time.
     pub fn spawn(hub: Hub, clock: Clock) -> Self {
-        Self::start(hub, clock, None)
+        Self::start(hub, clock, None, Vec::new())
     }
 
     /// Spawns the task in durable mode: every change is committed to `store` before it is
     /// answered or published. The hub must be made with [`Hub::durable`] and hold what the
     /// store says is open.
     pub fn durable(hub: Hub, clock: Clock, store: Arc<dyn Storage>) -> Self {
-        Self::start(hub, clock, Some(store))
+        Self::start(hub, clock, Some(store), Vec::new())
     }
 
-    fn start(hub: Hub, clock: Clock, store: Option<Arc<dyn Storage>>) -> Self {
+    /// [`Driver::durable`] with stored conversations that are not in the hub but have a
+    /// pending timer: `(id, start order, earliest timer)`; each is loaded when its timer is
+    /// due.
+    pub fn durable_with_parked(
+        hub: Hub,
+        clock: Clock,
+        store: Arc<dyn Storage>,
+        parked: Vec<(String, u64, Instant)>,
+    ) -> Self {
+        Self::start(hub, clock, Some(store), parked)
+    }
+
+    fn start(
+        hub: Hub,
+        clock: Clock,
+        store: Option<Arc<dyn Storage>>,
+        parked: Vec<(String, u64, Instant)>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(4096);
         let writer = store.as_ref().map(|s| Writer {
             store: Arc::clone(s),
@@ -195,6 +221,11 @@ impl Driver {
             staged: None,
             reads: Vec::new(),
             retry: None,
+            parked: parked
+                .into_iter()
+                .map(|(id, ord, at)| ((at, ord), id))
+                .collect(),
+            last_sweep: None,
         };
         tokio::spawn(task.run());
         Driver { tx, all }
@@ -346,6 +377,10 @@ struct Task {
     reads: Vec<(Option<String>, Read)>,
     /// After a failed commit: when to fire timers again, and the next delay.
     retry: Option<(tokio::time::Instant, Duration)>,
+    /// Conversations out of memory with a pending timer: (earliest timer, start order) → id.
+    parked: std::collections::BTreeMap<(Instant, u64), String>,
+    /// When idle conversations were last looked for.
+    last_sweep: Option<Instant>,
 }
 
 impl Task {
@@ -355,12 +390,18 @@ impl Task {
         tokio::pin!(sleep);
         let mut armed: Option<tokio::time::Instant> = None;
         loop {
-            if self.inflight.is_none() && self.staged.is_none() && !self.reads.is_empty() {
+            if self.inflight.is_none() && self.staged.is_none() {
                 for (id, f) in std::mem::take(&mut self.reads) {
                     self.read(id, f);
                 }
+                self.sweep(self.clock.now());
             }
-            let next = self.hub.next_deadline().map(|at| {
+            let parked = self.parked.keys().next().map(|(at, _)| *at);
+            let due = match (self.hub.next_deadline(), parked) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let next = due.map(|at| {
                 let t = self.clock.to_tokio(at);
                 match self.retry {
                     Some((after, _)) => t.max(after),
@@ -424,6 +465,7 @@ impl Task {
             .retry
             .is_none_or(|(after, _)| tokio::time::Instant::now() >= after);
         if timers_due {
+            self.unpark(now);
             out.extend(self.hub.advance(now));
         }
         for req in reqs {
@@ -472,6 +514,40 @@ impl Task {
                 // Cannot happen for the runtime's own types; fail this group alone.
                 self.hub.rollback_last();
                 self.answer(group, Err(e));
+            }
+        }
+    }
+
+    /// Loads the parked conversations whose timer is due, so the hub fires it.
+    fn unpark(&mut self, now: Instant) {
+        while let Some(entry) = self.parked.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let id = entry.remove();
+            if let Err(e) = self.load(&id) {
+                tracing::error!(conversation = %id, error = %e, "a conversation whose timer is due cannot be loaded");
+            }
+        }
+    }
+
+    /// Drops idle conversations from memory (every [`SWEEP_EVERY_MS`]); those with a pending
+    /// timer are parked until it is due.
+    fn sweep(&mut self, now: Instant) {
+        if self.store.is_none()
+            || self
+                .last_sweep
+                .is_some_and(|t| t.after_ms(SWEEP_EVERY_MS) > now)
+        {
+            return;
+        }
+        self.last_sweep = Some(now);
+        for id in self.hub.idle(now, IDLE_AFTER_MS) {
+            let timer = self.hub.next_timer(&id);
+            if self.hub.evict(&id)
+                && let Some((at, ord)) = timer
+            {
+                self.parked.insert((at, ord), id);
             }
         }
     }

@@ -626,6 +626,34 @@ impl Hub {
         })
     }
 
+    /// Conversations a durable driver may drop from memory now: not touched for `idle` (or
+    /// over), and not waiting for or talking with an agent (the desk's queues live in memory).
+    /// Their pending timers stay with the driver, which loads them back when one is due.
+    pub fn idle(&self, now: Instant, idle: u64) -> Vec<String> {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|c| {
+                c.start_at.is_none()
+                    && c.state.updated_at.after_ms(idle) <= now
+                    && !matches!(
+                        c.state.desk.as_ref().map(|d| &d.state),
+                        Some(
+                            crate::desk::ConvState::Unassigned
+                                | crate::desk::ConvState::Assigned(_)
+                        )
+                    )
+            })
+            .map(|c| c.id.clone())
+            .collect()
+    }
+
+    /// The earliest pending timer of a conversation, with its start order.
+    pub fn next_timer(&self, id: &str) -> Option<(Instant, u64)> {
+        let c = self.get(id)?;
+        c.timers.iter().flatten().min().map(|at| (*at, c.ord))
+    }
+
     /// Sets where start orders continue (a server: after the highest stored one).
     pub fn set_next_ord(&mut self, next: u64) {
         self.next_ord = self.next_ord.max(next);

@@ -419,6 +419,8 @@ fn create_private_dir(dir: &std::path::Path) -> Result<(), String> {
 /// A data folder opened and loaded, not yet running (no task spawned).
 pub struct Opening {
     hub: Hub,
+    /// Conversations with a pending timer, loaded when it is due.
+    parked: Vec<(String, u64, crate::engine::Instant)>,
     config: Arc<Config>,
     store: Arc<dyn Storage>,
     catalog: Catalog,
@@ -491,6 +493,14 @@ pub fn open_with(
     }
     hub.set_next_ord(u64::try_from(open.max_ord).unwrap_or(0) + 1);
     let loaded = open.conversations.len();
+    let parked: Vec<(String, u64, crate::engine::Instant)> = open
+        .parked
+        .into_iter()
+        .map(|(id, ord, at)| {
+            let at = crate::engine::Instant(u64::try_from(at).unwrap_or(0));
+            (id, u64::try_from(ord).unwrap_or(0), at)
+        })
+        .collect();
     for (row, lines) in open.conversations {
         let id = row.id.clone();
         match durable::loaded(&hub, row, lines)
@@ -507,10 +517,12 @@ pub fn open_with(
     tracing::info!(
         open = loaded,
         timers = hub.timer_count(),
+        parked = parked.len(),
         "open conversations loaded"
     );
     Ok(Opening {
         hub,
+        parked,
         config: Arc::new(config),
         store: Arc::new(store),
         catalog,
@@ -524,12 +536,13 @@ pub fn open_with(
 pub async fn start(opening: Opening, clock: Clock) -> Result<(AppState, ReloadReport), String> {
     let Opening {
         hub,
+        parked,
         config,
         store,
         catalog,
         playbook_dir,
     } = opening;
-    let driver = Driver::durable(hub, clock, Arc::clone(&store));
+    let driver = Driver::durable_with_parked(hub, clock, Arc::clone(&store), parked);
     let state = AppState(Arc::new(Shared {
         driver,
         config,
