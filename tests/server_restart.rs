@@ -492,3 +492,53 @@ async fn a_timer_pending_at_a_crash_fires_after_the_restart() {
     p.child.kill().unwrap();
     p.child.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    server_common::playbooks(dir.path());
+    server_common::config(dir.path(), "", 2);
+    // The window is the wall-clock minute: start early in one, so the whole test fits in it.
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if secs % 60 > 40 {
+        tokio::time::sleep(Duration::from_secs(61 - secs % 60)).await;
+    }
+    let c = reqwest::Client::new();
+    let mut p = spawn(dir.path());
+    let (st, v) = call(
+        &c,
+        "POST",
+        &format!("{}/api/conversations", p.base),
+        None,
+        Some(json!({"playbook": "demo"})),
+    )
+    .await;
+    assert_eq!(st, 201);
+    let id = v["conversation"].as_str().unwrap().to_owned();
+    let token = v["token"].as_str().unwrap().to_owned();
+    let send = |base: &str, body: serde_json::Value| {
+        let (c, url, token) = (
+            c.clone(),
+            format!("{base}/api/conversations/{id}/messages"),
+            token.clone(),
+        );
+        async move { call(&c, "POST", &url, Some(&token), Some(body)).await.0 }
+    };
+    // A refused input does not count; two accepted ones use up the minute.
+    assert_eq!(send(&p.base, json!({"choice": 9})).await, 400);
+    assert_eq!(send(&p.base, json!({"choice": 1})).await, 200);
+    assert_eq!(send(&p.base, json!({"choice": 2})).await, 200);
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    let mut p = spawn(dir.path());
+    assert_eq!(
+        send(&p.base, json!({"text": "Ann"})).await,
+        429,
+        "the window was stored with the conversation"
+    );
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+}
