@@ -278,12 +278,8 @@ fn table_exists(c: &Connection, name: &str) -> Result<bool, StoreError> {
 }
 
 fn set_version(c: &Connection) -> Result<(), StoreError> {
-    c.execute(
-        "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        [SCHEMA_VERSION.to_string()],
-    )?;
-    Ok(())
+    let row = [("schema_version".to_owned(), SCHEMA_VERSION.to_string())];
+    upsert(c, "meta", "key", "value", &row)
 }
 
 fn write_commit(tx: &Connection, c: &Commit) -> Result<(), StoreError> {
@@ -354,32 +350,36 @@ fn write_commit(tx: &Connection, c: &Commit) -> Result<(), StoreError> {
     for r in &c.records {
         rec.execute(params![r.key, r.conversation, r.body, r.created_at])?;
     }
-    let mut agent = tx.prepare_cached(
-        "INSERT INTO agents (name, presence) VALUES (?1, ?2)
-         ON CONFLICT (name) DO UPDATE SET presence = excluded.presence",
-    )?;
-    for (name, presence) in &c.agents {
-        agent.execute(params![name, presence])?;
-    }
-    let mut pool = tx.prepare_cached(
-        "INSERT INTO pools (name, next) VALUES (?1, ?2)
-         ON CONFLICT (name) DO UPDATE SET next = excluded.next",
-    )?;
-    for (name, next) in &c.pools {
-        pool.execute(params![name, next])?;
-    }
-    let mut meta = tx.prepare_cached(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )?;
-    for (k, v) in &c.meta {
-        meta.execute(params![k, v])?;
-    }
+    upsert(tx, "agents", "name", "presence", &c.agents)?;
+    upsert(tx, "pools", "name", "next", &c.pools)?;
+    upsert(tx, "meta", "key", "value", &c.meta)?;
     let mut ver = tx.prepare_cached(
         "INSERT OR IGNORE INTO playbook_versions (name, version, file, source) VALUES (?1, ?2, ?3, ?4)",
     )?;
     for v in &c.versions {
         ver.execute(params![v.name, v.version, v.file, v.source])?;
+    }
+    Ok(())
+}
+
+/// Writes `(key, value)` rows into a two-column table, replacing the value of a known key.
+/// The names are this module's constants, never input.
+fn upsert<V: rusqlite::ToSql>(
+    tx: &Connection,
+    table: &str,
+    key: &str,
+    value: &str,
+    rows: &[(String, V)],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut st = tx.prepare_cached(&format!(
+        "INSERT INTO {table} ({key}, {value}) VALUES (?1, ?2)
+         ON CONFLICT ({key}) DO UPDATE SET {value} = excluded.{value}"
+    ))?;
+    for (k, v) in rows {
+        st.execute(params![k, v])?;
     }
     Ok(())
 }
