@@ -99,6 +99,11 @@ pub struct Invalid {
 }
 
 impl Invalid {
+    /// Every diagnostic rendered against the source, as `playbook check` prints them.
+    pub fn render(&self, theme: &miette::GraphicalTheme) -> String {
+        self.source.render(&self.diagnostics, theme).concat()
+    }
+
     /// The errors among the diagnostics (every parse diagnostic is one).
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
         self.diagnostics.iter().filter(|d| d.is_error())

@@ -54,6 +54,42 @@ struct Proc {
     base: String,
 }
 
+impl Proc {
+    /// SIGKILL, as a crash would, and wait for it to be gone.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    /// A failing test must not leave a server running (it would hold the test's pipes open).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a conversation on `playbook`: its id, visitor token and the first answer.
+async fn start(
+    c: &reqwest::Client,
+    base: &str,
+    playbook: &str,
+) -> (String, String, serde_json::Value) {
+    let (st, v) = call(
+        c,
+        "POST",
+        &format!("{base}/api/conversations"),
+        None,
+        Some(json!({"playbook": playbook})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let id = v["conversation"].as_str().unwrap().to_owned();
+    let token = v["token"].as_str().unwrap().to_owned();
+    (id, token, v)
+}
+
 fn spawn(dir: &std::path::Path) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_playbook"))
         .args(["serve", "--addr", "127.0.0.1:0", "--playbooks"])
@@ -110,7 +146,7 @@ async fn sigkill_mid_conversation_and_mid_delivery_loses_nothing() {
         1000,
     );
     let c = reqwest::Client::new();
-    let mut p = spawn(dir.path());
+    let p = spawn(dir.path());
 
     // Five conversations finished with a lead, five waiting at the email question.
     let mut done = Vec::new();
@@ -188,10 +224,9 @@ async fn sigkill_mid_conversation_and_mid_delivery_loses_nothing() {
         "the first delivery attempts",
     )
     .await;
-    p.child.kill().unwrap();
-    p.child.wait().unwrap();
+    p.kill();
 
-    let mut p = spawn(dir.path());
+    let p = spawn(dir.path());
     // Every conversation is still there, with its history.
     for (id, token) in &done {
         let (st, h) = call(
@@ -247,10 +282,9 @@ async fn sigkill_mid_conversation_and_mid_delivery_loses_nothing() {
     );
 
     // Kill again mid-delivery, stay down past the wait, restart, and let delivery finish.
-    p.child.kill().unwrap();
-    p.child.wait().unwrap();
+    p.kill();
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    let mut p = spawn(dir.path());
+    let p = spawn(dir.path());
     let (_, h) = call(
         &c,
         "GET",
@@ -313,8 +347,7 @@ async fn sigkill_mid_conversation_and_mid_delivery_loses_nothing() {
         // always under the same key: the CRM's deduplicated count equals the record count.
         assert_eq!(s.stored.len(), 10);
     }
-    p.child.kill().unwrap();
-    p.child.wait().unwrap();
+    p.kill();
 }
 
 /// The whole history of a conversation as its visitor sees it.
@@ -338,7 +371,7 @@ async fn a_config_change_between_restarts_rewrites_nothing() {
     server_common::playbooks(dir.path());
     server_common::config(dir.path(), "", 1000);
     let c = reqwest::Client::new();
-    let mut p = spawn(dir.path());
+    let p = spawn(dir.path());
 
     // A second server on the same data folder is refused, with the reason.
     let second = Command::new(env!("CARGO_BIN_EXE_playbook"))
@@ -353,17 +386,7 @@ async fn a_config_change_between_restarts_rewrites_nothing() {
     assert!(err.contains("in use by another"), "{err}");
 
     // ana picks up a chat and talks with the visitor; bob goes away.
-    let (st, v) = call(
-        &c,
-        "POST",
-        &format!("{}/api/conversations", p.base),
-        None,
-        Some(json!({"playbook": "demo"})),
-    )
-    .await;
-    assert_eq!(st, 201);
-    let id = v["conversation"].as_str().unwrap().to_owned();
-    let token = v["token"].as_str().unwrap().to_owned();
+    let (id, token, _) = start(&c, &p.base, "demo").await;
     let msgs = format!("{}/api/conversations/{id}/messages", p.base);
     let agent = format!("{}/api/agent/conversations/{id}", p.base);
     let steps: [(&str, &str, Option<&str>, serde_json::Value); 4] = [
@@ -403,8 +426,7 @@ async fn a_config_change_between_restarts_rewrites_nothing() {
     assert_eq!(st, 200);
     let before = history(&c, &p.base, &id, &token).await;
     assert_eq!(before["status"], "with_agent");
-    p.child.kill().unwrap();
-    p.child.wait().unwrap();
+    p.kill();
 
     // The config now says ana starts offline and bob online: stored presence and history win.
     let text = std::fs::read_to_string(dir.path().join("playbook.toml")).unwrap();
@@ -412,7 +434,7 @@ async fn a_config_change_between_restarts_rewrites_nothing() {
         .replacen("presence = \"online\"", "presence = \"offline\"", 1)
         .replacen("presence = \"online\"", "presence = \"away\"", 1);
     std::fs::write(dir.path().join("playbook.toml"), text).unwrap();
-    let mut p = spawn(dir.path());
+    let p = spawn(dir.path());
     let msgs = format!("{}/api/conversations/{id}/messages", p.base);
     let agent = format!("{}/api/agent/conversations/{id}", p.base);
     assert_eq!(history(&c, &p.base, &id, &token).await, before);
@@ -445,8 +467,7 @@ async fn a_config_change_between_restarts_rewrites_nothing() {
     assert_eq!(v["status"], "with_agent");
     let (st, v) = call(&c, "POST", &format!("{agent}/close"), Some(ANA), None).await;
     assert_eq!(st, 200, "{v}");
-    p.child.kill().unwrap();
-    p.child.wait().unwrap();
+    p.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -455,24 +476,13 @@ async fn a_timer_pending_at_a_crash_fires_after_the_restart() {
     server_common::playbooks(dir.path());
     server_common::config(dir.path(), "", 1000);
     let c = reqwest::Client::new();
-    let mut p = spawn(dir.path());
-    let (st, v) = call(
-        &c,
-        "POST",
-        &format!("{}/api/conversations", p.base),
-        None,
-        Some(json!({"playbook": "timeout"})),
-    )
-    .await;
-    assert_eq!(st, 201);
+    let p = spawn(dir.path());
+    let (id, token, v) = start(&c, &p.base, "timeout").await;
     assert_eq!(v["status"], "queued");
-    let id = v["conversation"].as_str().unwrap().to_owned();
-    let token = v["token"].as_str().unwrap().to_owned();
     // Killed before its 1 s wait is over; down while it passes.
-    p.child.kill().unwrap();
-    p.child.wait().unwrap();
+    p.kill();
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    let mut p = spawn(dir.path());
+    let p = spawn(dir.path());
     let mut h = history(&c, &p.base, &id, &token).await;
     for _ in 0..100 {
         if h["status"] != "queued" {
@@ -489,8 +499,7 @@ async fn a_timer_pending_at_a_crash_fires_after_the_restart() {
             "Leave your email and we'll call you back."
         ]
     );
-    p.child.kill().unwrap();
-    p.child.wait().unwrap();
+    p.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -507,18 +516,8 @@ async fn the_rate_limit_survives_a_restart() {
         tokio::time::sleep(Duration::from_secs(61 - secs % 60)).await;
     }
     let c = reqwest::Client::new();
-    let mut p = spawn(dir.path());
-    let (st, v) = call(
-        &c,
-        "POST",
-        &format!("{}/api/conversations", p.base),
-        None,
-        Some(json!({"playbook": "demo"})),
-    )
-    .await;
-    assert_eq!(st, 201);
-    let id = v["conversation"].as_str().unwrap().to_owned();
-    let token = v["token"].as_str().unwrap().to_owned();
+    let p = spawn(dir.path());
+    let (id, token, _) = start(&c, &p.base, "demo").await;
     let send = |base: &str, body: serde_json::Value| {
         let (c, url, token) = (
             c.clone(),
@@ -531,14 +530,12 @@ async fn the_rate_limit_survives_a_restart() {
     assert_eq!(send(&p.base, json!({"choice": 9})).await, 400);
     assert_eq!(send(&p.base, json!({"choice": 1})).await, 200);
     assert_eq!(send(&p.base, json!({"choice": 2})).await, 200);
-    p.child.kill().unwrap();
-    p.child.wait().unwrap();
-    let mut p = spawn(dir.path());
+    p.kill();
+    let p = spawn(dir.path());
     assert_eq!(
         send(&p.base, json!({"text": "Ann"})).await,
         429,
         "the window was stored with the conversation"
     );
-    p.child.kill().unwrap();
-    p.child.wait().unwrap();
+    p.kill();
 }

@@ -52,12 +52,7 @@ pub(super) fn run(files: &[PathBuf], opts: &Options) -> u8 {
                 continue;
             }
             Err(LoadError::Invalid(invalid)) => {
-                print_err(
-                    &invalid
-                        .source
-                        .render(&invalid.diagnostics, &theme())
-                        .concat(),
-                );
+                print_err(&invalid.render(&theme()));
                 print_err(&format!(
                     "{}: not formatted: it has errors\n",
                     invalid.source.file.name()

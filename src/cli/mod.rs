@@ -290,12 +290,7 @@ fn graph(path: &std::path::Path, format: GraphFormat) -> u8 {
             EXIT_USAGE
         }
         Err(crate::load::LoadError::Invalid(invalid)) => {
-            print_err(
-                &invalid
-                    .source
-                    .render(&invalid.diagnostics, &theme())
-                    .concat(),
-            );
+            print_err(&invalid.render(&theme()));
             EXIT_ERRORS
         }
     }

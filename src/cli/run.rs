@@ -89,12 +89,7 @@ pub fn run(path: &Path, agents: &[String], json: bool, start_ms: Option<u64>) ->
             return EXIT_USAGE;
         }
         Err(LoadError::Invalid(invalid)) => {
-            print_err(
-                &invalid
-                    .source
-                    .render(&invalid.diagnostics, &theme())
-                    .concat(),
-            );
+            print_err(&invalid.render(&theme()));
             return EXIT_ERRORS;
         }
     };

@@ -320,49 +320,28 @@ fn set_version(c: &Connection) -> Result<(), StoreError> {
 }
 
 fn write_commit(tx: &Connection, c: &Commit) -> Result<(), StoreError> {
-    let mut insert = tx.prepare_cached(
+    // One statement for a new and a changed conversation: revision 1 inserts; revision n
+    // replaces the row only over revision n - 1. No row written means another writer won.
+    let mut write = tx.prepare_cached(
         "INSERT INTO conversations (id, ord, playbook, version, rev, ended, desk, agent, updated_at, lines, tail, next_due, state)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )?;
-    let mut update = tx.prepare_cached(
-        "UPDATE conversations SET rev = ?2, ended = ?3, desk = ?4, agent = ?5, updated_at = ?6,
-                lines = ?7, tail = ?8, next_due = ?9, state = ?10
-         WHERE ord = ?1 AND rev = ?2 - 1",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (ord) DO UPDATE SET rev = excluded.rev, ended = excluded.ended,
+             desk = excluded.desk, agent = excluded.agent, updated_at = excluded.updated_at,
+             lines = excluded.lines, tail = excluded.tail, next_due = excluded.next_due,
+             state = excluded.state
+         WHERE conversations.rev = excluded.rev - 1",
     )?;
     let mut line = tx.prepare_cached("INSERT INTO lines (conv, seq, body) VALUES (?1, ?2, ?3)")?;
     for w in &c.convs {
         let r = &w.row;
         let desk = r.desk.map(DeskColumn::as_str);
         let tail = encode_tail(&r.tail);
-        if r.rev == 1 {
-            let n = insert
-                .execute(params![
-                    r.id,
-                    r.ord,
-                    r.playbook,
-                    r.version,
-                    r.rev,
-                    r.ended,
-                    desk,
-                    r.agent,
-                    r.updated_at,
-                    r.lines,
-                    tail,
-                    r.next_due,
-                    r.state
-                ])
-                .map_err(|e| match e {
-                    rusqlite::Error::SqliteFailure(f, _)
-                        if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                    {
-                        StoreError::Conflict(r.id.clone())
-                    }
-                    e => e.into(),
-                })?;
-            debug_assert_eq!(n, 1);
-        } else {
-            let n = update.execute(params![
+        let n = write
+            .execute(params![
+                r.id,
                 r.ord,
+                r.playbook,
+                r.version,
                 r.rev,
                 r.ended,
                 desk,
@@ -372,10 +351,18 @@ fn write_commit(tx: &Connection, c: &Commit) -> Result<(), StoreError> {
                 tail,
                 r.next_due,
                 r.state
-            ])?;
-            if n != 1 {
-                return Err(StoreError::Conflict(r.id.clone()));
-            }
+            ])
+            .map_err(|e| match e {
+                // The same id under another start order: a second start of it.
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    StoreError::Conflict(r.id.clone())
+                }
+                e => e.into(),
+            })?;
+        if n != 1 {
+            return Err(StoreError::Conflict(r.id.clone()));
         }
         for (seq, body) in &w.flush {
             line.execute(params![r.ord, seq, body])?;
