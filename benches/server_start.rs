@@ -211,6 +211,7 @@ fn child(dir: &Path) {
         data: dir.join("data"),
         addr: "127.0.0.1:0".into(),
         config: Some(dir.join("playbook.toml")),
+        database: None,
     };
     let t = Wall::now();
     let opening = server::open(&opts).expect("opens");

@@ -17,6 +17,7 @@ async fn app(dir: &std::path::Path, extra: &str) -> axum::Router {
         data: dir.join("data"),
         addr: "127.0.0.1:0".into(),
         config: Some(server_common::config(dir, extra, 1000)),
+        database: server_common::database(),
     };
     let (state, _) = playbook::server::launch(&opts, playbook::runtime::driver::Clock::wall())
         .await

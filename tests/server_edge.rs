@@ -124,6 +124,7 @@ async fn app(dir: &std::path::Path, limits: &str, extra: &str) -> axum::Router {
         data: dir.join("data"),
         addr: "127.0.0.1:0".into(),
         config: Some(server_common::config_with(dir, extra, 1000, limits)),
+        database: None,
     };
     let (state, _) = playbook::server::launch(&opts, playbook::runtime::driver::Clock::wall())
         .await

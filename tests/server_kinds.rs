@@ -126,16 +126,21 @@ async fn ask_reprompt_and_say_are_told_apart_live_and_after_restart() {
         "{live:?}"
     );
 
-    // A second server on the same data folder is refused while this one runs.
+    // A second server on the same data folder is refused while this one runs; on
+    // PostgreSQL it is a replica and opens.
     let opts = playbook::server::ServeOptions {
         playbooks: dir.path().join("playbooks"),
         data: dir.path().join("data"),
         addr: "127.0.0.1:0".into(),
         config: Some(dir.path().join("playbook.toml")),
+        database: s.database.clone(),
     };
-    let err = tokio::task::spawn_blocking(move || playbook::server::open(&opts))
+    let second = tokio::task::spawn_blocking(move || playbook::server::open(&opts))
         .await
-        .unwrap()
-        .unwrap_err();
-    assert!(err.contains("in use by another"), "{err}");
+        .unwrap();
+    match (&s.database, second) {
+        (None, Err(err)) => assert!(err.contains("in use by another"), "{err}"),
+        (None, Ok(_)) => panic!("a second server on one data folder was allowed"),
+        (Some(_), r) => assert!(r.is_ok(), "a replica could not open: {:?}", r.err()),
+    }
 }

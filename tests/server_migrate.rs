@@ -173,6 +173,7 @@ fn a_data_folder_of_a_newer_release_is_refused() {
         data: dir.path().to_owned(),
         addr: "127.0.0.1:0".into(),
         config: Some(fixture().join("playbook.toml")),
+        database: None,
     };
     let err = playbook::server::open(&opts).unwrap_err();
     assert!(err.contains("schema version 3"), "{err}");

@@ -101,6 +101,21 @@ pub enum Command {
         /// The config file: agents, pools, webhook, limits (see playbook.toml.example).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Store in PostgreSQL instead of SQLite in --data: postgres://USER@HOST[:PORT]/DB.
+        /// Any number of replicas may share one database (see "Several replicas" in the
+        /// README).
+        #[arg(long, env = "PLAYBOOK_DATABASE_URL", hide_env_values = true)]
+        database: Option<String>,
+        /// PostgreSQL: keep the tables in this schema (created if missing) instead of the
+        /// user's default one.
+        #[arg(long)]
+        db_schema: Option<String>,
+        /// PostgreSQL: connections in this replica's pool.
+        #[arg(long, default_value_t = 16)]
+        db_pool: usize,
+        /// PostgreSQL: milliseconds one statement may run before it is cancelled.
+        #[arg(long, default_value_t = 5000)]
+        db_statement_timeout_ms: u64,
     },
     /// Drive a running server with many conversations and print throughput.
     Load {
@@ -236,7 +251,25 @@ impl Cli {
                 data,
                 addr,
                 config,
-            } => serve::run(playbooks, data, addr, config),
+                database,
+                db_schema,
+                db_pool,
+                db_statement_timeout_ms,
+            } => {
+                let database = database.map(|url| crate::persist::PgOptions {
+                    schema: db_schema,
+                    pool_size: db_pool,
+                    statement_timeout: std::time::Duration::from_millis(db_statement_timeout_ms),
+                    ..crate::persist::PgOptions::new(url)
+                });
+                serve::run(crate::server::ServeOptions {
+                    playbooks,
+                    data,
+                    addr,
+                    config,
+                    database,
+                })
+            }
             Command::Load {
                 addr,
                 conversations,

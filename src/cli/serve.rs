@@ -1,11 +1,9 @@
 //! `playbook serve`: parse options, set up logging, run [`crate::server::serve`].
 
-use std::path::PathBuf;
-
 use super::{EXIT_OK, EXIT_USAGE, print_err};
 
 /// Runs the server until it is stopped; returns an exit code when it cannot start.
-pub fn run(playbooks: PathBuf, data: PathBuf, addr: String, config: Option<PathBuf>) -> u8 {
+pub fn run(opts: crate::server::ServeOptions) -> u8 {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -22,12 +20,6 @@ pub fn run(playbooks: PathBuf, data: PathBuf, addr: String, config: Option<PathB
             print_err(&format!("error: cannot start the runtime: {e}\n"));
             return EXIT_USAGE;
         }
-    };
-    let opts = crate::server::ServeOptions {
-        playbooks,
-        data,
-        addr,
-        config,
     };
     match rt.block_on(crate::server::serve(opts)) {
         Ok(()) => EXIT_OK,

@@ -137,9 +137,13 @@ struct Pool {
     next: usize,
 }
 
-/// What [`Desk::diff`] found: `(agent, presence)` changes, `(pool, next)` changes, and the
-/// entry counter if it moved.
-pub type DeskDiff = (Vec<(String, Presence)>, Vec<(String, usize)>, Option<u64>);
+/// What [`Desk::diff`] found: `(agent, presence)` changes, `(pool, before, next)` changes,
+/// and the entry counter if it moved.
+pub type DeskDiff = (
+    Vec<(String, Presence)>,
+    Vec<(String, usize, usize)>,
+    Option<u64>,
+);
 
 /// The desk.
 #[derive(Debug, Clone, Default)]
@@ -463,8 +467,10 @@ impl Desk {
         let pools = self
             .pools
             .iter()
-            .filter(|(n, p)| before.pools.get(*n).map(|b| b.next) != Some(p.next))
-            .map(|(n, p)| (n.clone(), p.next))
+            .filter_map(|(n, p)| {
+                let was = before.pools.get(n).map_or(0, |b| b.next);
+                (was != p.next).then(|| (n.clone(), was, p.next))
+            })
             .collect();
         let seq = (self.seq != before.seq).then_some(self.seq);
         (agents, pools, seq)

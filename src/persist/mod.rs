@@ -30,10 +30,12 @@
 //!
 //! Must not: know about HTTP, the engine or tokio, or decide anything about conversations.
 
+pub mod postgres;
 pub mod sqlite;
 
 use serde::Serialize;
 
+pub use postgres::{PgOptions, PgStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// The schema version this release writes. A database with a higher one is refused.
@@ -183,8 +185,9 @@ pub struct Commit {
     pub records: Vec<NewRecord>,
     /// Agents' presence: `(agent, presence)`.
     pub agents: Vec<(String, String)>,
-    /// Pools' round-robin cursors: `(pool, next)`.
-    pub pools: Vec<(String, i64)>,
+    /// Pools' round-robin cursors: `(pool, before, next)`. A shared backend moves a cursor
+    /// only from `before` (else [`StoreError::Conflict`]), so replicas take turns a, b, c.
+    pub pools: Vec<(String, i64, i64)>,
     /// Counters and settings: `(key, value)`.
     pub meta: Vec<(String, String)>,
     /// New playbook versions.
@@ -254,8 +257,70 @@ pub struct RecordRow {
 /// this time.
 pub type Delivery = Result<i64, (String, i64)>;
 
+/// The desk-wide rows: agents' presence and pools' cursors.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeskRows {
+    /// `(agent, presence)`.
+    pub agents: Vec<(String, String)>,
+    /// `(pool, next)`.
+    pub pools: Vec<(String, i64)>,
+}
+
 /// A storage backend. Every method is blocking; async callers run them on a blocking thread.
 pub trait Storage: Send + Sync + 'static {
+    /// Whether other processes may write the same database at the same time (replicas on
+    /// PostgreSQL). A driver on a shared store keeps nothing in memory between commits, reads
+    /// every conversation fresh, reserves start orders, and claims due timers.
+    fn shared(&self) -> bool {
+        false
+    }
+    /// Checks the database answers (`/healthz`).
+    fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Several conversations with their lines (those stored; any order).
+    fn conversations(&self, ids: &[String]) -> Result<Vec<(ConvRow, Vec<String>)>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(self.conversation(id)?);
+        }
+        Ok(out)
+    }
+    /// Agents' presence and pools' cursors as stored now.
+    fn desk_rows(&self) -> Result<DeskRows, StoreError> {
+        let open = self.open_set()?;
+        Ok(DeskRows {
+            agents: open.agents,
+            pools: open.pools,
+        })
+    }
+    /// Conversations waiting in Unassigned, or with `agent`, in start order (oldest first),
+    /// at most `limit`.
+    fn desk_queue(
+        &self,
+        agent: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<(ConvRow, Vec<String>)>, StoreError>;
+    /// Claims conversations whose earliest timer is due at `now` and that no other worker
+    /// holds: each is held until `now + lease_ms` (a worker that dies lets go when the lease
+    /// runs out; the next commit of the conversation clears it). Returns `(id, ord,
+    /// next_due)`, earliest first. A store that is not shared has nothing to claim.
+    fn claim_timers(
+        &self,
+        _now: i64,
+        _lease_ms: i64,
+        _limit: i64,
+    ) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        Ok(Vec::new())
+    }
+    /// Reserves `n` start orders for this process alone; returns the first. Only shared stores
+    /// need it (one process numbers its own starts).
+    fn reserve_ords(&self, n: i64) -> Result<i64, StoreError> {
+        let _ = n;
+        Err(StoreError::Io(
+            "this store does not reserve start orders".into(),
+        ))
+    }
     /// Writes a commit in one transaction: all of it or nothing.
     fn commit(&self, commit: &Commit) -> Result<(), StoreError>;
     /// What a server loads at start.
@@ -274,10 +339,40 @@ pub trait Storage: Send + Sync + 'static {
     fn records(&self, after: i64, limit: i64) -> Result<Vec<RecordRow>, StoreError>;
     /// The records of one conversation, oldest first.
     fn records_of(&self, conversation: &str) -> Result<Vec<RecordRow>, StoreError>;
-    /// Undelivered records whose next attempt is due at `now`, oldest first.
-    fn due(&self, now: i64, limit: i64) -> Result<Vec<RecordRow>, StoreError>;
+    /// Claims undelivered records whose next attempt is due at `now`, oldest first: their
+    /// next attempt moves to `now + lease_ms`, so no other worker takes them meanwhile (a
+    /// worker that dies lets go when the lease runs out).
+    fn due(&self, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<RecordRow>, StoreError>;
     /// The earliest next attempt of an undelivered record.
     fn next_due(&self) -> Result<Option<i64>, StoreError>;
     /// Stores delivery outcomes: `(key, outcome)`.
     fn deliveries(&self, outcomes: &[(String, Delivery)]) -> Result<(), StoreError>;
+}
+
+/// The tail as stored: a JSON array of `[seq, line]` pairs, the lines being JSON already.
+pub(crate) fn encode_tail(tail: &[(i64, String)]) -> String {
+    let mut out = String::from("[");
+    for (i, (seq, body)) in tail.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('[');
+        out.push_str(&seq.to_string());
+        out.push(',');
+        out.push_str(body);
+        out.push(']');
+    }
+    out.push(']');
+    out
+}
+
+pub(crate) fn decode_tail(text: &str) -> Vec<(i64, String)> {
+    // Each element is `[seq, line]`; the line is kept as its JSON text.
+    serde_json::from_str::<Vec<(i64, Box<serde_json::value::RawValue>)>>(text)
+        .map(|v| {
+            v.into_iter()
+                .map(|(s, l)| (s, l.get().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
 }

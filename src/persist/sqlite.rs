@@ -17,7 +17,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     Commit, ConvRow, Delivery, DeskColumn, OpenSet, RecordRow, SCHEMA_VERSION, Storage, StoreError,
-    VersionRow,
+    VersionRow, decode_tail, encode_tail,
 };
 
 /// How to open the file.
@@ -375,7 +375,9 @@ fn write_commit(tx: &Connection, c: &Commit) -> Result<(), StoreError> {
         rec.execute(params![r.key, r.conversation, r.body, r.created_at])?;
     }
     upsert(tx, "agents", "name", "presence", &c.agents)?;
-    upsert(tx, "pools", "name", "next", &c.pools)?;
+    // One process: its cursors are the only ones, so `before` needs no check.
+    let pools: Vec<(String, i64)> = c.pools.iter().map(|(p, _, n)| (p.clone(), *n)).collect();
+    upsert(tx, "pools", "name", "next", &pools)?;
     upsert(tx, "meta", "key", "value", &c.meta)?;
     let mut ver = tx.prepare_cached(
         "INSERT OR IGNORE INTO playbook_versions (name, version, file, source) VALUES (?1, ?2, ?3, ?4)",
@@ -410,34 +412,6 @@ fn upsert<V: rusqlite::ToSql>(
 
 const CONV_COLUMNS: &str =
     "id, ord, playbook, version, rev, ended, desk, agent, updated_at, lines, tail, next_due, state";
-
-/// The tail as stored: a JSON array of `[seq, line]` pairs, the lines being JSON already.
-fn encode_tail(tail: &[(i64, String)]) -> String {
-    let mut out = String::from("[");
-    for (i, (seq, body)) in tail.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push('[');
-        out.push_str(&seq.to_string());
-        out.push(',');
-        out.push_str(body);
-        out.push(']');
-    }
-    out.push(']');
-    out
-}
-
-fn decode_tail(text: &str) -> Vec<(i64, String)> {
-    // Each element is `[seq, line]`; the line is kept as its JSON text.
-    serde_json::from_str::<Vec<(i64, Box<serde_json::value::RawValue>)>>(text)
-        .map(|v| {
-            v.into_iter()
-                .map(|(s, l)| (s, l.get().to_owned()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 fn row_to_conv(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConvRow> {
     let desk: Option<String> = r.get(6)?;
@@ -613,13 +587,54 @@ impl Storage for SqliteStore {
         })
     }
 
-    fn due(&self, now: i64, limit: i64) -> Result<Vec<RecordRow>, StoreError> {
-        self.with_read(|c| {
-            let mut st = c.prepare_cached(&format!(
+    fn due(&self, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<RecordRow>, StoreError> {
+        let mut conn = self
+            .write
+            .lock()
+            .map_err(|_| StoreError::Io("write connection poisoned".into()))?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let rows: Vec<RecordRow> = {
+            let mut st = tx.prepare_cached(&format!(
                 "SELECT {RECORD_COLUMNS} FROM records
                  WHERE delivered_at IS NULL AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2"
             ))?;
-            st.query_map(params![now, limit], row_to_record)?.collect()
+            st.query_map(params![now, limit], row_to_record)?
+                .collect::<Result<_, _>>()?
+        };
+        {
+            let mut claim =
+                tx.prepare_cached("UPDATE records SET next_attempt_at = ?2 WHERE id = ?1")?;
+            for r in &rows {
+                claim.execute(params![r.id, now + lease_ms])?;
+            }
+        }
+        tx.commit()?;
+        Ok(rows)
+    }
+
+    fn desk_queue(
+        &self,
+        agent: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<(ConvRow, Vec<String>)>, StoreError> {
+        self.with_read(|c| {
+            let rows: Vec<ConvRow> = match agent {
+                None => c
+                    .prepare_cached(&format!(
+                        "SELECT {CONV_COLUMNS} FROM conversations
+                         WHERE desk = 'unassigned' AND NOT ended ORDER BY ord LIMIT ?1"
+                    ))?
+                    .query_map(params![limit], row_to_conv)?
+                    .collect::<Result<_, _>>()?,
+                Some(a) => c
+                    .prepare_cached(&format!(
+                        "SELECT {CONV_COLUMNS} FROM conversations
+                         WHERE desk = 'assigned' AND agent = ?1 AND NOT ended ORDER BY ord LIMIT ?2"
+                    ))?
+                    .query_map(params![a, limit], row_to_conv)?
+                    .collect::<Result<_, _>>()?,
+            };
+            with_lines(c, rows)
         })
     }
 
@@ -755,8 +770,12 @@ mod tests {
         store
             .deliveries(&[("c1/lead".into(), Err(("503".into(), 100)))])
             .unwrap();
-        assert!(store.due(50, 10).unwrap().is_empty());
+        assert!(store.due(50, 1_000, 10).unwrap().is_empty());
         assert_eq!(store.next_due().unwrap(), Some(100));
+        // Due at 100: claimed until 1100, so nobody else takes it meanwhile.
+        assert_eq!(store.due(100, 1_000, 10).unwrap().len(), 1);
+        assert!(store.due(100, 1_000, 10).unwrap().is_empty());
+        assert_eq!(store.next_due().unwrap(), Some(1_100));
         drop(store);
         let (store, _) = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
         assert_eq!(store.records_of("c1").unwrap()[0].attempts, 1);

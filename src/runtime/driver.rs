@@ -51,6 +51,17 @@ pub const IDLE_AFTER_MS: u64 = 5 * 60 * 1000;
 /// How often (ms) the driver looks for idle conversations.
 const SWEEP_EVERY_MS: u64 = 30 * 1000;
 
+/// On a shared store: how often (ms) due timers are claimed from the database.
+pub const CLAIM_EVERY_MS: u64 = 500;
+
+/// On a shared store: how long (ms) a claimed timer is this replica's alone. One that dies
+/// holding it lets another fire it after this.
+pub const TIMER_LEASE_MS: u64 = 30 * 1000;
+
+/// On a shared store: how often a request is applied again after another replica changed
+/// its conversation first (each time on the state just read).
+const ATTEMPTS: u8 = 8;
+
 /// Maps tokio time to virtual time: `anchor` is `virtual_at_anchor`, and both run at the
 /// same rate (1 ms = 1 ms).
 #[derive(Debug, Clone, Copy)]
@@ -149,6 +160,8 @@ enum Request {
         /// The visitor's secret, when the caller must prove it.
         token: Option<String>,
         reply: oneshot::Sender<Result<Arc<Outputs>, DriverError>>,
+        /// Attempts made before (a shared store's lost races).
+        attempts: u8,
     },
     Call(Job),
     Read {
@@ -180,6 +193,13 @@ impl Driver {
     /// Spawns the task in durable mode: every change is committed to `store` before it is
     /// answered or published. The hub must be made with [`Hub::durable`] and hold what the
     /// store says is open.
+    ///
+    /// On a [shared](Storage::shared) store (replicas) the hub holds a conversation only
+    /// while a change of it is being stored: each group reads its conversations and the
+    /// desk's presence and cursors fresh, a commit that loses a race to another replica is
+    /// rolled back and its requests applied again on the state that won (up to a few
+    /// times), start orders come from reserved blocks, and due timers are claimed from the
+    /// store every [`CLAIM_EVERY_MS`].
     pub fn durable(hub: Hub, clock: Clock, store: Arc<dyn Storage>) -> Self {
         Self::start(hub, clock, Some(store), Vec::new())
     }
@@ -203,6 +223,8 @@ impl Driver {
         parked: Vec<(String, u64, Instant)>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(4096);
+        let next_claim = clock.now();
+        let shared = store.as_ref().is_some_and(|s| s.shared());
         let writer = store.as_ref().map(|s| Writer {
             store: Arc::clone(s),
         });
@@ -226,6 +248,9 @@ impl Driver {
                 .map(|(id, ord, at)| ((at, ord), id))
                 .collect(),
             last_sweep: None,
+            shared,
+            next_claim,
+            again: Vec::new(),
         };
         tokio::spawn(task.run());
         Driver { tx, all }
@@ -256,6 +281,7 @@ impl Driver {
             cmd: Box::new(cmd),
             token: token.map(str::to_owned),
             reply,
+            attempts: 0,
         })
         .await?;
         rx.await.map_err(|_| DriverError::Stopped)?
@@ -331,8 +357,18 @@ enum Pending {
     Apply {
         reply: oneshot::Sender<Result<Arc<Outputs>, DriverError>>,
         result: Result<Arc<Outputs>, DriverError>,
+        /// On a shared store: the request, to apply again if another replica wins the race.
+        again: Option<Box<Retry>>,
     },
     Call(Finish),
+}
+
+/// A request kept to be applied again, with the attempts made so far.
+struct Retry {
+    id: String,
+    cmd: Command,
+    token: Option<String>,
+    attempts: u8,
 }
 
 /// A group applied to the hub (a sealed unit), with what waits for its commit.
@@ -381,6 +417,12 @@ struct Task {
     parked: std::collections::BTreeMap<(Instant, u64), String>,
     /// When idle conversations were last looked for.
     last_sweep: Option<Instant>,
+    /// Whether other replicas write the store too (see [`Driver::durable`]).
+    shared: bool,
+    /// On a shared store: when due timers are next claimed.
+    next_claim: Instant,
+    /// On a shared store: requests that lost a race, applied first in the next group.
+    again: Vec<Request>,
 }
 
 impl Task {
@@ -395,12 +437,18 @@ impl Task {
                     self.read(id, f);
                 }
                 self.sweep(self.clock.now());
+                if !self.again.is_empty() {
+                    let reqs = std::mem::take(&mut self.again);
+                    self.group(reqs);
+                    continue;
+                }
             }
             let parked = self.parked.keys().next().map(|(at, _)| *at);
-            let due = match (self.hub.next_deadline(), parked) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let claim = self.shared.then_some(self.next_claim);
+            let due = [self.hub.next_deadline(), parked, claim]
+                .into_iter()
+                .flatten()
+                .min();
             let next = due.map(|at| {
                 let t = self.clock.to_tokio(at);
                 match self.retry {
@@ -456,14 +504,17 @@ impl Task {
     fn group(&mut self, reqs: Vec<Request>) {
         let now = self.clock.now();
         let durable = self.store.is_some();
+        let timers_due = self
+            .retry
+            .is_none_or(|(after, _)| tokio::time::Instant::now() >= after);
+        if self.shared {
+            self.prepare_shared(&reqs, now, timers_due);
+        }
         if durable {
             self.hub.begin();
         }
         let mut out = Outputs::default();
         let mut pending = Vec::new();
-        let timers_due = self
-            .retry
-            .is_none_or(|(after, _)| tokio::time::Instant::now() >= after);
         if timers_due {
             self.unpark(now);
             out.extend(self.hub.advance(now));
@@ -475,10 +526,23 @@ impl Task {
                     cmd,
                     token,
                     reply,
+                    attempts,
                 } => {
+                    let again = self.shared.then(|| {
+                        Box::new(Retry {
+                            id: id.clone(),
+                            cmd: (*cmd).clone(),
+                            token: token.clone(),
+                            attempts,
+                        })
+                    });
                     // Shared, not copied: the reply and the subscribers read the same outputs.
                     let result = self.apply(&id, *cmd, token.as_deref(), now).map(Arc::new);
-                    pending.push(Pending::Apply { reply, result });
+                    pending.push(Pending::Apply {
+                        reply,
+                        result,
+                        again,
+                    });
                 }
                 Request::Call(job) => {
                     let mut o = Outputs::default();
@@ -509,6 +573,7 @@ impl Task {
             // Nothing to write and nothing written before it is pending: done now.
             self.hub.keep();
             self.answer(group, Ok(()));
+            self.release(false);
             return;
         }
         match durable::commit(&changes) {
@@ -522,6 +587,150 @@ impl Task {
                 self.answer(group, Err(e));
             }
         }
+    }
+
+    /// On a shared store, before a group: the desk's presence and cursors as stored (unless a
+    /// commit of this replica is still pending: the hub is newer then), enough reserved start
+    /// orders, the timers due now claimed, and the group's conversations read in one go.
+    fn prepare_shared(&mut self, reqs: &[Request], now: Instant, timers_due: bool) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        if self.inflight.is_none() && self.staged.is_none() {
+            self.refresh_desk();
+        }
+        if self.hub.ords_left().is_none_or(|n| n < MAX_GROUP as u64) {
+            match store.reserve_ords(crate::persist::postgres::ORD_BLOCK) {
+                Ok(first) => {
+                    let first = u64::try_from(first).unwrap_or(0);
+                    self.hub
+                        .use_ords(first, first + crate::persist::postgres::ORD_BLOCK as u64);
+                }
+                Err(e) => tracing::error!(error = %e, "cannot reserve start orders"),
+            }
+        }
+        if timers_due && now >= self.next_claim {
+            self.next_claim = now.after_ms(CLAIM_EVERY_MS);
+            match store.claim_timers(now.0 as i64, TIMER_LEASE_MS as i64, MAX_GROUP as i64) {
+                Ok(due) => {
+                    for (id, ord, at) in due {
+                        let at = Instant(u64::try_from(at).unwrap_or(0));
+                        self.parked
+                            .insert((at, u64::try_from(ord).unwrap_or(0)), id);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot claim due timers"),
+            }
+        }
+        let ids: Vec<String> = reqs
+            .iter()
+            .filter_map(|r| match r {
+                Request::Apply { id, cmd, .. }
+                    if !matches!(**cmd, Command::Start { .. } | Command::Presence { .. })
+                        && !self.hub.contains(id) =>
+                {
+                    Some(id.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        match store.conversations(&ids) {
+            Ok(rows) => {
+                for (row, lines) in rows {
+                    let id = row.id.clone();
+                    let loaded = durable::loaded(&self.hub, row, lines).and_then(|l| {
+                        self.hub
+                            .insert(l)
+                            .map_err(|e| StoreError::Io(e.to_string()))
+                    });
+                    if let Err(e) = loaded {
+                        tracing::error!(conversation = %id, error = %e, "a conversation cannot be loaded");
+                    }
+                }
+            }
+            // Each request loads its own conversation again and reports the failure.
+            Err(e) => tracing::warn!(error = %e, "cannot read a group's conversations"),
+        }
+    }
+
+    /// The desk's presence and pool cursors as the store has them now (other replicas change
+    /// them).
+    fn refresh_desk(&mut self) {
+        let Some(store) = &self.store else { return };
+        match store.desk_rows() {
+            Ok(rows) => {
+                for (agent, p) in rows.agents {
+                    if let Some(p) = durable::presence_of(&p) {
+                        // An agent of the store but not of this config is not this desk's.
+                        let _ = self.hub.set_presence(&agent, p);
+                    }
+                }
+                for (pool, next) in rows.pools {
+                    self.hub
+                        .desk_mut()
+                        .set_pool_next(&pool, usize::try_from(next).unwrap_or(0));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the desk's presence"),
+        }
+    }
+
+    /// On a shared store: drops every conversation no pending commit touched, so the next
+    /// request reads what the store holds (another replica may change it meanwhile). After a
+    /// failed commit (`park`), their due timers are kept to fire again soon: this replica
+    /// holds their claim.
+    fn release(&mut self, park: bool) {
+        if !self.shared {
+            return;
+        }
+        let ids: Vec<String> = self
+            .hub
+            .conversations()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        for id in ids {
+            let timer = self.hub.next_timer(&id);
+            if self.hub.evict(&id)
+                && park
+                && let Some((at, ord)) = timer
+            {
+                self.parked.insert((at, ord), id);
+            }
+        }
+    }
+
+    /// A group that lost a race: its requests go again (up to [`ATTEMPTS`]); the rest are
+    /// answered with the conflict.
+    fn again_or_answer(&mut self, group: Group, stored: &Result<(), StoreError>) {
+        let Group { pending, .. } = group;
+        let mut rest = Vec::new();
+        for p in pending {
+            match p {
+                Pending::Apply {
+                    reply,
+                    again: Some(r),
+                    ..
+                } if r.attempts + 1 < ATTEMPTS => self.again.push(Request::Apply {
+                    id: r.id,
+                    cmd: Box::new(r.cmd),
+                    token: r.token,
+                    reply,
+                    attempts: r.attempts + 1,
+                }),
+                p => rest.push(p),
+            }
+        }
+        self.answer(
+            Group {
+                pending: rest,
+                out: Outputs::default(),
+            },
+            stored.clone(),
+        );
     }
 
     /// Loads the parked conversations whose timer is due, so the hub fires it.
@@ -582,6 +791,19 @@ impl Task {
                 self.hub.keep();
                 self.answer(group, Ok(()));
                 self.submit_staged();
+                self.release(false);
+            }
+            Err(StoreError::Conflict(id)) if self.shared => {
+                // Another replica changed a conversation of this group (or the staged one
+                // built on it) first: nothing was written; the requests are applied again on
+                // what the store holds now.
+                tracing::debug!(conversation = %id, "lost a race to another replica; applying again");
+                self.hub.rollback();
+                let staged = self.staged.take().map(|(g, _)| g);
+                for g in std::iter::once(group).chain(staged) {
+                    self.again_or_answer(g, &stored);
+                }
+                self.release(true);
             }
             Err(e) => {
                 tracing::error!(error = %e, "a change was not stored; nothing of it was kept");
@@ -591,6 +813,7 @@ impl Task {
                 if let Some((staged, _)) = self.staged.take() {
                     self.answer(staged, stored.clone());
                 }
+                self.release(true);
                 // Timers that fired in a failed unit are due again: retry with a backoff so a
                 // full disk is not hammered.
                 let delay = self.retry.map_or(Duration::from_millis(100), |(_, d)| {
@@ -621,7 +844,7 @@ impl Task {
         }
         for p in pending {
             match p {
-                Pending::Apply { reply, result } => {
+                Pending::Apply { reply, result, .. } => {
                     let r = match (&stored, result) {
                         (Ok(()), r) => r,
                         // A refusal changed nothing either way: it stays a refusal.
@@ -644,8 +867,11 @@ impl Task {
     ) -> Result<Outputs, DriverError> {
         match &cmd {
             // A start under an id the store has is a duplicate.
+            // (On a shared store the unique id refuses it at commit, and the retry lands here
+            // with the stored conversation loaded.)
             Command::Start { .. } => {
                 if let Some(store) = &self.store
+                    && !self.shared
                     && !self.hub.contains(id)
                     && store.conversation(id)?.is_some()
                 {
@@ -696,6 +922,9 @@ impl Task {
     }
 
     fn read(&mut self, id: Option<String>, f: Read) {
+        if self.shared {
+            self.refresh_desk();
+        }
         if let Some(id) = &id {
             match self.load(id) {
                 Ok(()) => {}
@@ -704,6 +933,10 @@ impl Task {
             }
         }
         f(Ok(&self.hub));
+        if self.shared {
+            self.release(false);
+            return;
+        }
         // A conversation loaded only to be read goes again if it is over.
         if self.store.is_some()
             && let Some(id) = &id

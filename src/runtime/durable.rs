@@ -84,7 +84,7 @@ pub fn commit(ch: &Changes) -> Result<Commit, StoreError> {
     c.pools = ch
         .pools
         .iter()
-        .map(|(p, n)| (p.clone(), *n as i64))
+        .map(|(p, b, n)| (p.clone(), *b as i64, *n as i64))
         .collect();
     if let Some(seq) = ch.desk_seq {
         c.meta.push((meta::DESK_SEQ.to_owned(), seq.to_string()));

@@ -196,8 +196,8 @@ pub struct Changes {
     pub convs: Vec<ConvChange>,
     /// Agents whose presence changed.
     pub agents: Vec<(String, Presence)>,
-    /// Pools whose round robin moved: `(pool, next)`.
-    pub pools: Vec<(String, usize)>,
+    /// Pools whose round robin moved: `(pool, before, next)`.
+    pub pools: Vec<(String, usize, usize)>,
     /// The desk's entry counter, when it moved.
     pub desk_seq: Option<u64>,
     /// The start-order counter, when it moved.
@@ -283,6 +283,8 @@ pub struct Hub {
     timers: BTreeSet<(Instant, u64, u8)>,
     by_ord: HashMap<u64, u32>,
     next_ord: u64,
+    /// The end of the block of start orders reserved in a shared store, if it is one.
+    ord_end: Option<u64>,
     turn_limit: Option<u32>,
     /// Units of work not yet stored, oldest first; only the last may be open.
     units: Vec<Unit>,
@@ -331,6 +333,7 @@ impl Hub {
             timers: BTreeSet::new(),
             by_ord: HashMap::new(),
             next_ord: 1,
+            ord_end: None,
             turn_limit: None,
             units: Vec::new(),
             now: Instant(0),
@@ -585,7 +588,11 @@ impl Hub {
         for t in timers {
             self.queue(c, t);
         }
-        self.next_ord = self.next_ord.max(ord + 1);
+        // Replicas number starts from blocks of their own: another's conversation says
+        // nothing about where this one continues.
+        if self.ord_end.is_none() {
+            self.next_ord = self.next_ord.max(ord + 1);
+        }
         Ok(())
     }
 
@@ -657,6 +664,18 @@ impl Hub {
     /// Sets where start orders continue (a server: after the highest stored one).
     pub fn set_next_ord(&mut self, next: u64) {
         self.next_ord = self.next_ord.max(next);
+    }
+
+    /// Start orders from now on come from `[next, end)`, a block reserved for this process
+    /// in a shared store.
+    pub fn use_ords(&mut self, next: u64, end: u64) {
+        self.next_ord = next;
+        self.ord_end = Some(end);
+    }
+
+    /// How many start orders are left in the reserved block (`None`: no block).
+    pub fn ords_left(&self) -> Option<u64> {
+        self.ord_end.map(|end| end.saturating_sub(self.next_ord))
     }
 
     fn occupy(&mut self, conv: Conv) -> u32 {
@@ -1344,7 +1363,11 @@ impl Hub {
         }
         self.desk = u.desk;
         self.now = u.now;
-        self.next_ord = u.next_ord;
+        // Orders of a reserved block are used up either way: going back could run past the
+        // block's end into another replica's.
+        if self.ord_end.is_none() {
+            self.next_ord = u.next_ord;
+        }
     }
 
     /// Whether a unit is open or waiting to be stored.

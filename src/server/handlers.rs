@@ -43,7 +43,7 @@ pub fn router(state: AppState) -> Router {
         .layer(cors(&state.config().cors));
     Router::new()
         .route("/", get(index))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .merge(visitor)
         .route("/api/agent/me", get(agent_me))
         .route("/api/agent/agents", get(agent_agents))
@@ -535,26 +535,31 @@ fn unassigned() -> String {
     "unassigned".into()
 }
 
+/// `ok` when the server can reach its database; 503 otherwise (a load balancer takes the
+/// replica out).
+async fn healthz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    state.blocking(|s| s.ping()).await?;
+    Ok("ok")
+}
+
 async fn agent_list(
     State(state): State<AppState>,
     Agent(name): Agent,
     ApiQuery(q): ApiQuery<FolderQuery>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     match q.folder.as_str() {
+        // Read from the store, oldest first: it has every committed change, whichever replica
+        // made it.
         "unassigned" | "mine" => {
-            let unassigned = q.folder == "unassigned";
-            let list = state
-                .driver()
-                .read(None, move |hub| {
-                    let ids = if unassigned {
-                        hub.desk().unassigned()
-                    } else {
-                        hub.desk().mine(&name)
-                    };
-                    ids.into_iter().map(|id| view::summary(hub, id)).collect()
-                })
+            let agent = (q.folder == "mine").then_some(name);
+            let rows = state
+                .blocking(move |s| s.desk_queue(agent.as_deref(), 500))
                 .await?;
-            Ok(Json(list))
+            Ok(Json(
+                rows.iter()
+                    .map(|(row, lines)| view::stored_summary(row, lines.last().map(String::as_str)))
+                    .collect(),
+            ))
         }
         "closed" => {
             let rows = state

@@ -356,6 +356,8 @@ pub struct ServeOptions {
     pub addr: String,
     /// The config file, if any.
     pub config: Option<PathBuf>,
+    /// PostgreSQL instead of SQLite in `data` (replicas share it).
+    pub database: Option<crate::persist::PgOptions>,
 }
 
 /// A hub holding every stored playbook version and the desk of the config.
@@ -397,6 +399,11 @@ pub fn open(opts: &ServeOptions) -> Result<Opening, String> {
             opts.playbooks.display()
         ));
     }
+    if let Some(pg) = &opts.database {
+        let store = crate::persist::PgStore::open(pg).map_err(|e| e.to_string())?;
+        return open_store(Arc::new(store), config, opts.playbooks.clone())
+            .map_err(|e| e.to_string());
+    }
     create_private_dir(&opts.data)?;
     let db = opts.data.join("playbook.sqlite");
     let (store, opened) = SqliteStore::open(&db, SqliteOptions::default())
@@ -435,15 +442,16 @@ impl std::fmt::Debug for Opening {
     }
 }
 
-/// [`open`] on a store opened by the caller (tests choose its options).
+/// [`open`] on a SQLite store opened by the caller (tests choose its options), migrating a
+/// first-release file.
 pub fn open_with(
     store: SqliteStore,
     opened: Opened,
     config: Config,
     playbook_dir: PathBuf,
 ) -> Result<Opening, StoreError> {
-    let versions = store.versions()?;
     if opened == Opened::NeedsMigration {
+        let versions = store.versions()?;
         let mut scratch = Catalog::default();
         let mut hub = new_hub(&config, &versions, &mut scratch);
         let m = migrate::migrate(&store, &mut hub)?;
@@ -455,6 +463,17 @@ pub fn open_with(
             "the data folder was migrated to per-conversation state; the old file is kept as the backup"
         );
     }
+    open_store(Arc::new(store), config, playbook_dir)
+}
+
+/// [`open`] on any store. On a [shared](Storage::shared) one nothing is loaded: the driver
+/// reads each conversation when it is needed and claims due timers.
+pub fn open_store(
+    store: Arc<dyn Storage>,
+    config: Config,
+    playbook_dir: PathBuf,
+) -> Result<Opening, StoreError> {
+    let versions = store.versions()?;
     let mut catalog = Catalog::default();
     let mut hub = new_hub(&config, &versions, &mut catalog);
     let open = store.open_set()?;
@@ -492,16 +511,20 @@ pub fn open_with(
         hub.desk_mut().set_seq(seq.parse().unwrap_or(0));
     }
     hub.set_next_ord(u64::try_from(open.max_ord).unwrap_or(0) + 1);
-    let loaded = open.conversations.len();
-    let parked: Vec<(String, u64, crate::engine::Instant)> = open
-        .parked
+    let (conversations, parked) = if store.shared() {
+        (Vec::new(), Vec::new())
+    } else {
+        (open.conversations, open.parked)
+    };
+    let loaded = conversations.len();
+    let parked: Vec<(String, u64, crate::engine::Instant)> = parked
         .into_iter()
         .map(|(id, ord, at)| {
             let at = crate::engine::Instant(u64::try_from(at).unwrap_or(0));
             (id, u64::try_from(ord).unwrap_or(0), at)
         })
         .collect();
-    for (row, lines) in open.conversations {
+    for (row, lines) in conversations {
         let id = row.id.clone();
         match durable::loaded(&hub, row, lines)
             .and_then(|l| hub.insert(l).map_err(|e| StoreError::Io(e.to_string())))
@@ -524,7 +547,7 @@ pub fn open_with(
         hub,
         parked,
         config: Arc::new(config),
-        store: Arc::new(store),
+        store,
         catalog,
         playbook_dir,
     })

@@ -2,7 +2,8 @@
 //! `POST <url>` with the record JSON and an `Idempotency-Key` header; a non-2xx answer or a
 //! network error is retried with exponential backoff (`retry_min_ms`, doubling, at most
 //! `retry_max_ms`) until it succeeds. Delivery state lives in the `records` table, so a
-//! restart resumes where it stopped. A crash between the CRM's 2xx and our write of
+//! restart resumes where it stopped. Due records are claimed with a lease, so replicas on
+//! one database never send the same record at the same time. A crash between the CRM's 2xx and our write of
 //! "delivered" sends the record again under the same key: the CRM deduplicates by it.
 //!
 //! Errors stored in `last_error` (shown to agents) and logged never carry the URL's
@@ -15,6 +16,9 @@ use std::time::Duration;
 use super::AppState;
 use super::config::Webhook;
 use crate::persist::RecordRow;
+
+/// How many due records one claim takes.
+const CLAIM: i64 = 16;
 
 /// The delay before attempt `attempts + 1`.
 pub fn backoff(w: &Webhook, attempts: i64) -> u64 {
@@ -45,7 +49,10 @@ pub async fn run(state: AppState, webhook: Webhook) {
     tracing::info!(url = %webhook.shown_url(), secret_header = ?webhook.header, "delivering records to the webhook");
     loop {
         let now = wall();
-        let due = state.blocking(move |s| s.due(now, 64)).await;
+        // Claimed for long enough to try each of them (one at a time, each within the
+        // webhook's timeout); a replica that dies meanwhile lets them go after that.
+        let lease = (webhook.timeout_ms as i64).saturating_mul(CLAIM) + 10_000;
+        let due = state.blocking(move |s| s.due(now, lease, CLAIM)).await;
         let due = match due {
             Ok(d) => d,
             Err(e) => {

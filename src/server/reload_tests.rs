@@ -24,6 +24,7 @@ async fn a_panicking_reload_fails_alone_and_the_next_one_works() {
         data: dir.path().join("data"),
         addr: "127.0.0.1:0".into(),
         config: Some(config),
+        database: None,
     };
     let (state, _) = launch(&opts, crate::runtime::driver::Clock::wall())
         .await

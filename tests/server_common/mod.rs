@@ -46,12 +46,58 @@ pub fn playbooks(dir: &Path) -> PathBuf {
     p
 }
 
+/// The database a server of this suite runs on. `None` (SQLite in the data folder) except in
+/// `pg_suite`, the same suites compiled again for PostgreSQL, where each call gives a schema
+/// of its own in `PLAYBOOK_TEST_DATABASE_URL` (so tests run in parallel). Without that
+/// variable `pg_suite` prints one line and exits successfully: nothing to test against.
+pub fn database() -> Option<playbook::persist::PgOptions> {
+    if env!("CARGO_CRATE_NAME") != "pg_suite" {
+        return None;
+    }
+    let Ok(url) = std::env::var("PLAYBOOK_TEST_DATABASE_URL") else {
+        // Straight to the file descriptor: the test harness captures `println!`.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "PostgreSQL tests skipped: PLAYBOOK_TEST_DATABASE_URL is not set"
+        );
+        std::process::exit(0);
+    };
+    let mut opts = playbook::persist::PgOptions::new(url);
+    opts.schema = Some(fresh_schema());
+    opts.pool_size = 4;
+    Some(opts)
+}
+
+/// A new schema name, unique across test processes.
+pub fn fresh_schema() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "t_{}_{}_{}",
+        std::process::id(),
+        nanos,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Whether this run of the suite is on PostgreSQL.
+pub fn on_postgres() -> bool {
+    env!("CARGO_CRATE_NAME") == "pg_suite"
+}
+
 /// A running in-process server.
 pub struct Server {
     pub base: String,
     pub addr: String,
     pub client: reqwest::Client,
     pub state: playbook::server::AppState,
+    /// Its PostgreSQL schema, in `pg_suite`.
+    pub database: Option<playbook::persist::PgOptions>,
 }
 
 impl Server {
@@ -69,11 +115,13 @@ impl Server {
     }
 
     async fn start_config(dir: &Path, config: PathBuf) -> Server {
+        let database = database();
         let opts = playbook::server::ServeOptions {
             playbooks: playbooks(dir),
             data: dir.join("data"),
             addr: "127.0.0.1:0".into(),
             config: Some(config),
+            database: database.clone(),
         };
         let (state, _) = playbook::server::launch(&opts, Clock::wall())
             .await
@@ -93,6 +141,7 @@ impl Server {
             addr,
             client: reqwest::Client::new(),
             state,
+            database,
         }
     }
 }

@@ -1,0 +1,1087 @@
+//! The PostgreSQL backend, for one or several `playbook serve` replicas on one database.
+//!
+//! **Shared.** Other processes write the same tables at the same time, so the store says
+//! [`Storage::shared`] and the driver keeps nothing between commits. What makes replicas
+//! safe lives in the SQL:
+//! - a conversation row is written only over the revision it was read at (`WHERE rev =
+//!   excluded.rev - 1`, one statement for a whole group via `UNNEST`); a new one under an
+//!   existing id violates `UNIQUE (id)`: both are [`StoreError::Conflict`] and the caller
+//!   reloads and retries;
+//! - a pool's round-robin cursor moves only from the value it was read at;
+//! - due timers and due records are claimed with `FOR UPDATE SKIP LOCKED` and a lease (a
+//!   column holding until when), so two replicas never take the same one, and one that dies
+//!   lets go when the lease runs out;
+//! - start orders come from a sequence, in blocks of [`ORD_BLOCK`] per replica;
+//! - every commit that changes conversations sends their ids with `pg_notify` (delivered at
+//!   commit, never for a rolled-back one), a wake-up for the other replicas' sockets
+//!   ([`PgStore::listen`]); the lines themselves are read from the tables.
+//!
+//! **Migrations** are embedded and applied at open inside a transaction holding an advisory
+//! lock, so replicas starting together migrate once (the others wait, then find the schema
+//! current). A database whose schema version is newer is refused.
+//!
+//! **Blocking over async.** The [`Storage`] trait is blocking (the SQLite store is); this
+//! store runs `tokio-postgres` with a `deadpool` pool on a small runtime of its own and waits
+//! for each call on a plain channel, so it can be called from a blocking thread and from the
+//! driver's task alike (the driver's short reads block it either way).
+//!
+//! Must not: parse the JSON bodies it stores, or log the database URL's password.
+
+use std::future::Future;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+
+use super::{
+    Commit, ConvRow, Delivery, DeskColumn, DeskRows, OpenSet, RecordRow, SCHEMA_VERSION, Storage,
+    StoreError, VersionRow, decode_tail, encode_tail,
+};
+
+/// Start orders are reserved this many at a time per replica.
+pub const ORD_BLOCK: i64 = 4096;
+
+/// The `pg_notify` channel of conversation changes.
+pub const CHANNEL: &str = "playbook_changes";
+
+/// How to reach the database.
+#[derive(Clone)]
+pub struct PgOptions {
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (or libpq's `key=value` form).
+    pub url: String,
+    /// Connections in the pool (this replica's share of the server's `max_connections`).
+    pub pool_size: usize,
+    /// The longest one statement may run before PostgreSQL cancels it.
+    pub statement_timeout: Duration,
+    /// Tables in this schema (created if missing) instead of the user's default one; tests
+    /// use one schema each.
+    pub schema: Option<String>,
+}
+
+impl std::fmt::Debug for PgOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password.
+        f.debug_struct("PgOptions")
+            .field("pool_size", &self.pool_size)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgOptions {
+    /// Defaults for `url`: 16 connections, statements cancelled after 5 s.
+    pub fn new(url: impl Into<String>) -> Self {
+        PgOptions {
+            url: url.into(),
+            pool_size: 16,
+            statement_timeout: Duration::from_secs(5),
+            schema: None,
+        }
+    }
+
+    fn config(&self) -> Result<tokio_postgres::Config, StoreError> {
+        let mut cfg: tokio_postgres::Config = self.url.parse().map_err(|_| {
+            StoreError::Io(
+                "the database URL cannot be read; write it as postgres://USER@HOST[:PORT]/DATABASE"
+                    .into(),
+            )
+        })?;
+        let mut options = format!(
+            "-c statement_timeout={}",
+            self.statement_timeout.as_millis().max(1)
+        );
+        if let Some(schema) = &self.schema {
+            check_schema_name(schema)?;
+            options.push_str(&format!(" -c search_path={schema}"));
+        }
+        cfg.options(&options);
+        if cfg.get_connect_timeout().is_none() {
+            cfg.connect_timeout(Duration::from_secs(5));
+        }
+        cfg.application_name("playbook");
+        Ok(cfg)
+    }
+}
+
+/// Schema names go into SQL text (`CREATE SCHEMA`), so only plain identifiers are allowed.
+fn check_schema_name(s: &str) -> Result<(), StoreError> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Io(format!(
+            "the schema name `{s}` is not a plain lower-case identifier"
+        )))
+    }
+}
+
+/// A tokio-postgres error as a store error: the server's message, never the connection
+/// string. A unique violation or a serialization failure is a conflict (the caller retries).
+fn pg_err(e: tokio_postgres::Error) -> StoreError {
+    if let Some(db) = e.as_db_error() {
+        use tokio_postgres::error::SqlState;
+        let code = db.code();
+        if *code == SqlState::UNIQUE_VIOLATION
+            || *code == SqlState::T_R_SERIALIZATION_FAILURE
+            || *code == SqlState::T_R_DEADLOCK_DETECTED
+        {
+            return StoreError::Conflict(db.detail().unwrap_or(db.message()).to_owned());
+        }
+        return StoreError::Io(format!("postgres: {}", db.message()));
+    }
+    StoreError::Io(format!("postgres: {e}"))
+}
+
+fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => pg_err(e),
+        e => StoreError::Io(format!("postgres pool: {e}")),
+    }
+}
+
+/// The schema of version 2 (the same tables as the SQLite store's).
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS playbook_versions (
+    name    TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    file    TEXT NOT NULL,
+    source  TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS conversations (
+    ord         BIGINT PRIMARY KEY,
+    id          TEXT NOT NULL UNIQUE,
+    playbook    TEXT NOT NULL,
+    version     BIGINT NOT NULL,
+    rev         BIGINT NOT NULL,
+    ended       BOOLEAN NOT NULL,
+    desk        TEXT,
+    agent       TEXT,
+    updated_at  BIGINT NOT NULL,
+    lines       BIGINT NOT NULL,
+    tail        TEXT NOT NULL,
+    next_due    BIGINT,
+    lease_until BIGINT,
+    state       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conversations_due ON conversations (next_due) WHERE next_due IS NOT NULL;
+CREATE INDEX IF NOT EXISTS conversations_desk ON conversations (desk, updated_at) WHERE desk IS NOT NULL;
+CREATE TABLE IF NOT EXISTS lines (
+    conv BIGINT NOT NULL,
+    seq  BIGINT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (conv, seq)
+);
+CREATE TABLE IF NOT EXISTS agents (
+    name     TEXT PRIMARY KEY,
+    presence TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pools (
+    name TEXT PRIMARY KEY,
+    next BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    id              BIGSERIAL PRIMARY KEY,
+    key             TEXT NOT NULL UNIQUE,
+    conversation    TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    created_at      BIGINT NOT NULL,
+    delivered_at    BIGINT,
+    attempts        BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL DEFAULT 0,
+    last_error      TEXT
+);
+CREATE INDEX IF NOT EXISTS records_due ON records (next_attempt_at) WHERE delivered_at IS NULL;
+CREATE INDEX IF NOT EXISTS records_conversation ON records (conversation);
+CREATE SEQUENCE IF NOT EXISTS ord_blocks;
+";
+
+const CONV_COLUMNS: &str =
+    "id, ord, playbook, version, rev, ended, desk, agent, updated_at, lines, tail, next_due, state";
+
+const RECORD_COLUMNS: &str = "id, key, conversation, body, delivered_at, attempts, last_error";
+
+/// Something another replica changed, or a sign that some changes may have been missed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// These conversations changed (read them from the tables).
+    Conversations(Vec<String>),
+    /// The listening connection was (re)opened: changes made meanwhile were not announced,
+    /// so whatever is shown should be read again.
+    Resync,
+}
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    /// Runs the pool's connections; `None` only while dropping.
+    rt: Option<tokio::runtime::Runtime>,
+    pool: Pool,
+    cfg: tokio_postgres::Config,
+    /// This process among the replicas (its own notifications are not echoed back).
+    instance: String,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks on its threads, which tokio forbids inside async code
+        // (where the server's state is dropped): let them wind down in the background.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn conv_of(r: &tokio_postgres::Row) -> ConvRow {
+    let desk: Option<String> = r.get(6);
+    ConvRow {
+        id: r.get(0),
+        ord: r.get(1),
+        playbook: r.get(2),
+        version: r.get(3),
+        rev: r.get(4),
+        ended: r.get(5),
+        desk: desk.as_deref().and_then(DeskColumn::parse),
+        agent: r.get(7),
+        updated_at: r.get(8),
+        lines: r.get(9),
+        tail: decode_tail(r.get::<_, &str>(10)),
+        next_due: r.get(11),
+        state: r.get(12),
+    }
+}
+
+fn record_of(r: &tokio_postgres::Row) -> RecordRow {
+    let body: String = r.get(3);
+    RecordRow {
+        id: r.get(0),
+        key: r.get(1),
+        conversation: r.get(2),
+        body: serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
+        delivered_at: r.get(4),
+        attempts: r.get(5),
+        last_error: r.get(6),
+    }
+}
+
+/// Conversations with every line: those in `lines` (one query for all of them), then each
+/// one's tail.
+async fn with_lines(
+    c: &deadpool_postgres::Client,
+    rows: Vec<ConvRow>,
+) -> Result<Vec<(ConvRow, Vec<String>)>, StoreError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ords: Vec<i64> = rows.iter().map(|r| r.ord).collect();
+    let st = c
+        .prepare_cached("SELECT conv, body FROM lines WHERE conv = ANY($1) ORDER BY conv, seq")
+        .await
+        .map_err(pg_err)?;
+    let mut by: std::collections::HashMap<i64, Vec<String>> = std::collections::HashMap::new();
+    for r in c.query(&st, &[&ords]).await.map_err(pg_err)? {
+        by.entry(r.get(0)).or_default().push(r.get(1));
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let mut lines = by.remove(&row.ord).unwrap_or_default();
+            lines.extend(row.tail.iter().map(|(_, l)| l.clone()));
+            (row, lines)
+        })
+        .collect())
+}
+
+impl PgStore {
+    /// Connects, creates the schema if asked, and migrates (once across replicas). Refuses a
+    /// database of a newer schema.
+    pub fn open(opts: &PgOptions) -> Result<PgStore, StoreError> {
+        let cfg = opts.config()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("playbook-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Io(format!("cannot start the database runtime: {e}")))?;
+        let mgr = Manager::from_config(
+            cfg.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = {
+            // Building a pool with timeouts needs the runtime's context.
+            let _guard = rt.enter();
+            Pool::builder(mgr)
+                .max_size(opts.pool_size.max(1))
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .wait_timeout(Some(Duration::from_secs(10)))
+                .create_timeout(Some(Duration::from_secs(5)))
+                .recycle_timeout(Some(Duration::from_secs(5)))
+                .build()
+                .map_err(|e| StoreError::Io(format!("cannot make the database pool: {e}")))?
+        };
+        let mut instance = [0u8; 8];
+        getrandom::fill(&mut instance)
+            .map_err(|e| StoreError::Io(format!("no randomness: {e}")))?;
+        let store = PgStore {
+            rt: Some(rt),
+            pool,
+            cfg,
+            instance: instance.iter().map(|b| format!("{b:02x}")).collect(),
+        };
+        let schema = opts.schema.clone();
+        store.block(move |pool| async move {
+            let mut c = pool.get().await.map_err(pool_err)?;
+            if let Some(schema) = &schema {
+                // Checked to be a plain identifier.
+                c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                    .await
+                    .map_err(pg_err)?;
+            }
+            let tx = c.transaction().await.map_err(pg_err)?;
+            // One replica migrates; the others wait here, then find the schema current.
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('playbook:' || current_schema()))",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?;
+            let exists: Option<String> = tx
+                .query_one("SELECT to_regclass('meta')::text", &[])
+                .await
+                .map_err(pg_err)?
+                .get(0);
+            if exists.is_some() {
+                let found = tx
+                    .query_opt("SELECT value FROM meta WHERE key = 'schema_version'", &[])
+                    .await
+                    .map_err(pg_err)?
+                    .and_then(|r| r.get::<_, String>(0).parse::<i64>().ok());
+                if let Some(found) = found
+                    && found > SCHEMA_VERSION
+                {
+                    return Err(StoreError::TooNew { found });
+                }
+            }
+            tx.batch_execute(SCHEMA).await.map_err(pg_err)?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', $1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&SCHEMA_VERSION.to_string()],
+            )
+            .await
+            .map_err(pg_err)?;
+            tx.commit().await.map_err(pg_err)
+        })?;
+        Ok(store)
+    }
+
+    /// This process's id among the replicas.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Runs `f` on the store's runtime and waits for it (from any thread, async or not).
+    fn block<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Pool) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let Some(rt) = &self.rt else {
+            return Err(StoreError::Io("the database store is closing".into()));
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let fut = f(self.pool.clone());
+        rt.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv()
+            .map_err(|_| StoreError::Io("a database task failed".into()))?
+    }
+
+    /// Changes other replicas commit, as they commit them: a task on the store's runtime
+    /// holds a `LISTEN` connection (reopened after a failure, with a [`Change::Resync`] each
+    /// time it opens). Ends when the receiver is dropped.
+    pub fn listen(&self) -> tokio::sync::mpsc::UnboundedReceiver<Change> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let Some(rt) = &self.rt else {
+            return rx;
+        };
+        let cfg = self.cfg.clone();
+        let me = self.instance.clone();
+        rt.spawn(async move {
+            let mut delay = Duration::from_millis(100);
+            while !tx.is_closed() {
+                match listen_once(&cfg, &me, &tx).await {
+                    Ok(()) => delay = Duration::from_millis(100),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the database notification connection failed; reopening it");
+                    }
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        });
+        rx
+    }
+}
+
+/// One `LISTEN` connection, until it fails or nobody listens.
+async fn listen_once(
+    cfg: &tokio_postgres::Config,
+    me: &str,
+    tx: &tokio::sync::mpsc::UnboundedSender<Change>,
+) -> Result<(), StoreError> {
+    use futures_util::StreamExt;
+    let (client, mut conn) = cfg.connect(NoTls).await.map_err(pg_err)?;
+    let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+    let sql = format!("LISTEN {CHANNEL}");
+    let listen = client.batch_execute(&sql);
+    tokio::pin!(listen);
+    // The connection must be polled for LISTEN itself to complete.
+    loop {
+        tokio::select! {
+            r = &mut listen => { r.map_err(pg_err)?; break; }
+            m = messages.next() => match m {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(pg_err(e)),
+                None => return Err(StoreError::Io("the connection closed".into())),
+            }
+        }
+    }
+    if tx.send(Change::Resync).is_err() {
+        return Ok(());
+    }
+    loop {
+        tokio::select! {
+            () = tx.closed() => return Ok(()),
+            m = messages.next() => match m {
+                Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                    // `instance|id,id,…`; one's own changes were published locally already.
+                    let Some((from, ids)) = n.payload().split_once('|') else { continue };
+                    if from == me || ids.is_empty() {
+                        continue;
+                    }
+                    let ids = ids.split(',').map(str::to_owned).collect();
+                    if tx.send(Change::Conversations(ids)).is_err() {
+                        return Ok(());
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(pg_err(e)),
+                None => return Err(StoreError::Io("the connection closed".into())),
+            }
+        }
+    }
+}
+
+/// The payloads announcing a commit's conversations: `instance|id,id,…`, each under
+/// PostgreSQL's 8000-byte limit.
+fn notices(instance: &str, ids: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for id in ids {
+        if !cur.is_empty() && cur.len() + id.len() + 1 > 7000 {
+            out.push(std::mem::take(&mut cur));
+        }
+        if cur.is_empty() {
+            cur.push_str(instance);
+            cur.push('|');
+        } else {
+            cur.push(',');
+        }
+        cur.push_str(&id);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// A group's conversation rows as one array per column (bound to one `UNNEST` insert).
+#[derive(Default)]
+struct ConvColumns<'a> {
+    id: Vec<&'a str>,
+    ord: Vec<i64>,
+    playbook: Vec<&'a str>,
+    version: Vec<i64>,
+    rev: Vec<i64>,
+    ended: Vec<bool>,
+    desk: Vec<Option<&'static str>>,
+    agent: Vec<Option<&'a str>>,
+    updated_at: Vec<i64>,
+    lines: Vec<i64>,
+    tail: Vec<String>,
+    next_due: Vec<Option<i64>>,
+    state: Vec<&'a str>,
+}
+
+impl<'a> ConvColumns<'a> {
+    fn of(convs: &'a [super::ConvWrite]) -> Self {
+        let mut c = ConvColumns::default();
+        for w in convs {
+            let r = &w.row;
+            c.id.push(&r.id);
+            c.ord.push(r.ord);
+            c.playbook.push(&r.playbook);
+            c.version.push(r.version);
+            c.rev.push(r.rev);
+            c.ended.push(r.ended);
+            c.desk.push(r.desk.map(DeskColumn::as_str));
+            c.agent.push(r.agent.as_deref());
+            c.updated_at.push(r.updated_at);
+            c.lines.push(r.lines);
+            c.tail.push(encode_tail(&r.tail));
+            c.next_due.push(r.next_due);
+            c.state.push(&r.state);
+        }
+        c
+    }
+}
+
+async fn write_commit(
+    tx: &deadpool_postgres::Transaction<'_>,
+    c: Commit,
+    instance: &str,
+) -> Result<(), StoreError> {
+    if !c.convs.is_empty() {
+        // Every conversation of the group in one statement. Revision 1 inserts; revision n
+        // replaces the row only over n - 1; the ids written come back, so a missing one names
+        // the conversation another replica changed first.
+        let n = c.convs.len();
+        let cols = ConvColumns::of(&c.convs);
+        let st = tx
+            .prepare_cached(
+                "INSERT INTO conversations AS c (id, ord, playbook, version, rev, ended, desk, agent, updated_at, lines, tail, next_due, state)
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bool[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::bigint[], $13::text[])
+                 ON CONFLICT (ord) DO UPDATE SET rev = excluded.rev, ended = excluded.ended,
+                     desk = excluded.desk, agent = excluded.agent, updated_at = excluded.updated_at,
+                     lines = excluded.lines, tail = excluded.tail, next_due = excluded.next_due,
+                     state = excluded.state, lease_until = NULL
+                 WHERE c.rev = excluded.rev - 1 AND c.id = excluded.id
+                 RETURNING id",
+            )
+            .await
+            .map_err(pg_err)?;
+        let params: [&(dyn ToSql + Sync); 13] = [
+            &cols.id,
+            &cols.ord,
+            &cols.playbook,
+            &cols.version,
+            &cols.rev,
+            &cols.ended,
+            &cols.desk,
+            &cols.agent,
+            &cols.updated_at,
+            &cols.lines,
+            &cols.tail,
+            &cols.next_due,
+            &cols.state,
+        ];
+        let written = tx.query(&st, &params).await.map_err(pg_err)?;
+        if written.len() != n {
+            let done: std::collections::HashSet<String> =
+                written.iter().map(|r| r.get::<_, String>(0)).collect();
+            let lost = c
+                .convs
+                .iter()
+                .find(|w| !done.contains(&w.row.id))
+                .map_or_else(String::new, |w| w.row.id.clone());
+            return Err(StoreError::Conflict(lost));
+        }
+        let (mut lconv, mut lseq, mut lbody) = (Vec::new(), Vec::new(), Vec::new());
+        for w in &c.convs {
+            for (seq, body) in &w.flush {
+                lconv.push(w.row.ord);
+                lseq.push(*seq);
+                lbody.push(body.as_str());
+            }
+        }
+        if !lconv.is_empty() {
+            let st = tx
+                .prepare_cached(
+                    "INSERT INTO lines (conv, seq, body)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[])",
+                )
+                .await
+                .map_err(pg_err)?;
+            tx.execute(&st, &[&lconv, &lseq, &lbody])
+                .await
+                .map_err(pg_err)?;
+        }
+        for payload in notices(instance, c.convs.iter().map(|w| w.row.id.clone())) {
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+                .await
+                .map_err(pg_err)?;
+        }
+    }
+    if !c.records.is_empty() {
+        let keys: Vec<&str> = c.records.iter().map(|r| r.key.as_str()).collect();
+        let convs: Vec<&str> = c.records.iter().map(|r| r.conversation.as_str()).collect();
+        let bodies: Vec<&str> = c.records.iter().map(|r| r.body.as_str()).collect();
+        let at: Vec<i64> = c.records.iter().map(|r| r.created_at).collect();
+        let st = tx
+            .prepare_cached(
+                "INSERT INTO records (key, conversation, body, created_at)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[])
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .await
+            .map_err(pg_err)?;
+        tx.execute(&st, &[&keys, &convs, &bodies, &at])
+            .await
+            .map_err(pg_err)?;
+    }
+    for (agent, presence) in &c.agents {
+        tx.execute(
+            "INSERT INTO agents (name, presence) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET presence = excluded.presence",
+            &[agent, presence],
+        )
+        .await
+        .map_err(pg_err)?;
+    }
+    for (pool, before, next) in &c.pools {
+        // Moves only from where this replica read it: two replicas never give the same turn.
+        let n = tx
+            .execute(
+                "INSERT INTO pools AS p (name, next) VALUES ($1, $3)
+                 ON CONFLICT (name) DO UPDATE SET next = excluded.next WHERE p.next = $2",
+                &[pool, before, next],
+            )
+            .await
+            .map_err(pg_err)?;
+        if n != 1 {
+            return Err(StoreError::Conflict(format!("pool {pool}")));
+        }
+    }
+    for (key, value) in &c.meta {
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[key, value],
+        )
+        .await
+        .map_err(pg_err)?;
+    }
+    for v in &c.versions {
+        tx.execute(
+            "INSERT INTO playbook_versions (name, version, file, source) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
+            &[&v.name, &v.version, &v.file, &v.source],
+        )
+        .await
+        .map_err(pg_err)?;
+    }
+    Ok(())
+}
+
+impl Storage for PgStore {
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        self.block(|pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            c.simple_query("SELECT 1").await.map_err(pg_err)?;
+            Ok(())
+        })
+    }
+
+    fn commit(&self, commit: &Commit) -> Result<(), StoreError> {
+        if commit.is_empty() {
+            return Ok(());
+        }
+        let commit = commit.clone();
+        let instance = self.instance.clone();
+        self.block(move |pool| async move {
+            let mut c = pool.get().await.map_err(pool_err)?;
+            let tx = c.transaction().await.map_err(pg_err)?;
+            write_commit(&tx, commit, &instance).await?;
+            tx.commit().await.map_err(pg_err)
+        })
+    }
+
+    fn open_set(&self) -> Result<OpenSet, StoreError> {
+        self.block(|pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            let rows = c
+                .query(
+                    &format!(
+                        "SELECT {CONV_COLUMNS} FROM conversations
+                         WHERE desk IN ('unassigned', 'assigned') AND NOT ended ORDER BY ord"
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(pg_err)?;
+            let conversations = with_lines(&c, rows.iter().map(conv_of).collect()).await?;
+            let parked = c
+                .query(
+                    "SELECT id, ord, next_due FROM conversations
+                     WHERE next_due IS NOT NULL
+                       AND NOT (desk IS NOT NULL AND desk IN ('unassigned', 'assigned') AND NOT ended)
+                     ORDER BY next_due, ord",
+                    &[],
+                )
+                .await
+                .map_err(pg_err)?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect();
+            let desk = desk_rows(&c).await?;
+            let meta = c
+                .query("SELECT key, value FROM meta ORDER BY key", &[])
+                .await
+                .map_err(pg_err)?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            let max_ord = c
+                .query_one("SELECT COALESCE(MAX(ord), 0) FROM conversations", &[])
+                .await
+                .map_err(pg_err)?
+                .get(0);
+            Ok(OpenSet {
+                conversations,
+                parked,
+                agents: desk.agents,
+                pools: desk.pools,
+                meta,
+                max_ord,
+            })
+        })
+    }
+
+    fn conversation(&self, id: &str) -> Result<Option<(ConvRow, Vec<String>)>, StoreError> {
+        Ok(self.conversations(&[id.to_owned()])?.pop())
+    }
+
+    fn conversations(&self, ids: &[String]) -> Result<Vec<(ConvRow, Vec<String>)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = ids.to_vec();
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            let st = c
+                .prepare_cached(&format!(
+                    "SELECT {CONV_COLUMNS} FROM conversations WHERE id = ANY($1)"
+                ))
+                .await
+                .map_err(pg_err)?;
+            let rows = c.query(&st, &[&ids]).await.map_err(pg_err)?;
+            with_lines(&c, rows.iter().map(conv_of).collect()).await
+        })
+    }
+
+    fn desk_rows(&self) -> Result<DeskRows, StoreError> {
+        self.block(|pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            desk_rows(&c).await
+        })
+    }
+
+    fn desk_queue(
+        &self,
+        agent: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<(ConvRow, Vec<String>)>, StoreError> {
+        let agent = agent.map(str::to_owned);
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            let rows = match &agent {
+                None => c
+                    .query(
+                        &format!(
+                            "SELECT {CONV_COLUMNS} FROM conversations
+                             WHERE desk = 'unassigned' AND NOT ended ORDER BY ord LIMIT $1"
+                        ),
+                        &[&limit],
+                    )
+                    .await
+                    .map_err(pg_err)?,
+                Some(a) => c
+                    .query(
+                        &format!(
+                            "SELECT {CONV_COLUMNS} FROM conversations
+                             WHERE desk = 'assigned' AND agent = $1 AND NOT ended ORDER BY ord LIMIT $2"
+                        ),
+                        &[a, &limit],
+                    )
+                    .await
+                    .map_err(pg_err)?,
+            };
+            with_lines(&c, rows.iter().map(conv_of).collect()).await
+        })
+    }
+
+    fn claim_timers(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            let st = c
+                .prepare_cached(
+                    "UPDATE conversations SET lease_until = $2 WHERE ord IN (
+                         SELECT ord FROM conversations
+                         WHERE next_due IS NOT NULL AND next_due <= $1
+                           AND (lease_until IS NULL OR lease_until <= $1)
+                         ORDER BY next_due LIMIT $3
+                         FOR UPDATE SKIP LOCKED)
+                     RETURNING id, ord, next_due",
+                )
+                .await
+                .map_err(pg_err)?;
+            let mut v: Vec<(String, i64, i64)> = c
+                .query(&st, &[&now, &(now + lease_ms), &limit])
+                .await
+                .map_err(pg_err)?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect();
+            v.sort_by_key(|(_, ord, at)| (*at, *ord));
+            Ok(v)
+        })
+    }
+
+    fn reserve_ords(&self, n: i64) -> Result<i64, StoreError> {
+        if n > ORD_BLOCK {
+            return Err(StoreError::Io(format!(
+                "cannot reserve {n} start orders at once (at most {ORD_BLOCK})"
+            )));
+        }
+        self.block(|pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            let block: i64 = c
+                .query_one("SELECT nextval('ord_blocks')", &[])
+                .await
+                .map_err(pg_err)?
+                .get(0);
+            Ok(block * ORD_BLOCK)
+        })
+    }
+
+    fn desk_folder(
+        &self,
+        column: DeskColumn,
+        limit: i64,
+    ) -> Result<Vec<(ConvRow, Vec<String>)>, StoreError> {
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            let rows = c
+                .query(
+                    &format!(
+                        "SELECT {CONV_COLUMNS} FROM conversations WHERE desk = $1
+                         ORDER BY updated_at DESC, ord DESC LIMIT $2"
+                    ),
+                    &[&column.as_str(), &limit],
+                )
+                .await
+                .map_err(pg_err)?;
+            with_lines(&c, rows.iter().map(conv_of).collect()).await
+        })
+    }
+
+    fn versions(&self) -> Result<Vec<VersionRow>, StoreError> {
+        self.block(|pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            Ok(c.query(
+                "SELECT name, version, file, source FROM playbook_versions ORDER BY name, version",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| VersionRow {
+                name: r.get(0),
+                version: r.get(1),
+                file: r.get(2),
+                source: r.get(3),
+            })
+            .collect())
+        })
+    }
+
+    fn records(&self, after: i64, limit: i64) -> Result<Vec<RecordRow>, StoreError> {
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            Ok(c.query(
+                &format!("SELECT {RECORD_COLUMNS} FROM records WHERE id > $1 ORDER BY id LIMIT $2"),
+                &[&after, &limit],
+            )
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(record_of)
+            .collect())
+        })
+    }
+
+    fn records_of(&self, conversation: &str) -> Result<Vec<RecordRow>, StoreError> {
+        let conversation = conversation.to_owned();
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            Ok(c.query(
+                &format!(
+                    "SELECT {RECORD_COLUMNS} FROM records WHERE conversation = $1 ORDER BY id"
+                ),
+                &[&conversation],
+            )
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(record_of)
+            .collect())
+        })
+    }
+
+    fn due(&self, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<RecordRow>, StoreError> {
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            // The lease is the next attempt's time: another replica takes the record only
+            // when this one has neither delivered it nor stored a failure by then.
+            let mut v: Vec<RecordRow> = c
+                .query(
+                    &format!(
+                        "UPDATE records SET next_attempt_at = $2 WHERE id IN (
+                             SELECT id FROM records
+                             WHERE delivered_at IS NULL AND next_attempt_at <= $1
+                             ORDER BY id LIMIT $3
+                             FOR UPDATE SKIP LOCKED)
+                         RETURNING {RECORD_COLUMNS}"
+                    ),
+                    &[&now, &(now + lease_ms), &limit],
+                )
+                .await
+                .map_err(pg_err)?
+                .iter()
+                .map(record_of)
+                .collect();
+            v.sort_by_key(|r| r.id);
+            Ok(v)
+        })
+    }
+
+    fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        self.block(|pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            Ok(c.query_one(
+                "SELECT MIN(next_attempt_at) FROM records WHERE delivered_at IS NULL",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?
+            .get(0))
+        })
+    }
+
+    fn deliveries(&self, outcomes: &[(String, Delivery)]) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let outcomes = outcomes.to_vec();
+        self.block(move |pool| async move {
+            let mut c = pool.get().await.map_err(pool_err)?;
+            let tx = c.transaction().await.map_err(pg_err)?;
+            for (key, outcome) in &outcomes {
+                match outcome {
+                    Ok(at) => tx
+                        .execute(
+                            "UPDATE records SET delivered_at = $2, attempts = attempts + 1, last_error = NULL
+                             WHERE key = $1 AND delivered_at IS NULL",
+                            &[key, at],
+                        )
+                        .await
+                        .map_err(pg_err)?,
+                    Err((err, next)) => tx
+                        .execute(
+                            "UPDATE records SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3
+                             WHERE key = $1 AND delivered_at IS NULL",
+                            &[key, err, next],
+                        )
+                        .await
+                        .map_err(pg_err)?,
+                };
+            }
+            tx.commit().await.map_err(pg_err)
+        })
+    }
+}
+
+async fn desk_rows(c: &deadpool_postgres::Client) -> Result<DeskRows, StoreError> {
+    let agents = c
+        .query("SELECT name, presence FROM agents ORDER BY name", &[])
+        .await
+        .map_err(pg_err)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let pools = c
+        .query("SELECT name, next FROM pools ORDER BY name", &[])
+        .await
+        .map_err(pg_err)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    Ok(DeskRows { agents, pools })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_stay_under_the_limit() {
+        let ids = (0..2000).map(|i| format!("c_{i:030}"));
+        let n = notices("abcd", ids);
+        assert!(n.len() > 1);
+        assert!(n.iter().all(|p| p.len() < 8000 && p.starts_with("abcd|")));
+        let back: usize = n
+            .iter()
+            .map(|p| p.split_once('|').unwrap().1.split(',').count())
+            .sum();
+        assert_eq!(back, 2000);
+        assert!(notices("abcd", std::iter::empty()).is_empty());
+    }
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        assert!(check_schema_name("t_0123abc").is_ok());
+        for bad in ["", "A", "a;drop", "1a", "a-b", &"a".repeat(64)] {
+            assert!(check_schema_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_without_echoing_it() {
+        let e = PgOptions::new("postgres://u:s3cret@[bad")
+            .config()
+            .unwrap_err();
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+    }
+}
