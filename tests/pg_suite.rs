@@ -11,7 +11,142 @@
 mod server;
 #[path = "server_api.rs"]
 mod server_api;
+#[path = "server_common/mod.rs"]
+mod server_common;
 #[path = "server_kinds.rs"]
 mod server_kinds;
 #[path = "server_state.rs"]
 mod server_state;
+
+/// Two replicas on one database, in one process: what one commits reaches the sockets of the
+/// other.
+mod across_replicas {
+    use futures_util::StreamExt;
+    use serde_json::{Value, json};
+    use tokio_tungstenite::tungstenite::Message;
+
+    use crate::server_common::{self, ANA, Server, call};
+
+    type Ws = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    /// The next frame whose `type` is `ty`, within `secs`.
+    async fn next_of(ws: &mut Ws, ty: &str, secs: u64) -> Value {
+        let fut = async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(t))) => {
+                        let v: Value = serde_json::from_str(&t).unwrap();
+                        if v["type"] == ty {
+                            return v;
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    other => panic!("socket ended: {other:?}"),
+                }
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(secs), fut)
+            .await
+            .unwrap_or_else(|_| panic!("no `{ty}` frame within {secs} s"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_line_written_on_one_replica_reaches_a_socket_on_the_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Server::start(dir.path(), "").await;
+        let config = dir.path().join("playbook.toml");
+        let b = Server::start_on(dir.path(), config, a.database.clone()).await;
+        let c = &a.client;
+
+        // ana listens on B; the visitor starts on A and asks for sales on A.
+        let (mut ana, _) =
+            tokio_tungstenite::connect_async(format!("ws://{}/api/agent/ws?token={ANA}", b.addr))
+                .await
+                .unwrap();
+        let (st, v) = call(
+            c,
+            "POST",
+            &format!("{}/api/conversations", a.base),
+            None,
+            Some(json!({"playbook": "demo"})),
+        )
+        .await;
+        assert_eq!(st, 201, "{v}");
+        let id = v["conversation"].as_str().unwrap().to_owned();
+        let token = v["token"].as_str().unwrap().to_owned();
+        let (mut visitor, _) = tokio_tungstenite::connect_async(format!(
+            "ws://{}/api/conversations/{id}/ws?token={token}",
+            a.addr
+        ))
+        .await
+        .unwrap();
+        next_of(&mut visitor, "status", 2).await;
+        let (st, v) = call(
+            c,
+            "POST",
+            &format!("{}/api/conversations/{id}/messages", a.base),
+            Some(&token),
+            Some(json!({"choice": 2})),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        // The agent on B is told (a notice through the database)...
+        let n = next_of(&mut ana, "unassigned", 2).await;
+        assert_eq!(n["conversation"], id.as_str());
+        // ...and B lists it (read from the database).
+        let (_, list) = call(
+            c,
+            "GET",
+            &format!("{}/api/agent/conversations?folder=unassigned", b.base),
+            Some(ANA),
+            None,
+        )
+        .await;
+        assert_eq!(list[0]["id"], id.as_str(), "{list}");
+
+        // ana picks up and writes on B; the visitor's socket on A gets the line within a
+        // second, and nothing twice.
+        let agent = format!("{}/api/agent/conversations/{id}", b.base);
+        let (st, v) = call(c, "POST", &format!("{agent}/assign"), Some(ANA), None).await;
+        assert_eq!(st, 200, "{v}");
+        let (st, v) = call(
+            c,
+            "POST",
+            &format!("{agent}/messages"),
+            Some(ANA),
+            Some(json!({"text": "Hi, Ana here"})),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        let mut seqs = Vec::new();
+        loop {
+            let m = next_of(&mut visitor, "message", 1).await;
+            seqs.push(m["message"]["seq"].as_u64().unwrap());
+            if m["message"]["text"] == "Hi, Ana here" {
+                break;
+            }
+        }
+        let mut sorted = seqs.clone();
+        sorted.dedup();
+        assert_eq!(seqs, sorted, "each line once, in order");
+        // The history agrees, from either replica.
+        for s in [&a, &b] {
+            let (_, h) = call(
+                c,
+                "GET",
+                &format!("{}/api/conversations/{id}/messages", s.base),
+                Some(&token),
+                None,
+            )
+            .await;
+            assert_eq!(
+                server_common::texts(&h["messages"])
+                    .last()
+                    .map(String::as_str),
+                Some("Hi, Ana here")
+            );
+        }
+    }
+}

@@ -28,7 +28,8 @@
 //! embedded default (one file, WAL). Bodies are JSON text owned by the layer above (the
 //! runtime): this module never parses a session or a line.
 //!
-//! Must not: know about HTTP, the engine or tokio, or decide anything about conversations.
+//! Must not: know about HTTP or the engine, or decide anything about conversations. (tokio
+//! only as the PostgreSQL client's runtime and the channel of [`Change`]s.)
 
 pub mod postgres;
 pub mod sqlite;
@@ -192,6 +193,9 @@ pub struct Commit {
     pub meta: Vec<(String, String)>,
     /// New playbook versions.
     pub versions: Vec<VersionRow>,
+    /// Opaque messages for the other replicas' listeners ([`Change::Notice`]), sent when the
+    /// commit is (a store without replicas drops them).
+    pub notices: Vec<String>,
 }
 
 impl Commit {
@@ -213,6 +217,7 @@ impl Commit {
         self.pools.extend(other.pools);
         self.meta.extend(other.meta);
         self.versions.extend(other.versions);
+        self.notices.extend(other.notices);
     }
 }
 
@@ -257,6 +262,18 @@ pub struct RecordRow {
 /// this time.
 pub type Delivery = Result<i64, (String, i64)>;
 
+/// Something another replica committed, or a sign that some such news may have been missed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// These conversations changed (read them from the store).
+    Conversations(Vec<String>),
+    /// A commit's [notice](Commit::notices).
+    Notice(String),
+    /// The listening connection was (re)opened: changes made meanwhile were not announced,
+    /// so whatever is shown should be read again.
+    Resync,
+}
+
 /// The desk-wide rows: agents' presence and pools' cursors.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeskRows {
@@ -273,6 +290,11 @@ pub trait Storage: Send + Sync + 'static {
     /// every conversation fresh, reserves start orders, and claims due timers.
     fn shared(&self) -> bool {
         false
+    }
+    /// What other replicas commit, as they commit it; `None` for a store nobody else writes.
+    /// (A wake-up only: what changed is read from the store.)
+    fn changes(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Change>> {
+        None
     }
     /// Checks the database answers (`/healthz`).
     fn ping(&self) -> Result<(), StoreError> {

@@ -35,15 +35,20 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    Commit, ConvRow, Delivery, DeskColumn, DeskRows, OpenSet, RecordRow, SCHEMA_VERSION, Storage,
-    StoreError, VersionRow, decode_tail, encode_tail,
+    Change, Commit, ConvRow, Delivery, DeskColumn, DeskRows, OpenSet, RecordRow, SCHEMA_VERSION,
+    Storage, StoreError, VersionRow, decode_tail, encode_tail,
 };
 
 /// Start orders are reserved this many at a time per replica.
 pub const ORD_BLOCK: i64 = 4096;
 
-/// The `pg_notify` channel of conversation changes.
-pub const CHANNEL: &str = "playbook_changes";
+/// The `pg_notify` channel of a schema's changes (channels are per database, and each
+/// schema is a deployment of its own).
+fn channel_of(schema: &str) -> String {
+    let mut c = format!("playbook_{schema}");
+    c.truncate(63);
+    c
+}
 
 /// How to reach the database.
 #[derive(Clone)]
@@ -211,16 +216,6 @@ const CONV_COLUMNS: &str =
 
 const RECORD_COLUMNS: &str = "id, key, conversation, body, delivered_at, attempts, last_error";
 
-/// Something another replica changed, or a sign that some changes may have been missed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// These conversations changed (read them from the tables).
-    Conversations(Vec<String>),
-    /// The listening connection was (re)opened: changes made meanwhile were not announced,
-    /// so whatever is shown should be read again.
-    Resync,
-}
-
 /// The PostgreSQL store.
 pub struct PgStore {
     /// Runs the pool's connections; `None` only while dropping.
@@ -229,6 +224,8 @@ pub struct PgStore {
     cfg: tokio_postgres::Config,
     /// This process among the replicas (its own notifications are not echoed back).
     instance: String,
+    /// The `NOTIFY` channel of this schema.
+    channel: String,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -347,9 +344,10 @@ impl PgStore {
             pool,
             cfg,
             instance: instance.iter().map(|b| format!("{b:02x}")).collect(),
+            channel: String::new(),
         };
         let schema = opts.schema.clone();
-        store.block(move |pool| async move {
+        let schema = store.block(move |pool| async move {
             let mut c = pool.get().await.map_err(pool_err)?;
             if let Some(schema) = &schema {
                 // Checked to be a plain identifier.
@@ -390,8 +388,16 @@ impl PgStore {
             )
             .await
             .map_err(pg_err)?;
-            tx.commit().await.map_err(pg_err)
+            let schema: String = tx
+                .query_one("SELECT current_schema()", &[])
+                .await
+                .map_err(pg_err)?
+                .get(0);
+            tx.commit().await.map_err(pg_err)?;
+            Ok(schema)
         })?;
+        let mut store = store;
+        store.channel = channel_of(&schema);
         Ok(store)
     }
 
@@ -429,10 +435,12 @@ impl PgStore {
         };
         let cfg = self.cfg.clone();
         let me = self.instance.clone();
+        let channel = self.channel.clone();
+        let (ready, listening) = std::sync::mpsc::sync_channel(1);
         rt.spawn(async move {
             let mut delay = Duration::from_millis(100);
             while !tx.is_closed() {
-                match listen_once(&cfg, &me, &tx).await {
+                match listen_once(&cfg, &channel, &me, &tx, &ready).await {
                     Ok(()) => delay = Duration::from_millis(100),
                     Err(e) => {
                         tracing::warn!(error = %e, "the database notification connection failed; reopening it");
@@ -442,6 +450,13 @@ impl PgStore {
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         });
+        // Listening before the server answers anything, so no change of another replica
+        // after that is missed; a database that does not answer is not waited for long.
+        if listening.recv_timeout(Duration::from_secs(5)).is_err() {
+            tracing::warn!(
+                "not yet listening for other replicas' changes; sockets catch up once it is"
+            );
+        }
         rx
     }
 }
@@ -449,13 +464,17 @@ impl PgStore {
 /// One `LISTEN` connection, until it fails or nobody listens.
 async fn listen_once(
     cfg: &tokio_postgres::Config,
+    channel: &str,
     me: &str,
     tx: &tokio::sync::mpsc::UnboundedSender<Change>,
+    ready: &std::sync::mpsc::SyncSender<()>,
 ) -> Result<(), StoreError> {
     use futures_util::StreamExt;
     let (client, mut conn) = cfg.connect(NoTls).await.map_err(pg_err)?;
     let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
-    let sql = format!("LISTEN {CHANNEL}");
+    // The channel is `playbook_` and a schema name checked to be a plain identifier (or
+    // PostgreSQL's own current schema).
+    let sql = format!("LISTEN \"{}\"", channel.replace('"', ""));
     let listen = client.batch_execute(&sql);
     tokio::pin!(listen);
     // The connection must be polled for LISTEN itself to complete.
@@ -469,6 +488,7 @@ async fn listen_once(
             }
         }
     }
+    let _ = ready.try_send(());
     if tx.send(Change::Resync).is_err() {
         return Ok(());
     }
@@ -477,13 +497,9 @@ async fn listen_once(
             () = tx.closed() => return Ok(()),
             m = messages.next() => match m {
                 Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
-                    // `instance|id,id,…`; one's own changes were published locally already.
-                    let Some((from, ids)) = n.payload().split_once('|') else { continue };
-                    if from == me || ids.is_empty() {
-                        continue;
-                    }
-                    let ids = ids.split(',').map(str::to_owned).collect();
-                    if tx.send(Change::Conversations(ids)).is_err() {
+                    // One's own changes were published locally already.
+                    let Some(change) = parse_notice(n.payload(), me) else { continue };
+                    if tx.send(change).is_err() {
                         return Ok(());
                     }
                 }
@@ -495,18 +511,36 @@ async fn listen_once(
     }
 }
 
-/// The payloads announcing a commit's conversations: `instance|id,id,…`, each under
-/// PostgreSQL's 8000-byte limit.
+/// A payload of another instance as a change: `instance|c|id,id,…` or `instance|n|notice`.
+fn parse_notice(payload: &str, me: &str) -> Option<Change> {
+    let (from, rest) = payload.split_once('|')?;
+    if from == me {
+        return None;
+    }
+    match rest.split_once('|')? {
+        ("c", ids) if !ids.is_empty() => Some(Change::Conversations(
+            ids.split(',').map(str::to_owned).collect(),
+        )),
+        ("n", notice) => Some(Change::Notice(notice.to_owned())),
+        _ => None,
+    }
+}
+
+/// PostgreSQL refuses a `NOTIFY` payload of 8000 bytes or more.
+const MAX_PAYLOAD: usize = 7900;
+
+/// The payloads announcing a commit's conversations: `instance|c|id,id,…`, each under
+/// PostgreSQL's limit.
 fn notices(instance: &str, ids: impl Iterator<Item = String>) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     for id in ids {
-        if !cur.is_empty() && cur.len() + id.len() + 1 > 7000 {
+        if !cur.is_empty() && cur.len() + id.len() + 1 > MAX_PAYLOAD {
             out.push(std::mem::take(&mut cur));
         }
         if cur.is_empty() {
             cur.push_str(instance);
-            cur.push('|');
+            cur.push_str("|c|");
         } else {
             cur.push(',');
         }
@@ -563,6 +597,7 @@ async fn write_commit(
     tx: &deadpool_postgres::Transaction<'_>,
     c: Commit,
     instance: &str,
+    channel: &str,
 ) -> Result<(), StoreError> {
     if !c.convs.is_empty() {
         // Every conversation of the group in one statement. Revision 1 inserts; revision n
@@ -630,7 +665,16 @@ async fn write_commit(
                 .map_err(pg_err)?;
         }
         for payload in notices(instance, c.convs.iter().map(|w| w.row.id.clone())) {
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+            tx.execute("SELECT pg_notify($1, $2)", &[&channel, &payload])
+                .await
+                .map_err(pg_err)?;
+        }
+    }
+    for notice in &c.notices {
+        let payload = format!("{instance}|n|{notice}");
+        // Too long to announce: the listeners still learn of the conversation above.
+        if payload.len() < MAX_PAYLOAD {
+            tx.execute("SELECT pg_notify($1, $2)", &[&channel, &payload])
                 .await
                 .map_err(pg_err)?;
         }
@@ -701,6 +745,10 @@ impl Storage for PgStore {
         true
     }
 
+    fn changes(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Change>> {
+        Some(self.listen())
+    }
+
     fn ping(&self) -> Result<(), StoreError> {
         self.block(|pool| async move {
             let c = pool.get().await.map_err(pool_err)?;
@@ -715,10 +763,11 @@ impl Storage for PgStore {
         }
         let commit = commit.clone();
         let instance = self.instance.clone();
+        let channel = self.channel.clone();
         self.block(move |pool| async move {
             let mut c = pool.get().await.map_err(pool_err)?;
             let tx = c.transaction().await.map_err(pg_err)?;
-            write_commit(&tx, commit, &instance).await?;
+            write_commit(&tx, commit, &instance, &channel).await?;
             tx.commit().await.map_err(pg_err)
         })
     }
@@ -1060,13 +1109,23 @@ mod tests {
         let ids = (0..2000).map(|i| format!("c_{i:030}"));
         let n = notices("abcd", ids);
         assert!(n.len() > 1);
-        assert!(n.iter().all(|p| p.len() < 8000 && p.starts_with("abcd|")));
+        assert!(n.iter().all(|p| p.len() < 8000 && p.starts_with("abcd|c|")));
         let back: usize = n
             .iter()
-            .map(|p| p.split_once('|').unwrap().1.split(',').count())
+            .map(|p| match parse_notice(p, "me") {
+                Some(Change::Conversations(ids)) => ids.len(),
+                other => panic!("{other:?}"),
+            })
             .sum();
         assert_eq!(back, 2000);
         assert!(notices("abcd", std::iter::empty()).is_empty());
+        // One's own are not news; a notice keeps its `|`s.
+        assert_eq!(parse_notice(&n[0], "abcd"), None);
+        assert_eq!(
+            parse_notice("x|n|{\"a\":\"b|c\"}", "me"),
+            Some(Change::Notice("{\"a\":\"b|c\"}".into()))
+        );
+        assert_eq!(parse_notice("x|q|y", "me"), None);
     }
 
     #[test]

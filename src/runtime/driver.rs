@@ -377,6 +377,19 @@ struct Group {
     out: Outputs,
 }
 
+/// A group's desk notifications as JSON, for the other replicas.
+fn notices(group: &Group) -> Vec<String> {
+    let each = group.pending.iter().filter_map(|p| match p {
+        Pending::Apply { result: Ok(o), .. } => Some(&o.notifications),
+        _ => None,
+    });
+    std::iter::once(&group.out.notifications)
+        .chain(each)
+        .flatten()
+        .filter_map(|n| serde_json::to_string(n).ok())
+        .collect()
+}
+
 /// Writes commits on tokio's blocking pool, one at a time in the order handed over. (Not a
 /// thread of its own: tokio knows a blocking task is running and does not auto-advance a
 /// paused clock meanwhile, which the virtual-time tests rely on.)
@@ -577,7 +590,11 @@ impl Task {
             return;
         }
         match durable::commit(&changes) {
-            Ok(commit) => {
+            Ok(mut commit) => {
+                if self.shared {
+                    // Agents connected to other replicas hear of it through the store.
+                    commit.notices = notices(&group);
+                }
                 self.staged = Some((group, commit));
                 self.submit_staged();
             }

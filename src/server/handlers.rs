@@ -394,11 +394,16 @@ async fn visitor_ws(
     ApiQuery(q): ApiQuery<TokenQuery>,
     ApiWs(ws): ApiWs,
 ) -> Result<Response, ApiError> {
-    let status = visitor_read(&state, &id, q.token.clone(), |hub, id| {
-        view::history(hub, id, u64::MAX).map_or("ended", |h| h.0)
+    let (status, lines) = visitor_read(&state, &id, q.token.clone(), |hub, id| {
+        let status = view::history(hub, id, u64::MAX).map_or("ended", |h| h.0);
+        (
+            status,
+            hub.transcript(id).map_or(0, |t| t.lines.len() as u64),
+        )
     })
     .await?;
     let rx = state.subscribe_visitor(&id);
+    state.visitor_seen(&id, lines);
     Ok(
         super::edge::lean_ws(ws, state.config().limits.max_body_bytes).on_upgrade(
             move |socket| async move {

@@ -64,6 +64,9 @@ pub struct Shared {
     outbox_poke: Notify,
     visitors: Mutex<HashMap<String, broadcast::Sender<String>>>,
     agents: Mutex<HashMap<String, broadcast::Sender<String>>>,
+    /// Per conversation with a visitor socket: the last line sequence pushed to it, so a
+    /// change another replica made is caught up from the store without repeats.
+    seen: Mutex<HashMap<String, u64>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -179,6 +182,12 @@ impl AppState {
                 if tx.receiver_count() == 0 {
                     subs.remove(&u.conversation);
                 }
+                if !u.lines.is_empty() {
+                    let last = u.first_seq + u.lines.len() as u64 - 1;
+                    let mut seen = lock(&self.0.seen);
+                    let s = seen.entry(u.conversation.clone()).or_default();
+                    *s = (*s).max(last);
+                }
             }
         }
         if !out.notifications.is_empty() {
@@ -228,6 +237,44 @@ impl AppState {
     /// Call when a visitor socket closed (after dropping its receiver).
     pub fn visitor_gone(&self, id: &str) {
         Self::unsubscribe(&self.0.visitors, id);
+        if !lock(&self.0.visitors).contains_key(id) {
+            lock(&self.0.seen).remove(id);
+        }
+    }
+
+    /// A visitor socket opened when the conversation had `lines` lines: later ones are
+    /// pushed.
+    pub fn visitor_seen(&self, id: &str, lines: u64) {
+        lock(&self.0.seen).entry(id.to_owned()).or_insert(lines);
+    }
+
+    /// Pushes to a conversation's visitor socket the lines another replica wrote since the
+    /// last one pushed, read from the store.
+    async fn catch_up(&self, id: &str) {
+        let Some(after) = lock(&self.0.seen).get(id).copied() else {
+            return;
+        };
+        let key = id.to_owned();
+        let Ok(Some((status, messages))) = self
+            .driver()
+            .read(Some(id), move |hub| view::history(hub, &key, after))
+            .await
+        else {
+            return;
+        };
+        let subs = lock(&self.0.visitors);
+        let Some(tx) = subs.get(id) else { return };
+        let mut seen = lock(&self.0.seen);
+        let last = seen.entry(id.to_owned()).or_insert(after);
+        for m in messages {
+            let seq = m["seq"].as_u64().unwrap_or(0);
+            if seq <= *last {
+                continue;
+            }
+            *last = seq;
+            let _ = tx.send(json!({"type": "message", "message": m}).to_string());
+        }
+        let _ = tx.send(json!({"type": "status", "status": status}).to_string());
     }
 
     /// Call when an agent socket closed (after dropping its receiver).
@@ -576,8 +623,12 @@ pub async fn start(opening: Opening, clock: Clock) -> Result<(AppState, ReloadRe
         outbox_poke: Notify::new(),
         visitors: Mutex::new(HashMap::new()),
         agents: Mutex::new(HashMap::new()),
+        seen: Mutex::new(HashMap::new()),
     }));
     tokio::spawn(forward(state.clone()));
+    if let Some(rx) = state.store().changes() {
+        tokio::spawn(remote(state.clone(), rx));
+    }
     let report = state.reload().await.map_err(|e| e.to_string())?;
     if let Some(w) = state.config().webhook.clone() {
         tokio::spawn(outbox::run(state.clone(), w));
@@ -603,6 +654,38 @@ async fn forward(state: AppState) {
                 );
             }
             Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Turns what other replicas committed into socket frames here: their conversations' new
+/// lines (read from the store) to visitors connected to this replica, their notices to agents.
+/// After the listening connection was reopened, every connected visitor is caught up.
+async fn remote(
+    state: AppState,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<crate::persist::Change>,
+) {
+    use crate::persist::Change;
+    while let Some(change) = rx.recv().await {
+        match change {
+            Change::Conversations(ids) => {
+                for id in ids {
+                    state.catch_up(&id).await;
+                }
+            }
+            Change::Resync => {
+                let ids: Vec<String> = lock(&state.0.seen).keys().cloned().collect();
+                for id in ids {
+                    state.catch_up(&id).await;
+                }
+            }
+            Change::Notice(text) => match serde_json::from_str::<Notification>(&text) {
+                Ok(n) => state.publish(&Outputs {
+                    notifications: vec![n],
+                    ..Outputs::default()
+                }),
+                Err(e) => tracing::warn!(error = %e, "an unreadable notice from another replica"),
+            },
         }
     }
 }

@@ -115,7 +115,15 @@ impl Server {
     }
 
     async fn start_config(dir: &Path, config: PathBuf) -> Server {
-        let database = database();
+        Self::start_on(dir, config, database()).await
+    }
+
+    /// A server on `database` (a second replica of a server's, say) with this config file.
+    pub async fn start_on(
+        dir: &Path,
+        config: PathBuf,
+        database: Option<playbook::persist::PgOptions>,
+    ) -> Server {
         let opts = playbook::server::ServeOptions {
             playbooks: playbooks(dir),
             data: dir.join("data"),
