@@ -349,20 +349,30 @@ impl PgStore {
         let schema = opts.schema.clone();
         let schema = store.block(move |pool| async move {
             let mut c = pool.get().await.map_err(pool_err)?;
-            if let Some(schema) = &schema {
-                // Checked to be a plain identifier.
-                c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-                    .await
-                    .map_err(pg_err)?;
-            }
             let tx = c.transaction().await.map_err(pg_err)?;
-            // One replica migrates; the others wait here, then find the schema current.
+            // One replica migrates; the others wait here, then find the schema current. The
+            // lock comes first: two `CREATE SCHEMA IF NOT EXISTS` at once can collide.
+            let target: String = match &schema {
+                Some(s) => s.clone(),
+                None => tx
+                    .query_one("SELECT current_schema()::text", &[])
+                    .await
+                    .map_err(pg_err)?
+                    .get::<_, Option<String>>(0)
+                    .unwrap_or_default(),
+            };
             tx.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('playbook:' || current_schema()))",
-                &[],
+                "SELECT pg_advisory_xact_lock(hashtext('playbook:' || $1))",
+                &[&target],
             )
             .await
             .map_err(pg_err)?;
+            if let Some(schema) = &schema {
+                // Checked to be a plain identifier.
+                tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                    .await
+                    .map_err(|e| StoreError::Io(format!("cannot create the schema: {e}")))?;
+            }
             let exists: Option<String> = tx
                 .query_one("SELECT to_regclass('meta')::text", &[])
                 .await
