@@ -21,36 +21,9 @@ mod server_state;
 /// Two replicas on one database, in one process: what one commits reaches the sockets of the
 /// other.
 mod across_replicas {
-    use futures_util::StreamExt;
-    use serde_json::{Value, json};
-    use tokio_tungstenite::tungstenite::Message;
+    use serde_json::json;
 
-    use crate::server_common::{self, ANA, Server, call};
-
-    type Ws = tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >;
-
-    /// The next frame whose `type` is `ty`, within `secs`.
-    async fn next_of(ws: &mut Ws, ty: &str, secs: u64) -> Value {
-        let fut = async {
-            loop {
-                match ws.next().await {
-                    Some(Ok(Message::Text(t))) => {
-                        let v: Value = serde_json::from_str(&t).unwrap();
-                        if v["type"] == ty {
-                            return v;
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                    other => panic!("socket ended: {other:?}"),
-                }
-            }
-        };
-        tokio::time::timeout(std::time::Duration::from_secs(secs), fut)
-            .await
-            .unwrap_or_else(|_| panic!("no `{ty}` frame within {secs} s"))
-    }
+    use crate::server_common::{self, ANA, Server, call, next_frame as next_of};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_line_written_on_one_replica_reaches_a_socket_on_the_other() {

@@ -3,13 +3,10 @@
 
 mod server_common;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
-use server_common::{ADMIN, ANA, BOB, Server, call, texts};
+use server_common::{ADMIN, ANA, BOB, Server, Ws, call, texts};
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn ws(url: &str) -> Ws {
     tokio_tungstenite::connect_async(url).await.unwrap().0
@@ -17,23 +14,7 @@ async fn ws(url: &str) -> Ws {
 
 /// The next JSON frame whose `type` is `ty` (others skipped), within 5 s.
 async fn next_of(ws: &mut Ws, ty: &str) -> Value {
-    let fut = async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(t))) => {
-                    let v: Value = serde_json::from_str(&t).unwrap();
-                    if v["type"] == ty {
-                        return v;
-                    }
-                }
-                Some(Ok(_)) => {}
-                other => panic!("socket ended: {other:?}"),
-            }
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(5), fut)
-        .await
-        .unwrap_or_else(|_| panic!("no `{ty}` frame within 5 s"))
+    server_common::next_frame(ws, ty, 5).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,7 @@
 //! conversations with C concurrent clients, sends T visitor turns in each (button 1, or a
 //! text when no button is offered), and prints conversations started per second, visitor
 //! turns per second, the latency of a visitor turn (p50, p95, p99, max) and the failed
-//! requests. Any failed request makes the exit code 1: a run that measured errors is not a
+//! requests. `--addr` may list several servers (`a,b,c`): requests go to each in turn. Any failed request makes the exit code 1: a run that measured errors is not a
 //! measurement.
 //!
 //! Latencies are kept in a sorted `Vec` of microseconds, not a histogram: a run is at most a
@@ -77,7 +77,17 @@ async fn drive(
         .pool_max_idle_per_host(conc)
         .build()
         .map_err(|e| e.to_string())?;
-    let base = format!("http://{addr}");
+    // Several servers (`a,b,c`, replicas of one database): each request goes to the next,
+    // so one conversation's turns land on different replicas.
+    let bases: Arc<Vec<String>> = Arc::new(
+        addr.split(',')
+            .map(|a| format!("http://{}", a.trim()))
+            .collect(),
+    );
+    let spread = Arc::new(AtomicUsize::new(0));
+    let pick = move |bases: &[String], spread: &AtomicUsize| {
+        bases[spread.fetch_add(1, Ordering::Relaxed) % bases.len()].clone()
+    };
     let next = Arc::new(AtomicUsize::new(0));
     let errors = Arc::new(AtomicUsize::new(0));
     let first_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
@@ -86,9 +96,10 @@ async fn drive(
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..conc {
-        let (client, base, next, errors, first, playbook) = (
+        let (client, bases, spread, next, errors, first, playbook) = (
             client.clone(),
-            base.clone(),
+            bases.clone(),
+            spread.clone(),
             next.clone(),
             errors.clone(),
             first_error.clone(),
@@ -97,6 +108,7 @@ async fn drive(
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             while next.fetch_add(1, Ordering::Relaxed) < n {
+                let base = pick(&bases, &spread);
                 let r = client
                     .post(format!("{base}/api/conversations"))
                     .header("content-type", "application/json")
@@ -137,9 +149,10 @@ async fn drive(
     };
     let mut tasks = Vec::new();
     for chunk in chunks {
-        let (client, base, errors, first, done) = (
+        let (client, bases, spread, errors, first, done) = (
             client.clone(),
-            base.clone(),
+            bases.clone(),
+            spread.clone(),
             errors.clone(),
             first_error.clone(),
             turns_done.clone(),
@@ -153,6 +166,7 @@ async fn drive(
                     } else {
                         r#"{"text":"Ann"}"#
                     };
+                    let base = pick(&bases, &spread);
                     let sent = Instant::now();
                     let r = client
                         .post(format!("{base}/api/conversations/{id}/messages"))

@@ -119,7 +119,7 @@ pub enum Command {
     },
     /// Drive a running server with many conversations and print throughput.
     Load {
-        /// The server.
+        /// The server; several (`HOST:PORT,HOST:PORT`) are sent requests in turn.
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
         /// How many conversations to start.

@@ -188,3 +188,30 @@ pub fn texts(v: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// A client WebSocket.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next JSON frame whose `type` is `ty` (others skipped), within `secs` seconds.
+pub async fn next_frame(ws: &mut Ws, ty: &str, secs: u64) -> Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let fut = async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["type"] == ty {
+                        return v;
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => panic!("socket ended: {other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(secs), fut)
+        .await
+        .unwrap_or_else(|_| panic!("no `{ty}` frame within {secs} s"))
+}
