@@ -9,6 +9,8 @@
 //! the tests print one line and pass. Each cluster gets a schema of its own, dropped when
 //! its test passes (kept, and named on stderr, when it fails, with the replicas' log tails).
 
+mod server_common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -17,8 +19,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
+use server_common::{Crm, Hit, fake_crm, fresh_schema, texts};
 
 /// Replicas per cluster.
 const N: usize = 3;
@@ -43,21 +45,6 @@ fn database_url() -> Option<String> {
             None
         }
     }
-}
-
-/// A fresh schema name (lower-case letters, digits, underscores), unique across runs.
-fn fresh_schema() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "r_{}_{}_{}",
-        std::process::id(),
-        nanos,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// A plain connection to the test database (fails the test when it cannot connect).
@@ -177,59 +164,6 @@ message bye "Bye!" end
     )
     .unwrap();
     p
-}
-
-/// One webhook request as received.
-#[derive(Clone)]
-struct Hit {
-    key: String,
-    body: Value,
-    status: u16,
-}
-
-/// The fake CRM: answers 503 to the first `fail_first` requests (so retries happen), then
-/// 200 after `delay` (so a backlog builds and a kill finds records claimed); records all.
-#[derive(Default)]
-struct Crm {
-    hits: Vec<Hit>,
-    fail_first: usize,
-}
-
-async fn crm(state: Arc<Mutex<Crm>>, delay: Duration) -> String {
-    let app = axum::Router::new().route(
-        "/crm",
-        axum::routing::post(move |headers: HeaderMap, body: String| {
-            let state = state.clone();
-            async move {
-                let key = headers
-                    .get("idempotency-key")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_owned();
-                let body: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
-                let fail = {
-                    let s = state.lock().unwrap();
-                    s.hits.len() < s.fail_first
-                };
-                let status = if fail {
-                    StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    tokio::time::sleep(delay).await;
-                    StatusCode::OK
-                };
-                state.lock().unwrap().hits.push(Hit {
-                    key,
-                    body,
-                    status: status.as_u16(),
-                });
-                status
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}/crm")
 }
 
 /// A `playbook serve` process, SIGKILLed when dropped.
@@ -570,17 +504,6 @@ struct Conv {
     acked: Vec<String>,
 }
 
-fn texts(h: &Value) -> Vec<String> {
-    h["messages"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|m| m["text"].as_str().unwrap_or_default().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn visitor_lines(h: &Value) -> Vec<String> {
     h["messages"]
         .as_array()
@@ -594,7 +517,7 @@ fn visitor_lines(h: &Value) -> Vec<String> {
 }
 
 fn count(h: &Value, text: &str) -> usize {
-    texts(h).iter().filter(|t| *t == text).count()
+    texts(&h["messages"]).iter().filter(|t| *t == text).count()
 }
 
 /// Three replicas on one schema, the webhook receiver, and the client.
@@ -619,7 +542,7 @@ impl Cluster {
             fail_first,
             ..Default::default()
         }));
-        let hook = crm(crm_state.clone(), crm_delay).await;
+        let hook = fake_crm(crm_state.clone(), crm_delay).await;
         write_playbooks(dir.path());
         write_config(dir.path(), &hook);
         let schema = fresh_schema();
@@ -858,7 +781,7 @@ async fn three_replicas_lose_nothing_when_one_is_killed() {
         let net = net.clone();
         async move {
             let (c, v) = net.start(k, "chat").await;
-            assert_eq!(texts(&v), ["Your email?"], "{v}");
+            assert_eq!(texts(&v["messages"]), ["Your email?"], "{v}");
             c
         }
     })
@@ -1227,7 +1150,7 @@ async fn a_pool_takes_turns_across_replicas() {
             .say(k, &mut c, &format!("rr{k}@example.com"))
             .await
             .expect("answered");
-        assert_eq!(texts(&v)[1..], ["What is it about?"], "{v}");
+        assert_eq!(texts(&v["messages"])[1..], ["What is it about?"], "{v}");
         ids.push(c.id);
     }
     let records = cl.records(1).await;

@@ -4,50 +4,14 @@
 
 mod server_common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode};
 use serde_json::json;
-use server_common::{call, texts};
-
-/// The fake CRM: fails the first `fail_first` requests, then stores each key once.
-#[derive(Default)]
-struct Crm {
-    requests: Vec<String>,
-    fail_first: usize,
-    stored: BTreeMap<String, usize>,
-}
-
-async fn crm(state: Arc<Mutex<Crm>>) -> String {
-    let app = axum::Router::new().route(
-        "/crm",
-        axum::routing::post(move |headers: HeaderMap| {
-            let state = state.clone();
-            async move {
-                let key = headers
-                    .get("idempotency-key")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_owned();
-                let mut s = state.lock().unwrap();
-                s.requests.push(key.clone());
-                if s.requests.len() <= s.fail_first {
-                    return StatusCode::SERVICE_UNAVAILABLE;
-                }
-                *s.stored.entry(key).or_default() += 1;
-                StatusCode::OK
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}/crm")
-}
+use server_common::{Crm, call, fake_crm, texts};
 
 struct Proc {
     child: Child,
@@ -138,7 +102,7 @@ async fn sigkill_mid_conversation_and_mid_delivery_loses_nothing() {
         fail_first: 3,
         ..Default::default()
     }));
-    let url = crm(state.clone()).await;
+    let url = fake_crm(state.clone(), Duration::ZERO).await;
     server_common::playbooks(dir.path());
     server_common::config(
         dir.path(),
@@ -220,7 +184,7 @@ async fn sigkill_mid_conversation_and_mid_delivery_loses_nothing() {
 
     // Kill while the webhook is failing and retrying.
     wait_for(
-        || state.lock().unwrap().requests.len() >= 2,
+        || state.lock().unwrap().hits.len() >= 2,
         "the first delivery attempts",
     )
     .await;
@@ -306,7 +270,7 @@ async fn sigkill_mid_conversation_and_mid_delivery_loses_nothing() {
     wait_for(
         || {
             let s = state.lock().unwrap();
-            expected.iter().all(|k| s.stored.contains_key(k))
+            expected.iter().all(|k| s.delivered().contains_key(k))
         },
         "every record delivered",
     )
@@ -333,7 +297,7 @@ async fn sigkill_mid_conversation_and_mid_delivery_loses_nothing() {
         || {
             recs.as_array().is_some() && {
                 let s = state.lock().unwrap();
-                s.stored.len() == expected.len()
+                s.delivered().len() == expected.len()
             }
         },
         "deduplicated count",
@@ -341,11 +305,12 @@ async fn sigkill_mid_conversation_and_mid_delivery_loses_nothing() {
     .await;
     {
         let s = state.lock().unwrap();
-        let delivered: BTreeSet<&String> = s.stored.keys().collect();
+        let stored = s.delivered();
+        let delivered: BTreeSet<&String> = stored.keys().collect();
         assert_eq!(delivered, expected.iter().collect());
         // Re-sent keys (a kill between the CRM's 2xx and our bookkeeping) are possible, but
         // always under the same key: the CRM's deduplicated count equals the record count.
-        assert_eq!(s.stored.len(), 10);
+        assert_eq!(stored.len(), 10);
     }
     p.kill();
 }

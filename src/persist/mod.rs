@@ -49,8 +49,9 @@ pub enum StoreError {
     /// too long by another process, a corrupt file).
     #[error("storage: {0}")]
     Io(String),
-    /// Another writer changed the conversation first: nothing was written.
-    #[error("storage: conversation `{0}` was changed by another writer")]
+    /// Another writer changed it first (a conversation, a pool's cursor, a unique key):
+    /// nothing was written. Says what.
+    #[error("storage: {0} was changed by another writer")]
     Conflict(String),
     /// The database was written by a newer release.
     #[error(
@@ -309,13 +310,7 @@ pub trait Storage: Send + Sync + 'static {
         Ok(out)
     }
     /// Agents' presence and pools' cursors as stored now.
-    fn desk_rows(&self) -> Result<DeskRows, StoreError> {
-        let open = self.open_set()?;
-        Ok(DeskRows {
-            agents: open.agents,
-            pools: open.pools,
-        })
-    }
+    fn desk_rows(&self) -> Result<DeskRows, StoreError>;
     /// Conversations waiting in Unassigned, or with `agent`, in start order (oldest first),
     /// at most `limit`.
     fn desk_queue(

@@ -339,7 +339,7 @@ impl PgStore {
         let mut instance = [0u8; 8];
         getrandom::fill(&mut instance)
             .map_err(|e| StoreError::Io(format!("no randomness: {e}")))?;
-        let store = PgStore {
+        let mut store = PgStore {
             rt: Some(rt),
             pool,
             cfg,
@@ -406,7 +406,6 @@ impl PgStore {
             tx.commit().await.map_err(pg_err)?;
             Ok(schema)
         })?;
-        let mut store = store;
         store.channel = channel_of(&schema);
         Ok(store)
     }
@@ -651,7 +650,7 @@ async fn write_commit(
                 .convs
                 .iter()
                 .find(|w| !done.contains(&w.row.id))
-                .map_or_else(String::new, |w| w.row.id.clone());
+                .map_or_else(String::new, |w| format!("conversation `{}`", w.row.id));
             return Err(StoreError::Conflict(lost));
         }
         let (mut lconv, mut lseq, mut lbody) = (Vec::new(), Vec::new(), Vec::new());
@@ -726,7 +725,7 @@ async fn write_commit(
             .await
             .map_err(pg_err)?;
         if n != 1 {
-            return Err(StoreError::Conflict(format!("pool {pool}")));
+            return Err(StoreError::Conflict(format!("pool `{pool}`")));
         }
     }
     for (key, value) in &c.meta {

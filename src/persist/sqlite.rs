@@ -16,8 +16,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Commit, ConvRow, Delivery, DeskColumn, OpenSet, RecordRow, SCHEMA_VERSION, Storage, StoreError,
-    VersionRow, decode_tail, encode_tail,
+    Commit, ConvRow, Delivery, DeskColumn, DeskRows, OpenSet, RecordRow, SCHEMA_VERSION, Storage,
+    StoreError, VersionRow, decode_tail, encode_tail,
 };
 
 /// How to open the file.
@@ -357,12 +357,12 @@ fn write_commit(tx: &Connection, c: &Commit) -> Result<(), StoreError> {
                 rusqlite::Error::SqliteFailure(f, _)
                     if f.code == rusqlite::ErrorCode::ConstraintViolation =>
                 {
-                    StoreError::Conflict(r.id.clone())
+                    StoreError::Conflict(format!("conversation `{}`", r.id))
                 }
                 e => e.into(),
             })?;
         if n != 1 {
-            return Err(StoreError::Conflict(r.id.clone()));
+            return Err(StoreError::Conflict(format!("conversation `{}`", r.id)));
         }
         for (seq, body) in &w.flush {
             line.execute(params![r.ord, seq, body])?;
@@ -466,7 +466,23 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
 
 const RECORD_COLUMNS: &str = "id, key, conversation, body, delivered_at, attempts, last_error";
 
+fn desk_rows(c: &Connection) -> rusqlite::Result<DeskRows> {
+    let mut st = c.prepare_cached("SELECT name, presence FROM agents ORDER BY name")?;
+    let agents = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut st = c.prepare_cached("SELECT name, next FROM pools ORDER BY name")?;
+    let pools = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(DeskRows { agents, pools })
+}
+
 impl Storage for SqliteStore {
+    fn desk_rows(&self) -> Result<DeskRows, StoreError> {
+        self.with_read(desk_rows)
+    }
+
     fn commit(&self, commit: &Commit) -> Result<(), StoreError> {
         if commit.is_empty() {
             return Ok(());
@@ -495,12 +511,8 @@ impl Storage for SqliteStore {
                 let mut st = c.prepare(sql)?;
                 st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
             };
-            let agents = pairs("SELECT name, presence FROM agents ORDER BY name")?;
+            let DeskRows { agents, pools } = desk_rows(c)?;
             let meta = pairs("SELECT key, value FROM meta ORDER BY key")?;
-            let mut st = c.prepare("SELECT name, next FROM pools ORDER BY name")?;
-            let pools = st
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
             let max_ord =
                 c.query_row("SELECT COALESCE(MAX(ord), 0) FROM conversations", [], |r| {
                     r.get(0)

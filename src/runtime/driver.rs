@@ -810,11 +810,11 @@ impl Task {
                 self.submit_staged();
                 self.release(false);
             }
-            Err(StoreError::Conflict(id)) if self.shared => {
+            Err(StoreError::Conflict(what)) if self.shared => {
                 // Another replica changed a conversation of this group (or the staged one
                 // built on it) first: nothing was written; the requests are applied again on
                 // what the store holds now.
-                tracing::debug!(conversation = %id, "lost a race to another replica; applying again");
+                tracing::debug!(changed = %what, "lost a race to another replica; applying again");
                 self.hub.rollback();
                 let staged = self.staged.take().map(|(g, _)| g);
                 for g in std::iter::once(group).chain(staged) {

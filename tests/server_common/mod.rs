@@ -215,3 +215,77 @@ pub async fn next_frame(ws: &mut Ws, ty: &str, secs: u64) -> Value {
         .await
         .unwrap_or_else(|_| panic!("no `{ty}` frame within {secs} s"))
 }
+
+/// One webhook request as the fake CRM received it.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    /// Its `Idempotency-Key`.
+    pub key: String,
+    /// Its JSON body.
+    pub body: Value,
+    /// What the CRM answered.
+    pub status: u16,
+}
+
+/// The fake CRM's log: it answers 503 to the first `fail_first` requests (so retries
+/// happen), then 200 after the delay given to [`fake_crm`].
+#[derive(Default)]
+pub struct Crm {
+    /// Every request, in the order answered.
+    pub hits: Vec<Hit>,
+    /// How many requests are refused first.
+    pub fail_first: usize,
+}
+
+impl Crm {
+    /// The keys answered 200, with how often.
+    pub fn delivered(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut m = std::collections::BTreeMap::new();
+        for h in self.hits.iter().filter(|h| h.status == 200) {
+            *m.entry(h.key.clone()).or_default() += 1;
+        }
+        m
+    }
+}
+
+/// Serves the fake CRM on a loopback port; returns its webhook URL.
+pub async fn fake_crm(
+    state: std::sync::Arc<std::sync::Mutex<Crm>>,
+    delay: std::time::Duration,
+) -> String {
+    use axum::http::{HeaderMap, StatusCode};
+    let app = axum::Router::new().route(
+        "/crm",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let state = state.clone();
+            async move {
+                let key = headers
+                    .get("idempotency-key")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                let body: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+                let fail = {
+                    let s = state.lock().unwrap();
+                    s.hits.len() < s.fail_first
+                };
+                let status = if fail {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    tokio::time::sleep(delay).await;
+                    StatusCode::OK
+                };
+                state.lock().unwrap().hits.push(Hit {
+                    key,
+                    body,
+                    status: status.as_u16(),
+                });
+                status
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/crm")
+}
