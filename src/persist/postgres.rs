@@ -278,32 +278,16 @@ fn record_of(r: &tokio_postgres::Row) -> RecordRow {
     }
 }
 
-/// Conversations with every line: those in `lines` (one query for all of them), then each
-/// one's tail.
-async fn with_lines(
-    c: &deadpool_postgres::Client,
-    rows: Vec<ConvRow>,
-) -> Result<Vec<(ConvRow, Vec<String>)>, StoreError> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ords: Vec<i64> = rows.iter().map(|r| r.ord).collect();
-    let st = c
-        .prepare_cached("SELECT conv, body FROM lines WHERE conv = ANY($1) ORDER BY conv, seq")
-        .await
-        .map_err(pg_err)?;
-    let mut by: std::collections::HashMap<i64, Vec<String>> = std::collections::HashMap::new();
-    for r in c.query(&st, &[&ords]).await.map_err(pg_err)? {
-        by.entry(r.get(0)).or_default().push(r.get(1));
-    }
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let mut lines = by.remove(&row.ord).unwrap_or_default();
-            lines.extend(row.tail.iter().map(|(_, l)| l.clone()));
-            (row, lines)
-        })
-        .collect())
+/// The column after [`CONV_COLUMNS`] that brings a conversation's flushed lines along, so a
+/// conversation is read in one round trip (`FROM conversations c`).
+const FLUSHED: &str = "ARRAY(SELECT l.body FROM lines l WHERE l.conv = c.ord ORDER BY l.seq)";
+
+/// A conversation with every line: those in `lines` (column 13), then its tail.
+fn conv_with_lines(r: &tokio_postgres::Row) -> (ConvRow, Vec<String>) {
+    let row = conv_of(r);
+    let mut lines: Vec<String> = r.get(13);
+    lines.extend(row.tail.iter().map(|(_, l)| l.clone()));
+    (row, lines)
 }
 
 impl PgStore {
@@ -784,17 +768,19 @@ impl Storage for PgStore {
     fn open_set(&self) -> Result<OpenSet, StoreError> {
         self.block(|pool| async move {
             let c = pool.get().await.map_err(pool_err)?;
-            let rows = c
+            let conversations = c
                 .query(
                     &format!(
-                        "SELECT {CONV_COLUMNS} FROM conversations
+                        "SELECT {CONV_COLUMNS}, {FLUSHED} FROM conversations c
                          WHERE desk IN ('unassigned', 'assigned') AND NOT ended ORDER BY ord"
                     ),
                     &[],
                 )
                 .await
-                .map_err(pg_err)?;
-            let conversations = with_lines(&c, rows.iter().map(conv_of).collect()).await?;
+                .map_err(pg_err)?
+                .iter()
+                .map(conv_with_lines)
+                .collect();
             let parked = c
                 .query(
                     "SELECT id, ord, next_due FROM conversations
@@ -845,12 +831,12 @@ impl Storage for PgStore {
             let c = pool.get().await.map_err(pool_err)?;
             let st = c
                 .prepare_cached(&format!(
-                    "SELECT {CONV_COLUMNS} FROM conversations WHERE id = ANY($1)"
+                    "SELECT {CONV_COLUMNS}, {FLUSHED} FROM conversations c WHERE id = ANY($1)"
                 ))
                 .await
                 .map_err(pg_err)?;
             let rows = c.query(&st, &[&ids]).await.map_err(pg_err)?;
-            with_lines(&c, rows.iter().map(conv_of).collect()).await
+            Ok(rows.iter().map(conv_with_lines).collect())
         })
     }
 
@@ -873,7 +859,7 @@ impl Storage for PgStore {
                 None => c
                     .query(
                         &format!(
-                            "SELECT {CONV_COLUMNS} FROM conversations
+                            "SELECT {CONV_COLUMNS}, {FLUSHED} FROM conversations c
                              WHERE desk = 'unassigned' AND NOT ended ORDER BY ord LIMIT $1"
                         ),
                         &[&limit],
@@ -883,7 +869,7 @@ impl Storage for PgStore {
                 Some(a) => c
                     .query(
                         &format!(
-                            "SELECT {CONV_COLUMNS} FROM conversations
+                            "SELECT {CONV_COLUMNS}, {FLUSHED} FROM conversations c
                              WHERE desk = 'assigned' AND agent = $1 AND NOT ended ORDER BY ord LIMIT $2"
                         ),
                         &[a, &limit],
@@ -891,7 +877,7 @@ impl Storage for PgStore {
                     .await
                     .map_err(pg_err)?,
             };
-            with_lines(&c, rows.iter().map(conv_of).collect()).await
+            Ok(rows.iter().map(conv_with_lines).collect())
         })
     }
 
@@ -954,14 +940,14 @@ impl Storage for PgStore {
             let rows = c
                 .query(
                     &format!(
-                        "SELECT {CONV_COLUMNS} FROM conversations WHERE desk = $1
+                        "SELECT {CONV_COLUMNS}, {FLUSHED} FROM conversations c WHERE desk = $1
                          ORDER BY updated_at DESC, ord DESC LIMIT $2"
                     ),
                     &[&column.as_str(), &limit],
                 )
                 .await
                 .map_err(pg_err)?;
-            with_lines(&c, rows.iter().map(conv_of).collect()).await
+            Ok(rows.iter().map(conv_with_lines).collect())
         })
     }
 
@@ -1092,21 +1078,23 @@ impl Storage for PgStore {
 }
 
 async fn desk_rows(c: &deadpool_postgres::Client) -> Result<DeskRows, StoreError> {
-    let agents = c
-        .query("SELECT name, presence FROM agents ORDER BY name", &[])
+    // Both tables in one round trip: it is read before every group of a replica.
+    let st = c
+        .prepare_cached(
+            "SELECT name, presence, NULL::bigint FROM agents
+             UNION ALL SELECT name, NULL, next FROM pools ORDER BY 1",
+        )
         .await
-        .map_err(pg_err)?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    let pools = c
-        .query("SELECT name, next FROM pools ORDER BY name", &[])
-        .await
-        .map_err(pg_err)?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    Ok(DeskRows { agents, pools })
+        .map_err(pg_err)?;
+    let mut rows = DeskRows::default();
+    for r in c.query(&st, &[]).await.map_err(pg_err)? {
+        match (r.get::<_, Option<String>>(1), r.get::<_, Option<i64>>(2)) {
+            (Some(presence), _) => rows.agents.push((r.get(0), presence)),
+            (None, Some(next)) => rows.pools.push((r.get(0), next)),
+            (None, None) => {}
+        }
+    }
+    Ok(rows)
 }
 
 #[cfg(test)]

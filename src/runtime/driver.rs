@@ -939,7 +939,9 @@ impl Task {
     }
 
     fn read(&mut self, id: Option<String>, f: Read) {
-        if self.shared {
+        // A desk-wide read (presence, say) needs the desk as stored now; a conversation's
+        // read needs only the conversation, which it loads.
+        if self.shared && id.is_none() {
             self.refresh_desk();
         }
         if let Some(id) = &id {
