@@ -122,4 +122,69 @@ mod across_replicas {
             );
         }
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_version_reloaded_on_one_replica_is_served_by_the_others() {
+        use crate::server_common::ADMIN;
+        let dir = tempfile::tempdir().unwrap();
+        let a = Server::start(dir.path(), "").await;
+        let config = dir.path().join("playbook.toml");
+        let b = Server::start_on(dir.path(), config, a.database.clone()).await;
+        let c = &a.client;
+
+        // The quick playbook changes; only A is told to reload.
+        let file = dir.path().join("playbooks/quick.playbook");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, text.replace("Your email?", "Your work email?")).unwrap();
+        let (st, r) = call(
+            c,
+            "POST",
+            &format!("{}/api/admin/reload", a.base),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+        assert_eq!(st, 200, "{r}");
+        assert_eq!(r["loaded"], json!([["quick", 2]]));
+
+        // A conversation starts on version 2 on A and goes on on B, which adopts the version
+        // from the database within a few seconds.
+        let (st, v) = call(
+            c,
+            "POST",
+            &format!("{}/api/conversations", a.base),
+            None,
+            Some(json!({"playbook": "quick"})),
+        )
+        .await;
+        assert_eq!(st, 201, "{v}");
+        assert_eq!(server_common::texts(&v["messages"]), ["Your work email?"]);
+        let id = v["conversation"].as_str().unwrap().to_owned();
+        let token = v["token"].as_str().unwrap().to_owned();
+        let mut served = false;
+        for _ in 0..50 {
+            let (_, list) = call(c, "GET", &format!("{}/api/playbooks", b.base), None, None).await;
+            if list
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "quick" && p["version"] == 2)
+            {
+                served = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(served, "B never served version 2");
+        let (st, v) = call(
+            c,
+            "POST",
+            &format!("{}/api/conversations/{id}/messages", b.base),
+            Some(&token),
+            Some(json!({"text": "eve@example.com"})),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["status"], "ended");
+    }
 }

@@ -316,37 +316,113 @@ impl AppState {
             };
             self.blocking(move |s| s.commit(&commit)).await?;
         }
-        let mut engines = Vec::new();
-        {
-            let mut catalog = self.0.catalog.write().unwrap_or_else(|e| e.into_inner());
-            for (c, version) in versions {
-                tracing::info!(playbook = %c.name, version, "playbook version loaded");
-                engines.push((c.name.clone(), version, Arc::new(c.engine)));
-                catalog.add(
-                    &c.name,
-                    Version {
-                        version,
-                        file: c.file,
-                        source: c.source,
-                        playbook: Arc::new(c.playbook),
-                    },
-                );
-                report.loaded.push((c.name, version));
-            }
+        let mut new = Vec::new();
+        for (c, version) in versions {
+            tracing::info!(playbook = %c.name, version, "playbook version loaded");
+            report.loaded.push((c.name.clone(), version));
+            new.push((c.name, version, c.file, c.source, c.engine, c.playbook));
         }
-        if !engines.is_empty() {
-            self.driver()
-                .call(move |hub, _, _| {
-                    for (name, version, engine) in engines {
-                        hub.add_named_playbook(&name, version, engine);
-                    }
-                })
-                .await?;
-        }
+        self.serve_versions(new).await?;
         for r in &report.refused {
             tracing::warn!(file = %r.file, diagnostics = r.diagnostics.len(), "playbook refused; the old version keeps serving");
         }
         Ok(report)
+    }
+}
+
+/// A compiled playbook version to serve: name, version, file, source, engine, playbook.
+type NewVersion = (
+    String,
+    i64,
+    String,
+    String,
+    crate::engine::Engine,
+    crate::model::Playbook,
+);
+
+impl AppState {
+    /// Serves stored versions: in the catalog (new conversations, the graph view) and in the
+    /// hub (conversations on them).
+    async fn serve_versions(&self, new: Vec<NewVersion>) -> Result<(), ApiError> {
+        if new.is_empty() {
+            return Ok(());
+        }
+        let mut engines = Vec::new();
+        {
+            let mut catalog = self.0.catalog.write().unwrap_or_else(|e| e.into_inner());
+            for (name, version, file, source, engine, playbook) in new {
+                engines.push((name.clone(), version, Arc::new(engine)));
+                catalog.add(
+                    &name,
+                    Version {
+                        version,
+                        file,
+                        source,
+                        playbook: Arc::new(playbook),
+                    },
+                );
+            }
+        }
+        self.driver()
+            .call(move |hub, _, _| {
+                for (name, version, engine) in engines {
+                    hub.add_named_playbook(&name, version, engine);
+                }
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Serves the playbook versions another replica stored (its reload) that this one does
+    /// not have yet; returns how many.
+    pub async fn adopt_stored_versions(&self) -> Result<usize, ApiError> {
+        let _one = self.0.reloading.lock().await;
+        let rows = self.blocking(|s| s.versions()).await?;
+        let missing: Vec<VersionRow> = {
+            let catalog = self.catalog();
+            rows.into_iter()
+                .filter(|v| catalog.get(&v.name, v.version).is_none())
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(0);
+        }
+        let compiled = tokio::task::spawn_blocking(move || {
+            missing
+                .into_iter()
+                .filter_map(|v| match compile(&v.file, &v.source) {
+                    Ok((engine, playbook)) => {
+                        Some((v.name, v.version, v.file, v.source, engine, playbook))
+                    }
+                    Err(d) => {
+                        tracing::error!(playbook = %v.name, version = v.version, diagnostics = ?d, "a stored playbook version does not compile here");
+                        None
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("a version task failed: {e}")))?;
+        let n = compiled.len();
+        for v in &compiled {
+            tracing::info!(playbook = %v.0, version = v.1, "playbook version adopted from another replica");
+        }
+        self.serve_versions(compiled).await?;
+        Ok(n)
+    }
+}
+
+/// How often a replica looks for playbook versions another one stored.
+const VERSION_SYNC: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// On a shared store: serves what other replicas' reloads stored, so a conversation started
+/// on a new version anywhere can be continued here, and new ones start on the newest.
+async fn sync_versions(state: AppState) {
+    loop {
+        tokio::time::sleep(VERSION_SYNC).await;
+        if let Err(e) = state.adopt_stored_versions().await {
+            tracing::warn!(error = %e, "cannot read the stored playbook versions");
+        }
     }
 }
 
@@ -628,6 +704,9 @@ pub async fn start(opening: Opening, clock: Clock) -> Result<(AppState, ReloadRe
     tokio::spawn(forward(state.clone()));
     if let Some(rx) = state.store().changes() {
         tokio::spawn(remote(state.clone(), rx));
+    }
+    if state.store().shared() {
+        tokio::spawn(sync_versions(state.clone()));
     }
     let report = state.reload().await.map_err(|e| e.to_string())?;
     if let Some(w) = state.config().webhook.clone() {
