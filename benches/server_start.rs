@@ -324,6 +324,7 @@ fn templates(config: &Config) -> Vec<Template> {
                 page_url: Some("https://acme.example/pricing".into()),
                 contact_owner: None,
                 token: Some(TTOKEN.into()),
+                visitor: Default::default(),
             },
             Instant(T0),
         )

@@ -388,8 +388,16 @@ fn a_flow_that_never_waits_stops_at_the_step_limit() {
     };
     let m1 = e.program().lookup("m1").expect("m1");
     let mut effects = Vec::new();
-    e.start_at(&mut c.session, start, m1, &[], c.now, &c.desk, &mut effects)
-        .expect("start at m1");
+    e.start_at(
+        &mut c.session,
+        start,
+        Some(m1),
+        &[],
+        c.now,
+        &c.desk,
+        &mut effects,
+    )
+    .expect("start at m1");
     let out: Vec<String> = effects.iter().map(engine_common::line).collect();
     // Ten cards entered, each saying its text, then the failure.
     assert_eq!(out.len(), 10 * 2 + 1, "{out:?}");

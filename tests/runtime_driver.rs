@@ -17,6 +17,7 @@ fn start() -> Command {
         page_url: None,
         contact_owner: None,
         token: None,
+        visitor: Default::default(),
     }
 }
 

@@ -297,16 +297,17 @@ impl Engine {
         Ok(())
     }
 
-    /// Starts a conversation at `card` instead of the playbook's start, with `vars` set
-    /// first (names the playbook does not use are skipped: see [`Engine::has_variable`]) and
-    /// without the greeting. Scenario tests use it to test a long flow's tail on its own.
+    /// Starts a conversation with `vars` set first (names the playbook does not use are
+    /// skipped: see [`Engine::has_variable`]). With a `card`, there instead of the playbook's
+    /// start and without the greeting (scenario tests test a long flow's tail on its own);
+    /// without, as [`Engine::step`] starts it (a server passing what it knows of the visitor).
     /// `event` must be [`Event::Start`].
     #[allow(clippy::too_many_arguments)]
     pub fn start_at<'e>(
         &'e self,
         session: &mut Session,
         event: Event<'_>,
-        card: CardIx,
+        card: Option<CardIx>,
         vars: &[(&str, &str)],
         now: Instant,
         desk: &dyn DeskView,
@@ -316,14 +317,15 @@ impl Engine {
         let Event::Start { .. } = &event else {
             return Err(EngineError::AlreadyStarted);
         };
-        let card = card.min(self.program.cards().len().saturating_sub(1) as CardIx);
+        let last = self.program.cards().len().saturating_sub(1) as CardIx;
+        let card = card.map(|c| c.min(last));
         for (name, value) in vars {
             if let Some(&k) = self.index.get(*name) {
                 session.vars.set(k, value);
             }
         }
         let cx = Ctx { now, desk };
-        self.begin(session, event, Some(card), &cx, out);
+        self.begin(session, event, card, &cx, out);
         Ok(())
     }
 

@@ -50,6 +50,9 @@ use crate::program::Program;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct PlaybookId(pub u16);
 
+/// How a `Start` step begins: at a card (or the playbook's start), with variables set first.
+type StartAt = (Option<crate::CardIx>, Vec<(String, String)>);
+
 /// How a conversation starts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StartOptions {
@@ -63,6 +66,8 @@ pub struct StartOptions {
     pub contact_owner: Option<String>,
     /// The visitor's secret, when a server hands one out ([`Hub::token`]).
     pub token: Option<String>,
+    /// Who the visitor is, as the embedding site vouched.
+    pub visitor: super::types::Visitor,
 }
 
 /// Why the hub refused a call. The conversation and the desk are unchanged.
@@ -228,8 +233,8 @@ struct Conv {
     timers: [Option<Instant>; 3],
     /// Lines the store keeps apart from the row (see [`TAIL_LINES`]).
     flushed: u64,
-    /// Set by [`Hub::start_at`] for its `Start` step: the card and variables to start with.
-    start_at: Option<(crate::CardIx, Vec<(String, String)>)>,
+    /// For its `Start` step: the card ([`Hub::start_at`]) and the variables to start with.
+    start_at: Option<StartAt>,
 }
 
 /// How a conversation looked: its state, transcript length, timers, revision, lines kept apart.
@@ -729,7 +734,7 @@ impl Hub {
         now: Instant,
     ) -> Result<Outputs, HubError> {
         let at = (
-            card,
+            Some(card),
             vars.iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
@@ -743,7 +748,7 @@ impl Hub {
         &mut self,
         id: &str,
         opts: StartOptions,
-        start_at: Option<(crate::CardIx, Vec<(String, String)>)>,
+        start_at: Option<StartAt>,
         now: Instant,
     ) -> Result<Outputs, HubError> {
         if self.index.contains_key(id) {
@@ -752,6 +757,15 @@ impl Hub {
         if self.playbooks.get(opts.playbook.0 as usize).is_none() {
             return Err(HubError::UnknownPlaybook(opts.playbook.0));
         }
+        // What the site vouched for is set first, as variables (after a scenario's own).
+        let start_at = match (start_at, opts.visitor.vars()) {
+            (at, known) if known.is_empty() => at,
+            (None, known) => Some((None, known)),
+            (Some((card, mut vars)), known) => {
+                vars.extend(known);
+                Some((card, vars))
+            }
+        };
         let ord = self.next_ord;
         let c = self.occupy(Conv {
             id: id.to_owned(),
@@ -973,6 +987,7 @@ impl Hub {
                 page_url,
                 contact_owner,
                 token,
+                visitor,
             } => {
                 let playbook = match playbook {
                     None => PlaybookId(0),
@@ -986,6 +1001,7 @@ impl Hub {
                     page_url,
                     contact_owner,
                     token,
+                    visitor,
                 };
                 self.start(id, opts, now)
             }

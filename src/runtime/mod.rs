@@ -25,4 +25,4 @@ pub use hub::{
     StartOptions, ct_eq,
 };
 pub use sink::{JsonLinesSink, MemorySink, NullSink, RecordSink, SinkError};
-pub use types::{Command, ConvUpdate, Emitted, Outputs};
+pub use types::{Command, ConvUpdate, Emitted, Outputs, Visitor};

@@ -104,6 +104,9 @@ pub enum Command {
         /// The visitor's secret, when a server hands one out.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token: Option<String>,
+        /// Who the visitor is, as the embedding site vouched (a signed identity).
+        #[serde(default, skip_serializing_if = "Visitor::is_empty")]
+        visitor: Visitor,
     },
     /// The visitor typed something.
     VisitorText {
@@ -163,4 +166,31 @@ pub enum Command {
         #[serde(default)]
         details: ManualDetails,
     },
+}
+
+/// What the embedding site vouched for about the visitor (a signed identity): set at the
+/// start as the playbook's `email` and `name` variables, where the playbook has them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Visitor {
+    /// Their email address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Their name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl Visitor {
+    /// Whether nothing is known.
+    pub fn is_empty(&self) -> bool {
+        self.email.is_none() && self.name.is_none()
+    }
+
+    /// As playbook variables: `(name, value)`.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        [("email", &self.email), ("name", &self.name)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_owned(), v.clone())))
+            .collect()
+    }
 }

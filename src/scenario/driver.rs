@@ -124,6 +124,7 @@ impl<'e> Driver<'e> {
             page_url: page.map(str::to_owned),
             contact_owner: owner.map(str::to_owned),
             token: None,
+            visitor: Default::default(),
         };
         let r = match at {
             None => self.hub.apply(&self.id, cmd.clone(), self.now),

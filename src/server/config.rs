@@ -36,6 +36,22 @@ pub struct Config {
     /// Which web origins may call the visitor API and load `widget.js` from a script.
     #[serde(default)]
     pub cors: Cors,
+    /// Identified visitors: the secret the embedding site signs who the visitor is with.
+    #[serde(default)]
+    pub identity: Option<Identity>,
+}
+
+/// Identified visitors (`[identity]`): the site passes a token signed with a shared secret
+/// (HMAC-SHA256), like Intercom's and HubSpot's identity verification; see
+/// [`super::identity`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// The environment variable holding the shared secret (the config file never holds it).
+    pub secret_env: String,
+    /// The secret, read from `secret_env` by [`Config::load`].
+    #[serde(skip)]
+    pub secret: Option<Secret>,
 }
 
 /// Cross-origin access to the visitor API (`/api/conversations…`) and the widget files.
@@ -241,6 +257,20 @@ impl Config {
                 )));
             }
             w.header_value = Some(Secret(value));
+        }
+        if let Some(id) = &mut c.identity {
+            let var = &id.secret_env;
+            let value = std::env::var(var).map_err(|_| {
+                invalid(format!(
+                    "identity.secret_env names `{var}`, which is not set (or not UTF-8)"
+                ))
+            })?;
+            if value.len() < 16 {
+                return Err(invalid(format!(
+                    "the identity secret in `{var}` is shorter than 16 bytes"
+                )));
+            }
+            id.secret = Some(Secret(value));
         }
         Ok(c)
     }

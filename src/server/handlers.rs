@@ -219,6 +219,9 @@ struct StartReq {
     channel: Channel,
     #[serde(default)]
     page_url: Option<String>,
+    /// Who the visitor is, signed by the site (see [`super::identity`]).
+    #[serde(default)]
+    identity: Option<String>,
 }
 
 async fn start(
@@ -232,16 +235,31 @@ async fn start(
     }
     let id = format!("c_{}", &super::random_hex()?[..20]);
     let token = super::random_hex()?;
+    // Only a genuine signature identifies: anything else starts an anonymous visitor.
+    let secret = state
+        .config()
+        .identity
+        .as_ref()
+        .and_then(|i| i.secret.as_ref());
+    let who = match (secret, &req.identity) {
+        (Some(secret), Some(t)) => super::identity::verify(secret.0.as_bytes(), t)
+            .inspect_err(|e| tracing::debug!(reason = %e, "a visitor identity was ignored"))
+            .ok(),
+        _ => None,
+    };
+    let identified = who.is_some();
+    let who = who.unwrap_or_default();
     let cmd = Command::Start {
         playbook: Some(req.playbook),
         channel: req.channel,
         page_url: req.page_url,
-        contact_owner: None,
+        contact_owner: who.owner,
         token: Some(token.clone()),
+        visitor: who.visitor,
     };
     let out = state.driver().apply(&id, cmd).await?;
     let (status, messages) = messages_of(&out, &id);
-    let v = json!({"conversation": id, "token": token, "status": status, "messages": messages});
+    let v = json!({"conversation": id, "token": token, "status": status, "messages": messages, "identified": identified});
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 

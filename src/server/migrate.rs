@@ -103,6 +103,7 @@ pub fn migrate(store: &SqliteStore, hub: &mut Hub) -> Result<Migrated, StoreErro
                             page_url,
                             contact_owner: None,
                             token: Some(token),
+                            visitor: Default::default(),
                         },
                         at,
                     )

@@ -19,6 +19,7 @@ pub mod config;
 pub mod edge;
 pub mod error;
 mod handlers;
+pub mod identity;
 pub mod migrate;
 pub mod outbox;
 mod pages;
