@@ -3,7 +3,9 @@
  * Embed on any page:
  *   <script src="https://chat.example.com/widget.js" data-playbook="demo" async></script>
  * adds a chat bubble in the corner. The /widget page loads the same script with
- * data-mode="inline" to show the chat full size.
+ * data-mode="inline" to show the chat full size. A site that knows who the visitor is adds
+ * data-identity="PAYLOAD.SIGNATURE" (signed on its server, see docs/api.md): the bot then
+ * knows their name and email, and `route owner` reaches their account owner.
  *
  * What it owns: one conversation per playbook and browser (its id and visitor token live in
  * localStorage, so a reload picks the conversation up again), the full history
@@ -24,6 +26,7 @@
   var playbook = script.getAttribute('data-playbook') || params.get('playbook') || 'demo';
   var inline = script.getAttribute('data-mode') === 'inline';
   var channel = script.getAttribute('data-channel') || 'web';
+  var identity = script.getAttribute('data-identity');
   var storeKey = 'playbook-chat:' + origin + ':' + playbook;
 
   var CHANNELS = {
@@ -243,9 +246,9 @@
   // ---------- conversation ----------
 
   function create() {
-    return api('POST', '/api/conversations', {
-      playbook: playbook, channel: channel, page_url: location.href
-    }).then(function (r) {
+    var body = { playbook: playbook, channel: channel, page_url: location.href };
+    if (identity) body.identity = identity;
+    return api('POST', '/api/conversations', body).then(function (r) {
       if (!r.ok) throw new Error(errorText(r, 'The chat could not start.'));
       conv = { id: r.json.conversation, token: r.json.token };
       save(conv);
