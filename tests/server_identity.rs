@@ -6,12 +6,9 @@
 
 mod server_common;
 
-use axum::body::Body;
-use axum::http::{Request, header};
 use playbook::server::identity::sign;
-use serde_json::{Value, json};
-use server_common::{ANA, BOB, texts};
-use tower::ServiceExt;
+use serde_json::json;
+use server_common::{ANA, BOB, oneshot, texts};
 
 const SECRET: &str = "site-secret-0123456789abcdef";
 
@@ -69,35 +66,6 @@ async fn app() -> (axum::Router, tempfile::TempDir) {
     (playbook::server::router(state), dir)
 }
 
-async fn call(
-    app: &axum::Router,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = Request::builder().method(method).uri(path);
-    if let Some(t) = token {
-        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-    }
-    let req = match body {
-        Some(b) => req
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(b.to_string())),
-        None => req.body(Body::empty()),
-    }
-    .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
 #[tokio::test]
 async fn a_signed_visitor_is_known_and_routed_to_their_owner() {
     let (app, _dir) = app().await;
@@ -105,7 +73,7 @@ async fn a_signed_visitor_is_known_and_routed_to_their_owner() {
         SECRET.as_bytes(),
         &json!({"email": "eve@example.com", "name": "Eve", "owner": "bob"}),
     );
-    let (st, v) = call(
+    let (st, v) = oneshot(
         &app,
         "POST",
         "/api/conversations",
@@ -123,12 +91,12 @@ async fn a_signed_visitor_is_known_and_routed_to_their_owner() {
 
     // Routed to bob, the owner: ana (online, same team) may not take it; bob may.
     let assign = format!("/api/agent/conversations/{id}/assign");
-    let (st, v) = call(&app, "POST", &assign, Some(ANA), None).await;
+    let (st, v) = oneshot(&app, "POST", &assign, Some(ANA), None).await;
     assert_eq!(st, 409, "{v}");
-    let (st, v) = call(&app, "POST", &assign, Some(BOB), None).await;
+    let (st, v) = oneshot(&app, "POST", &assign, Some(BOB), None).await;
     assert_eq!(st, 200, "{v}");
     // The playbook knows the email too.
-    let (st, d) = call(
+    let (st, d) = oneshot(
         &app,
         "GET",
         &format!("/api/agent/conversations/{id}"),
@@ -148,7 +116,7 @@ async fn an_unsigned_or_forged_identity_is_ignored() {
         &json!({"name": "Mallory", "owner": "bob"}),
     );
     for identity in [json!(forged), json!("eyJuYW1lIjoiTWFsbG9yeSJ9"), json!("")] {
-        let (st, v) = call(
+        let (st, v) = oneshot(
             &app,
             "POST",
             "/api/conversations",

@@ -7,8 +7,6 @@ mod server_common;
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, header};
 use playbook::engine::Instant;
 use playbook::persist::SqliteOptions;
 use playbook::persist::sqlite::SqliteStore;
@@ -16,7 +14,6 @@ use playbook::runtime::driver::Clock;
 use playbook::server::{AppState, Config};
 use serde_json::{Value, json};
 use server_common::ANA;
-use tower::ServiceExt;
 
 const T0: Instant = Instant(1_767_603_600_000); // 2026-01-05 09:00 UTC
 
@@ -76,26 +73,7 @@ impl App {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut req = Request::builder().method(method).uri(path);
-        if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        let req = match body {
-            Some(b) => req
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(b.to_string())),
-            None => req.body(Body::empty()),
-        }
-        .unwrap();
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status().as_u16();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        server_common::oneshot(&self.router, method, path, token, body).await
     }
 
     async fn start(&self, playbook: &str) -> (String, String, Value) {
