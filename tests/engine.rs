@@ -496,16 +496,20 @@ fn pick_up(c: &mut Chat<'_>, agent: &str) -> Result<Vec<String>, String> {
 }
 
 #[test]
-fn livechat_no_agent_online_goes_offline_at_once() {
+fn livechat_no_agent_online_says_its_offline_line_and_goes_offline_at_once() {
     let e = engine(DEMO);
     let mut c = Chat::new(
         &e,
         desk(&[("ana", Presence::Away), ("bob", Presence::Offline)]),
     );
     c.start();
+    // The visitor asked for a person: they hear that nobody can come, then the flow goes on.
     assert_eq!(
         c.say("Talk to sales"),
-        ["[web] Ava? What's your work email?"]
+        [
+            "[web] Ava: Sorry, we're all busy.",
+            "[web] Ava? What's your work email?"
+        ]
     );
     assert!(c.desk.unassigned().is_empty());
 }

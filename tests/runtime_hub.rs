@@ -45,8 +45,11 @@ fn offline_path_ends_in_one_lead_in_ledger_and_sink() {
     let o = hub.visitor_choice("c1", 1, WEB, at(1000)).unwrap();
     assert_eq!(
         texts(&o),
-        ["Ava: What's your name?"],
-        "nobody online: straight to offline"
+        [
+            "Ava: Sorry, we're all busy right now. Leave your email and we'll get back to you.",
+            "Ava: What's your name?"
+        ],
+        "nobody online: told so, then straight to the offline branch"
     );
     assert!(hub.desk().unassigned().is_empty());
     hub.visitor_text("c1", "Dana", WEB, at(2000)).unwrap();

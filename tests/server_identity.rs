@@ -126,8 +126,12 @@ async fn an_unsigned_or_forged_identity_is_ignored() {
         .await;
         assert_eq!(st, 201, "{v}");
         assert_eq!(v["identified"], false);
-        // Anonymous: no name, and `route owner` has nobody to route to, so the flow takes
-        // the live chat's offline branch at once.
-        assert_eq!(texts(&v["messages"]), ["Hi !", "Your name?"], "{v}");
+        // Anonymous: no name, and `route owner` has nobody to route to, so the visitor is
+        // told and the flow takes the live chat's offline branch at once.
+        assert_eq!(
+            texts(&v["messages"]),
+            ["Hi !", "Your account manager is away.", "Your name?"],
+            "{v}"
+        );
     }
 }

@@ -19,9 +19,10 @@
 //!   `RequestAgent`, wait for a `PresenceAnswer` event) would add a half-state to every
 //!   session, split one visitor turn into two steps, and open a window in which presence
 //!   changes; a borrowed view keeps each step atomic and still pure (same view, same result).
-//! - **No agent online** (route with `availability: available`): the flow moves to
-//!   `on_offline` *at once and silently*; the card's offline message is only for the
-//!   wait-timeout case (the `on_offline` branch usually says what it needs itself).
+//! - **No agent available** (route with `availability: available` and nobody online, or
+//!   `route owner` with no known owner): the card says its `offline` message — the same one
+//!   a wait timeout says — and the flow moves to `on_offline` at once. A visitor who asked
+//!   for a person is never left without a word (the offline branch should not repeat it).
 //! - **Pick-up racing the wait timer.** The wait is the half-open interval
 //!   `[entered, deadline)`. `AgentJoined` with `now < deadline` joins; with `now >= deadline`
 //!   it is refused ([`EngineError::PickupTooLate`], session unchanged) and the timer, whenever
@@ -887,18 +888,24 @@ impl Engine {
                 Compiled::LiveChat {
                     online,
                     wait_ms,
+                    offline,
                     route,
                     on_offline,
                     ..
                 } => {
                     let needs_online = route.availability == crate::model::Availability::Available;
-                    if needs_online && !cx.desk.available(route, s.vars.get(key::CONTACT_OWNER)) {
-                        go = Go::Card(*on_offline);
-                        via = Some(LinkKind::Offline);
-                        continue;
-                    }
+                    let nobody =
+                        needs_online && !cx.desk.available(route, s.vars.get(key::CONTACT_OWNER));
                     // `route owner` with no known owner can never be picked up.
-                    if route.to == RouteTarget::Owner && s.vars.get(key::CONTACT_OWNER).is_none() {
+                    let no_owner =
+                        route.to == RouteTarget::Owner && s.vars.get(key::CONTACT_OWNER).is_none();
+                    if nobody || no_owner {
+                        // The visitor asked for a person: they are told nobody can come
+                        // before the flow goes on without one.
+                        let text = offline.render(s, &self.sys());
+                        if !text.trim().is_empty() {
+                            self.say(s, text, out);
+                        }
                         go = Go::Card(*on_offline);
                         via = Some(LinkKind::Offline);
                         continue;
