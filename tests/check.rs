@@ -12,8 +12,9 @@ use playbook::model::Playbook;
 use playbook::source::{SourceFile, SourceMap};
 
 /// Codes without a fixture here, with the reason.
-/// `TooLarge` needs a 10 MiB file; `tests/cli.rs` covers it instead.
-const READER_CODES: &[Code] = &[Code::TooLarge];
+/// `TooLarge` needs a 10 MiB file; `UnknownDeskName` needs a server config (`check --config`).
+/// `tests/cli.rs` covers both instead.
+const READER_CODES: &[Code] = &[Code::TooLarge, Code::UnknownDeskName];
 
 /// Reads and checks a fixture exactly as `playbook check` does (reader chosen by extension).
 fn diagnose(path: &Path) -> (SourceFile, SourceMap, Vec<Diagnostic>) {

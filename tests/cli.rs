@@ -105,6 +105,41 @@ fn json_output_for_editors() {
 }
 
 #[test]
+fn check_against_a_config_warns_of_unknown_teams_agents_and_pools() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("playbook.toml");
+    // Team Sales exists (ana is in it); pool `Inbound SDRs` does not. The webhook's secret
+    // comes from a variable that is not set: `check` reads no secrets.
+    std::fs::write(
+        &config,
+        "[[agents]]\nname = \"ana\"\ntoken = \"ana-token-0123456789\"\nteams = [\"Sales\"]\n\
+         [webhook]\nurl = \"https://crm.example/hook\"\nheader = \"Authorization\"\n\
+         header_value_env = \"PLAYBOOK_TEST_UNSET_VARIABLE\"\n",
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let out = playbook(&["check", "playbooks/demo.playbook", "--config", c]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(err.matches("warning[W004]").count(), 2, "{err}");
+    assert!(err.contains("playbooks/demo.playbook:49:9"), "{err}");
+    assert!(err.contains("the pool `Inbound SDRs`"), "{err}");
+    assert!(!err.contains("team `Sales`"), "{err}");
+    let denied = playbook(&[
+        "check",
+        "--deny-warnings",
+        "playbooks/demo.playbook",
+        "--config",
+        c,
+    ]);
+    assert_eq!(denied.status.code(), Some(1));
+    // Without --config, no W004.
+    assert!(!stderr(&playbook(&["check", "playbooks/demo.playbook"])).contains("W004"));
+    let missing = playbook(&["check", "playbooks/demo.playbook", "--config", "nope.toml"]);
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
 fn warnings_pass_unless_denied() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("warn.playbook");

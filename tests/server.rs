@@ -635,6 +635,36 @@ async fn reload_makes_versions_and_refuses_broken_files() {
     .await;
     assert_eq!(st, 200, "{r}");
     assert_eq!(r["loaded"], json!([["quick", 2]]));
+    assert_eq!(
+        r["warnings"],
+        json!([]),
+        "the config has every team and pool named"
+    );
+    // A playbook routing to a team nobody is in is served, with a warning that says so.
+    std::fs::write(
+        dir.path().join("playbooks/ghost.playbook"),
+        "playbook \"Ghost\" { start chat }\n\
+         livechat chat {\n  online \"...\"\n  wait 1m\n  offline \"Nobody.\"\n  route team \"Ghosts\"\n  on closed -> bye\n  on offline -> bye\n}\n\
+         message bye \"Bye\" end\n",
+    )
+    .unwrap();
+    let (st, r) = call(
+        c,
+        "POST",
+        &format!("{b}/api/admin/reload"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["loaded"], json!([["ghost", 1]]));
+    assert_eq!(
+        r["warnings"],
+        json!([
+            "W004 in playbook `ghost`: card `chat` names the team `Ghosts`, which the config does not have"
+        ])
+    );
+    std::fs::remove_file(dir.path().join("playbooks/ghost.playbook")).unwrap();
     let (_, v2) = call(
         c,
         "POST",

@@ -23,7 +23,7 @@ mod variables;
 
 use crate::diagnostic::{Diagnostic, Location};
 use crate::graph::FlowGraph;
-use crate::model::Playbook;
+use crate::model::{DeskRef, Playbook};
 use crate::program::Program;
 
 /// The result of checking a playbook: its diagnostics, and the program when there were no
@@ -116,6 +116,47 @@ fn place(d: &Diagnostic) -> (u8, usize) {
         Some(Location::Span(s)) => (0, s.start),
         None => (2, 0),
     }
+}
+
+/// W004: what a playbook names on the desk that `has` (a server's config) does not have.
+/// Not part of [`diagnose`]: a playbook is checked on its own, and against a config when
+/// one is given.
+pub fn desk_names(playbook: &Playbook, has: impl Fn(&DeskRef<'_>) -> bool) -> Vec<Diagnostic> {
+    use crate::diagnostic::Code;
+    playbook
+        .desk_refs()
+        .into_iter()
+        .filter(|(_, r)| !has(r))
+        .map(|(i, r)| {
+            let id = playbook.cards[i].id();
+            let (what, name, pointer, help) = match r {
+                DeskRef::Team(t) => (
+                    "team",
+                    t,
+                    "route/to/team",
+                    "no agent of the config is in it, so its visitors always get the offline branch",
+                ),
+                DeskRef::Agent(a) => (
+                    "agent",
+                    a,
+                    "route/to/agents",
+                    "nobody of that name can pick the chat up",
+                ),
+                DeskRef::Pool(p) => (
+                    "pool",
+                    p,
+                    "record",
+                    "the record gets no owner through it",
+                ),
+            };
+            Diagnostic::new(
+                Code::UnknownDeskName,
+                format!("card `{id}` names the {what} `{name}`, which the config does not have"),
+            )
+            .at(format!("{}/{pointer}", card_ptr(i)), format!("unknown {what}"))
+            .with_help(format!("{help}; add it to the config, or fix the name"))
+        })
+        .collect()
 }
 
 /// The JSON pointer of card `i`.

@@ -1,13 +1,32 @@
 //! `playbook check`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{EXIT_ERRORS, EXIT_OK, EXIT_USAGE, OutputFormat, print_err, print_out, theme};
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::load::LoadError;
 
-pub(super) fn run(files: &[PathBuf], format: OutputFormat, deny_warnings: bool) -> u8 {
+pub(super) fn run(
+    files: &[PathBuf],
+    format: OutputFormat,
+    deny_warnings: bool,
+    config: Option<&Path>,
+) -> u8 {
     let mut code = EXIT_OK;
+    // The config's text only: its secrets come from the environment, which `check` needs not.
+    let config = match config.map(|p| {
+        std::fs::read_to_string(p)
+            .map_err(|e| e.to_string())
+            .and_then(|t| crate::server::Config::parse(&t))
+            .map_err(|e| format!("{}: {e}", p.display()))
+    }) {
+        None => None,
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => {
+            print_err(&format!("error: cannot read the config {e}\n"));
+            return EXIT_USAGE;
+        }
+    };
     let files = match super::expand(files) {
         Ok(files) => files,
         Err(e) => {
@@ -29,7 +48,14 @@ pub(super) fn run(files: &[PathBuf], format: OutputFormat, deny_warnings: bool) 
             continue;
         }
         let (source, diagnostics) = match crate::load::file(path) {
-            Ok(loaded) => (loaded.source, loaded.warnings),
+            Ok(loaded) => {
+                let mut warnings = loaded.warnings;
+                if let Some(c) = &config {
+                    let playbook = loaded.program.playbook();
+                    warnings.extend(crate::check::desk_names(playbook, |r| c.has(r)));
+                }
+                (loaded.source, warnings)
+            }
             Err(LoadError::Invalid(invalid)) => (invalid.source, invalid.diagnostics),
             Err(e @ LoadError::Io { .. }) => {
                 print_err(&format!("error: {e}\n"));

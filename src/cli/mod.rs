@@ -56,6 +56,10 @@ pub enum Command {
         /// Treat warnings as errors.
         #[arg(long)]
         deny_warnings: bool,
+        /// Also check that the teams, agents and pools the playbooks name exist in this
+        /// server config (W004).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Format playbooks in place, or convert them between the DSL and JSON.
     Fmt {
@@ -229,7 +233,8 @@ impl Cli {
                 files,
                 format,
                 deny_warnings,
-            } => check::run(&files, format, deny_warnings),
+                config,
+            } => check::run(&files, format, deny_warnings, config.as_deref()),
             Command::Fmt {
                 files,
                 check,

@@ -21,7 +21,7 @@ use crate::capture::{RecordData, Stored};
 use crate::desk::{Desk, Presence};
 use crate::engine::{Channel, Effect, Instant, Speaker, Status};
 use crate::load::LoadError;
-use crate::model::{Card, Owner, RecordSpec, RouteTarget};
+use crate::model::DeskRef;
 use crate::runtime::{Command, Hub, HubError, Outputs, StartOptions};
 
 /// The id of the one conversation `run` holds.
@@ -197,25 +197,15 @@ fn simulated_desk(program: &crate::Program, agents: &[String]) -> Desk {
         desk.add_agent(a, Presence::Online);
     }
     let names: Vec<&str> = agents.iter().map(String::as_str).collect();
-    for card in program.cards() {
-        match card {
-            Card::LiveChat(l) => {
-                if let RouteTarget::Team(t) = &l.route.to {
-                    // Every member is an agent added above, so this cannot fail.
-                    let _ = desk.add_team(t, &names);
-                }
+    for (_, r) in program.playbook().desk_refs() {
+        match r {
+            // Every member is an agent added above, so this cannot fail.
+            DeskRef::Team(t) => {
+                let _ = desk.add_team(t, &names);
             }
-            Card::Capture(c) => {
-                let owner = match &c.record {
-                    RecordSpec::Lead(l) => l.owner.as_ref(),
-                    RecordSpec::Deal(d) => d.owner.as_ref(),
-                    RecordSpec::Activity(a) => a.owner.as_ref(),
-                };
-                if let Some(Owner::Pool(p)) = owner {
-                    desk.add_pool(p, &names);
-                }
-            }
-            _ => {}
+            DeskRef::Pool(p) => desk.add_pool(p, &names),
+            // `route agents` names its agents: the simulated ones are the ones online.
+            DeskRef::Agent(_) => {}
         }
     }
     desk

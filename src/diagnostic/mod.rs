@@ -79,6 +79,7 @@ codes! {
     Unreachable = "W001", Warning, "No path from the start reaches this card.";
     MaybeUnset = "W002", Warning, "A template or condition reads a variable that some paths leave unset.";
     UnlinkedActivity = "W003", Warning, "An activity links to a lead or deal that some paths have not made yet.";
+    UnknownDeskName = "W004", Warning, "A live chat routes to a team or agent, or a capture names a pool, that the server's config does not have (`check --config`, `serve`).";
 }
 
 impl fmt::Display for Code {

@@ -16,7 +16,7 @@ pub use card::*;
 pub use duration::{Duration, DurationError, MAX_SECONDS};
 pub use ids::{CardId, IdError, SYSTEM_VARIABLES, VarName};
 pub use links::{Field, Link, LinkKind};
-pub use playbook::{DEFAULT_MAX_STEPS, Header, Limits, Playbook};
+pub use playbook::{DEFAULT_MAX_STEPS, DeskRef, Header, Limits, Playbook};
 pub use record::*;
 pub use template::{Part, Template, TemplateError};
 

@@ -20,6 +20,43 @@ pub struct Playbook {
     pub cards: Vec<Card>,
 }
 
+/// A name on the desk that a card refers to: whoever runs the playbook (a server's config,
+/// the terminal's simulated agents) must provide it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeskRef<'p> {
+    /// `route team "Sales"`.
+    Team(&'p str),
+    /// `route agents "ana"`.
+    Agent(&'p str),
+    /// `owner pool "Inbound SDRs"`.
+    Pool(&'p str),
+}
+
+impl Playbook {
+    /// Every desk name a card refers to, with the card's index, in card order.
+    pub fn desk_refs(&self) -> Vec<(usize, DeskRef<'_>)> {
+        let mut v = Vec::new();
+        for (i, card) in self.cards.iter().enumerate() {
+            match card {
+                Card::LiveChat(l) => match &l.route.to {
+                    super::RouteTarget::Team(t) => v.push((i, DeskRef::Team(t.as_str()))),
+                    super::RouteTarget::Agents(names) => {
+                        v.extend(names.iter().map(|n| (i, DeskRef::Agent(n.as_str()))));
+                    }
+                    super::RouteTarget::Anyone | super::RouteTarget::Owner => {}
+                },
+                Card::Capture(c) => {
+                    if let Some(super::Owner::Pool(p)) = c.record.owner() {
+                        v.push((i, DeskRef::Pool(p.as_str())));
+                    }
+                }
+                _ => {}
+            }
+        }
+        v
+    }
+}
+
 /// The playbook's header.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

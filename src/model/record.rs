@@ -23,6 +23,15 @@ pub enum RecordSpec {
 }
 
 impl RecordSpec {
+    /// Who owns the record, if the card says.
+    pub fn owner(&self) -> Option<&Owner> {
+        match self {
+            RecordSpec::Lead(l) => l.owner.as_ref(),
+            RecordSpec::Deal(d) => d.owner.as_ref(),
+            RecordSpec::Activity(a) => a.owner.as_ref(),
+        }
+    }
+
     /// `lead`, `deal` or `activity`.
     pub fn type_name(&self) -> &'static str {
         match self {

@@ -373,6 +373,17 @@ impl Config {
         desk
     }
 
+    /// Whether the config has a desk name a playbook refers to: a team some agent is in,
+    /// an agent, a pool.
+    pub fn has(&self, r: &crate::model::DeskRef<'_>) -> bool {
+        use crate::model::DeskRef;
+        match *r {
+            DeskRef::Team(t) => self.agents.iter().any(|a| a.teams.iter().any(|x| x == t)),
+            DeskRef::Agent(n) => self.agents.iter().any(|a| a.name == n),
+            DeskRef::Pool(p) => self.pools.iter().any(|x| x.name == p),
+        }
+    }
+
     /// The agent whose token this is.
     pub fn agent_by_token(&self, token: &str) -> Option<&AgentConfig> {
         // Compare every token in full so timing says nothing about which prefix matched.

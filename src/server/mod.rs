@@ -327,6 +327,10 @@ impl AppState {
         for r in &report.refused {
             tracing::warn!(file = %r.file, diagnostics = r.diagnostics.len(), "playbook refused; the old version keeps serving");
         }
+        report.warnings = self.unknown_refs();
+        for w in &report.warnings {
+            tracing::warn!("{w}");
+        }
         Ok(report)
     }
 }
@@ -372,6 +376,19 @@ impl AppState {
             })
             .await?;
         Ok(())
+    }
+
+    /// What the newest version of each served playbook names that the config lacks (W004).
+    fn unknown_refs(&self) -> Vec<String> {
+        let catalog = self.catalog();
+        catalog
+            .latest_all()
+            .flat_map(|(name, v)| {
+                crate::check::desk_names(&v.playbook, |r| self.config().has(r))
+                    .into_iter()
+                    .map(move |d| format!("{} in playbook `{name}`: {}", d.code, d.message))
+            })
+            .collect()
     }
 
     /// Serves the playbook versions another replica stored (its reload) that this one does
@@ -786,6 +803,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), String> {
         for d in &r.diagnostics {
             eprintln!("{d}");
         }
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
     }
     if state.catalog().latest_all().next().is_none() {
         return Err(format!(

@@ -48,6 +48,9 @@ pub struct ReloadReport {
     pub unchanged: Vec<String>,
     /// Files refused (the old version, if any, keeps serving).
     pub refused: Vec<Refused>,
+    /// What the served playbooks name that the config does not have (a team, agent or pool),
+    /// one line each: `playbook `demo`: card `sales` names the team `Sales`, …`.
+    pub warnings: Vec<String>,
 }
 
 /// A new version that passed `check`, ready to be added to the hub.
