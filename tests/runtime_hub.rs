@@ -480,3 +480,54 @@ fn presence_is_a_desk_wide_command() {
         }
     ));
 }
+
+/// Milliseconds of a UTC time (`2026-01-05T08:00:00Z`).
+fn utc(s: &str) -> playbook::engine::Instant {
+    playbook::engine::Instant(s.parse::<jiff::Timestamp>().unwrap().as_millisecond() as u64)
+}
+
+/// Starts the demo at `t` and asks for sales; what the visitor hears, and whether the chat
+/// waits in Unassigned.
+fn ask_for_sales_at(t: &str) -> (Vec<String>, bool) {
+    let mut d = desk(&["ana"]);
+    // Sales: weekdays 09:00-17:00 in Berlin, closed on Christmas Eve.
+    let hours = playbook::desk::Hours::parse(
+        "Europe/Berlin",
+        &["mon-fri 09:00-17:00".into()],
+        &["2026-12-24".into()],
+    )
+    .unwrap();
+    d.set_hours("Sales", hours);
+    let mut hub = Hub::new(engine("demo.playbook"), d);
+    let now = utc(t);
+    hub.start("c1", StartOptions::default(), now).unwrap();
+    let o = hub
+        .visitor_choice("c1", 1, WEB, now.after_ms(1000))
+        .unwrap();
+    let waiting = hub.desk().unassigned() == ["c1"];
+    (texts(&o), waiting)
+}
+
+#[test]
+fn team_hours_decide_routing_in_virtual_time() {
+    let offline = [
+        "Ava: Sorry, we're all busy right now. Leave your email and we'll get back to you.",
+        "Ava: What's your name?",
+    ];
+    // Inside: Monday 5 January 2026, 10:00 in Berlin (UTC+1). ana is online: the chat waits.
+    let (heard, waiting) = ask_for_sales_at("2026-01-05T09:00:00Z");
+    assert!(waiting, "{heard:?}");
+    assert_eq!(heard, ["Ava: Connecting you with our sales team..."]);
+    // Outside: the same Monday at 18:00 in Berlin, ana still online: nobody counts.
+    let (heard, waiting) = ask_for_sales_at("2026-01-05T17:00:00Z");
+    assert!(!waiting);
+    assert_eq!(heard, offline);
+    // A closed date: Thursday 24 December 2026 at 10:00.
+    let (heard, waiting) = ask_for_sales_at("2026-12-24T09:00:00Z");
+    assert!(!waiting);
+    assert_eq!(heard, offline);
+    // Daylight saving: 07:30 UTC is 08:30 in Berlin on Friday 27 March 2026 (closed) and
+    // 09:30 on Monday 30 March, after the switch to UTC+2 (open).
+    assert!(!ask_for_sales_at("2026-03-27T07:30:00Z").1);
+    assert!(ask_for_sales_at("2026-03-30T07:30:00Z").1);
+}

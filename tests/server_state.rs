@@ -32,9 +32,14 @@ struct App {
 /// A server over a fresh data folder whose writes give up after 50 ms on a held lock, on a
 /// virtual clock starting at `T0`.
 async fn app(turns: u32) -> App {
+    app_with(turns, "").await
+}
+
+/// [`app`] with `extra` appended to the config.
+async fn app_with(turns: u32, extra: &str) -> App {
     let dir = tempfile::tempdir().unwrap();
     let playbooks = server_common::playbooks(dir.path());
-    let config = Config::load(&server_common::config(dir.path(), "", turns)).unwrap();
+    let config = Config::load(&server_common::config(dir.path(), extra, turns)).unwrap();
     let (opening, db) = match server_common::database() {
         Some(mut pg) => {
             // A statement that waits for a lock gives up as soon as on SQLite (about).
@@ -410,4 +415,45 @@ async fn idle_conversations_leave_memory_and_their_timers_bring_them_back() {
         )
         .await;
     assert_eq!(st, 200, "{v}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_team_outside_its_hours_takes_nobody_and_opens_on_time() {
+    // Sales works 10:00-18:00 in Lisbon (UTC in winter); the clock starts at 09:00 UTC on a
+    // Monday. ana and bob are online all along.
+    let a = app_with(
+        1000,
+        "[[teams]]\nname = \"Sales\"\ntimezone = \"Europe/Lisbon\"\nhours = [\"mon-fri 10:00-18:00\"]\n",
+    )
+    .await;
+    let talk = |id: &str, token: &str| {
+        let (id, token) = (id.to_owned(), token.to_owned());
+        let a = &a;
+        async move {
+            a.call(
+                "POST",
+                &format!("/api/conversations/{id}/messages"),
+                Some(&token),
+                Some(json!({"choice": 2})),
+            )
+            .await
+        }
+    };
+    let (id, token, _) = a.start("demo").await;
+    let (st, v) = talk(&id, &token).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        texts(&v["messages"]),
+        [
+            "Talk to sales",
+            "Sorry, we're all busy right now. Leave your email and we'll get back to you.",
+            "What's your name?"
+        ]
+    );
+    // An hour later the team is open: the next visitor waits for ana or bob.
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    let (id, token, _) = a.start("demo").await;
+    let (st, v) = talk(&id, &token).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["status"], "queued", "{v}");
 }

@@ -1,6 +1,6 @@
 //! The live-chat desk, in memory and deterministic: agents and their presence, teams,
 //! distribution pools, the Unassigned / Mine / Closed queues, routing, and agent
-//! notifications.
+//! notifications, and teams' availability hours ([`hours`]).
 //!
 //! Owns the desk's side of the live-chat rules: assign-to-self only while a conversation
 //! waits (two agents racing: the first call wins, the second gets
@@ -11,9 +11,13 @@
 //! I/O. Iteration orders are fixed (`BTreeMap`s, entry sequence numbers), so the same calls
 //! give the same results.
 
+pub mod hours;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+pub use hours::{Hours, HoursError};
 
 use crate::capture::Record;
 use crate::engine::DeskView;
@@ -154,6 +158,10 @@ pub struct Desk {
     conversations: BTreeMap<String, DeskConversation>,
     notifications: Vec<Notification>,
     seq: u64,
+    /// Teams' availability hours; a team without is always open.
+    hours: BTreeMap<String, Hours>,
+    /// The time routing is decided at (set by the caller before each step).
+    now: crate::engine::Instant,
 }
 
 impl Desk {
@@ -190,6 +198,44 @@ impl Desk {
             members.iter().map(|m| (*m).to_owned()).collect(),
         );
         Ok(())
+    }
+
+    /// Gives a team availability hours: outside them its agents do not count as available
+    /// for routing (they can still pick up a chat that waits).
+    pub fn set_hours(&mut self, team: &str, hours: Hours) {
+        self.hours.insert(team.to_owned(), hours);
+    }
+
+    /// The time routing is decided at: hours are read at this instant.
+    pub fn set_now(&mut self, now: crate::engine::Instant) {
+        self.now = now;
+    }
+
+    /// Whether a team is within its hours now (a team without hours always is).
+    pub fn team_open(&self, team: &str) -> bool {
+        self.hours.get(team).is_none_or(|h| h.open_at(self.now))
+    }
+
+    /// Whether an agent counts for a route now: online, and within hours — the route's team's
+    /// for a team route, else at least one of their teams' (an agent in no team with hours
+    /// always is).
+    fn available_for(&self, agent: &str, route: &Route) -> bool {
+        if !self.is(agent, Presence::Online) {
+            return false;
+        }
+        match &route.to {
+            RouteTarget::Team(t) => self.team_open(t),
+            _ => {
+                let mut with_hours = self
+                    .teams
+                    .iter()
+                    .filter(|(t, members)| {
+                        self.hours.contains_key(*t) && members.iter().any(|m| m == agent)
+                    })
+                    .peekable();
+                with_hours.peek().is_none() || with_hours.any(|(t, _)| self.team_open(t))
+            }
+        }
     }
 
     /// Defines a distribution pool; its members own records in turn (round robin). Members
@@ -500,7 +546,7 @@ impl DeskView for Desk {
     fn available(&self, route: &Route, contact_owner: Option<&str>) -> bool {
         self.route_agents(route, contact_owner)
             .iter()
-            .any(|a| self.is(a, Presence::Online))
+            .any(|a| self.available_for(a, route))
     }
 
     fn is_online(&self, agent: &str) -> bool {

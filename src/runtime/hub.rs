@@ -1079,6 +1079,8 @@ impl Hub {
     ) -> Result<Outputs, HubError> {
         // The clock only moves on success: a refused call changes nothing.
         let now = self.now.max(now);
+        // Teams' hours are read at the step's time (virtual in tests).
+        self.desk.set_now(now);
         let engine = Arc::clone(&self.playbooks[self.slot(c).playbook as usize].engine);
         let mut effects = Vec::new();
         let mut next = self.slot(c).state.session.clone();

@@ -33,6 +33,10 @@ pub struct Config {
     /// Distribution pools (round-robin record owners).
     #[serde(default)]
     pub pools: Vec<PoolConfig>,
+    /// Teams' availability hours (a team is made by its agents' `teams`; one listed here
+    /// without hours is always open).
+    #[serde(default)]
+    pub teams: Vec<TeamConfig>,
     /// Which web origins may call the visitor API and load `widget.js` from a script.
     #[serde(default)]
     pub cors: Cors,
@@ -199,6 +203,25 @@ fn default_presence() -> Presence {
     Presence::Offline
 }
 
+/// A team's availability: `hours = ["mon-fri 09:00-17:00"]` in `timezone`, not on `closed`
+/// dates (see [`crate::desk::hours`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamConfig {
+    /// The team, as agents' `teams` and `route team "…"` name it.
+    pub name: String,
+    /// An IANA time zone (`Europe/Berlin`); the hours are wall-clock times there.
+    pub timezone: String,
+    /// Weekly opening times: `DAYS HH:MM-HH:MM`.
+    pub hours: Vec<String>,
+    /// Dates (`YYYY-MM-DD`) the team is closed all day.
+    #[serde(default)]
+    pub closed: Vec<String>,
+    /// The three above, read by [`Config::parse`].
+    #[serde(skip)]
+    pub parsed: Option<crate::desk::Hours>,
+}
+
 /// One distribution pool.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -277,7 +300,16 @@ impl Config {
 
     /// Parses and validates config text.
     pub fn parse(text: &str) -> Result<Config, String> {
-        let c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut teams = std::collections::BTreeSet::new();
+        for t in &mut c.teams {
+            if !teams.insert(t.name.clone()) {
+                return Err(format!("team `{}` is listed twice", t.name));
+            }
+            let hours = crate::desk::Hours::parse(&t.timezone, &t.hours, &t.closed)
+                .map_err(|e| format!("team `{}`: {e}", t.name))?;
+            t.parsed = Some(hours);
+        }
         let mut names = std::collections::BTreeSet::new();
         let mut tokens = std::collections::BTreeSet::new();
         for a in &c.agents {
@@ -370,6 +402,11 @@ impl Config {
             let members: Vec<&str> = p.members.iter().map(String::as_str).collect();
             desk.add_pool(&p.name, &members);
         }
+        for t in &self.teams {
+            if let Some(h) = &t.parsed {
+                desk.set_hours(&t.name, h.clone());
+            }
+        }
         desk
     }
 
@@ -436,6 +473,20 @@ mod tests {
         assert!(e.contains("not a URL") && !e.contains("s3cret"), "{e}");
         let e = Config::parse("[limits]\nmax_connections = 0").unwrap_err();
         assert!(e.contains("above 0"), "{e}");
+        let team = |tz: &str, hours: &str| {
+            Config::parse(&format!(
+                "[[teams]]\nname = \"Sales\"\ntimezone = \"{tz}\"\nhours = [\"{hours}\"]"
+            ))
+        };
+        assert!(
+            team("Europe/Lisbon", "mon-fri 08:30-18:00").unwrap().teams[0]
+                .parsed
+                .is_some()
+        );
+        let e = team("Europe/Atlantis", "mon 09:00-17:00").unwrap_err();
+        assert!(e.contains("team `Sales`: unknown time zone"), "{e}");
+        let e = team("UTC", "weekdays 9-5").unwrap_err();
+        assert!(e.contains("DAYS HH:MM-HH:MM"), "{e}");
     }
 
     #[test]
