@@ -274,7 +274,15 @@ fn consent_explicit_and_implicit() {
         c.say("maybe"),
         ["[web] Bot (again)? We store your answers. [OK | No, thanks]"]
     );
-    assert_eq!(c.say("ok"), ["[web] Bot: Great.", "end Qualified"]);
+    // Agreeing is recorded: explicit, when (the notice is on the effect too).
+    assert_eq!(
+        c.say("ok"),
+        [
+            "consent Explicit at 1700000000000",
+            "[web] Bot: Great.",
+            "end Qualified"
+        ]
+    );
     let mut c = Chat::new(&e, Desk::new());
     c.start();
     assert_eq!(
@@ -293,13 +301,14 @@ fn consent_explicit_and_implicit() {
             channel: Channel::Web
         })
         .unwrap(),
-        ["[web] Bot: Understood.", "end None"]
+        ["consent declined", "[web] Bot: Understood.", "end None"]
     );
     let e = pb("implicit", "");
     let mut c = Chat::new(&e, Desk::new());
     assert_eq!(
         c.start(),
         [
+            "consent Implicit at 1700000000000",
             "[web] Bot: We store your answers.",
             "[web] Bot: Great.",
             "end Qualified"

@@ -64,7 +64,7 @@ fn race_token(i: usize) -> String {
 
 /// Agents a, b, c (team Sales, online), twenty racers r00..r19 (team Race, online), pool RR
 /// = [a, b, c], the webhook at `hook` with short retries (and a short timeout: its lease,
-/// 16 timeouts + 10 s, is how long records claimed by a killed replica wait).
+/// 4 timeouts + 10 s, is how long records claimed by a killed replica wait).
 fn write_config(dir: &Path, hook: &str) {
     let mut t = format!(
         "admin_token = \"admin-token-0123456789\"\n\
@@ -897,7 +897,7 @@ async fn three_replicas_lose_nothing_when_one_is_killed() {
     let expected: BTreeSet<String> = convs.iter().map(|c| format!("{}/lead", c.id)).collect();
     let delivery_wait = Instant::now();
     let mut records = Vec::new();
-    // Records a killed replica had claimed wait for its lease: 16 webhook timeouts + 10 s.
+    // Records a killed replica had claimed wait for its lease: 4 webhook timeouts + 10 s.
     for _ in 0..450 {
         records = cl.records(2).await;
         if records.len() >= expected.len() && records.iter().all(|r| !r["delivered_at"].is_null()) {

@@ -48,6 +48,32 @@ pub struct Record {
     /// updates that lead instead of creating a second one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supersedes: Option<String>,
+    /// The visitor's consent when the record was made, if they gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<Consent>,
+}
+
+/// Consent to data processing as the visitor gave it: how, to which notice, when. Kept on the
+/// conversation and copied onto every record made after it (a CRM's GDPR field).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consent {
+    /// Explicit (they pressed the agree button) or implicit (they were shown the notice and
+    /// went on).
+    pub mode: ConsentMode,
+    /// The notice as they saw it.
+    pub notice: String,
+    /// When they agreed, or were shown it.
+    pub at: Instant,
+}
+
+/// How consent was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentMode {
+    /// The visitor agreed to the notice.
+    Explicit,
+    /// The visitor was told and went on.
+    Implicit,
 }
 
 /// The three kinds of record.
@@ -221,6 +247,8 @@ impl Context<'_> {
             data,
             messages: self.messages,
             supersedes: None,
+            // The conversation's, set where records are committed (the hub).
+            consent: None,
         }
     }
 }

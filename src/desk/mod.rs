@@ -706,6 +706,7 @@ mod tests {
             data: capture::RecordData::Lead(Default::default()),
             messages: 0,
             supersedes: None,
+            consent: None,
         };
         d.note_capture(&rec);
         assert_eq!(d.pool_owner("SDRs"), Some("tia"));

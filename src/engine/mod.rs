@@ -727,14 +727,25 @@ impl Engine {
                 self.run(s, Go::Card(to), Some(LinkKind::Answer(index)), cx, out);
             }
             Compiled::Consent {
-                then, on_decline, ..
+                then,
+                on_decline,
+                notice,
+                ..
             } => {
                 self.leave(s, out);
                 if index == 0 {
                     s.flags = (s.flags | flag::CONSENTED) & !flag::DECLINED;
+                    out.push(Effect::Consent {
+                        given: Some(Box::new(capture::Consent {
+                            mode: capture::ConsentMode::Explicit,
+                            notice: notice.render(s, &self.sys()).into_owned(),
+                            at: cx.now,
+                        })),
+                    });
                     self.run(s, Go::Card(*then), Some(LinkKind::Agreed), cx, out);
                 } else if let Some(to) = on_decline {
                     s.flags |= flag::DECLINED;
+                    out.push(Effect::Consent { given: None });
                     self.run(s, Go::Card(*to), Some(LinkKind::Declined), cx, out);
                 } else {
                     self.say(s, Cow::Borrowed(DECLINE_GOODBYE), out);
@@ -936,6 +947,16 @@ impl Engine {
                         s.phase = Phase::Asking;
                         self.ask(s, text, &buttons.labels, false, out);
                         return;
+                    }
+                    // Told and going on: implicit consent, unless explicit consent is held.
+                    if !s.has(flag::CONSENTED) {
+                        out.push(Effect::Consent {
+                            given: Some(Box::new(capture::Consent {
+                                mode: capture::ConsentMode::Implicit,
+                                notice: text.clone().into_owned(),
+                                at: cx.now,
+                            })),
+                        });
                     }
                     self.say(s, text, out);
                     go = Go::Card(*then);

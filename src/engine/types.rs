@@ -307,6 +307,12 @@ pub enum Effect<'e> {
     },
     /// Store a CRM record (the sink deduplicates by [`Record::key`]).
     Capture(Box<Record>),
+    /// The visitor gave consent (`Some`: how, to which notice, when) or declined it (`None`):
+    /// the driver keeps it with the conversation and puts it on every record made after.
+    Consent {
+        /// What they gave; `None` when they declined.
+        given: Option<Box<crate::capture::Consent>>,
+    },
     /// The conversation is over.
     End {
         /// How it ended.
@@ -379,6 +385,7 @@ impl Effect<'_> {
             Effect::SetTimer(t) => Effect::SetTimer(t),
             Effect::CancelTimer { kind } => Effect::CancelTimer { kind },
             Effect::Capture(r) => Effect::Capture(r),
+            Effect::Consent { given } => Effect::Consent { given },
             Effect::End { outcome } => Effect::End { outcome },
             Effect::Failed(f) => Effect::Failed(f),
             Effect::Entered { card, via } => Effect::Entered {

@@ -356,9 +356,9 @@ pub trait Storage: Send + Sync + 'static {
     fn records(&self, after: i64, limit: i64) -> Result<Vec<RecordRow>, StoreError>;
     /// The records of one conversation, oldest first.
     fn records_of(&self, conversation: &str) -> Result<Vec<RecordRow>, StoreError>;
-    /// Claims undelivered records whose next attempt is due at `now`, oldest first: their
-    /// next attempt moves to `now + lease_ms`, so no other worker takes them meanwhile (a
-    /// worker that dies lets go when the lease runs out).
+    /// Undelivered records whose next attempt is due at `now`, oldest first. A shared store
+    /// claims them: their next attempt moves to `now + lease_ms`, so no other replica takes
+    /// them meanwhile (one that dies lets go when the lease runs out).
     fn due(&self, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<RecordRow>, StoreError>;
     /// The earliest next attempt of an undelivered record.
     fn next_due(&self) -> Result<Option<i64>, StoreError>;

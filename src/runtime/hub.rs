@@ -146,6 +146,10 @@ pub struct ConvState {
     /// The buttons of the last question (a pressed button is written as its label).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buttons: Vec<String>,
+    /// The visitor's consent, once given (gone when they decline later); every record made
+    /// after it carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<capture::Consent>,
 }
 
 /// A stored conversation, to put back into a hub ([`Hub::insert`]).
@@ -782,6 +786,7 @@ impl Hub {
                 updated_at: now,
                 desk: None,
                 buttons: Vec::new(),
+                consent: None,
             },
             transcript: Transcript::default(),
             timers: [None; 3],
@@ -1164,6 +1169,9 @@ impl Hub {
                 let _ = self.desk.visitor_message(&conv.id);
             }
             Effect::Capture(r) => self.commit(c, (**r).clone(), out),
+            Effect::Consent { given } => {
+                self.slot_mut(c).state.consent = given.as_deref().cloned();
+            }
             // Entered reports progress through the playbook (coverage reads it); the hub's
             // parts have nothing to do for it.
             Effect::RelayToAgent { agent: None, .. }
@@ -1175,11 +1183,12 @@ impl Hub {
         }
     }
 
-    fn commit(&mut self, c: u32, record: capture::Record, out: &mut Outputs) {
+    fn commit(&mut self, c: u32, mut record: capture::Record, out: &mut Outputs) {
         let conv = self.slot_mut(c);
         if conv.state.records.contains(&record.key) {
             return;
         }
+        record.consent.clone_from(&conv.state.consent);
         conv.state.records.push(record.key.clone());
         let n = (record.messages as usize).min(conv.transcript.lines.len());
         let stored = Stored {

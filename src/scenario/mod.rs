@@ -467,7 +467,11 @@ impl<'a> Runner<'a> {
                 Effect::Failed(f) => What::Failed {
                     message: f.to_string(),
                 },
-                Effect::SetTimer(_) | Effect::CancelTimer { .. } | Effect::Entered { .. } => {
+                // Consent shows on the records made after it.
+                Effect::SetTimer(_)
+                | Effect::CancelTimer { .. }
+                | Effect::Entered { .. }
+                | Effect::Consent { .. } => {
                     continue;
                 }
             };

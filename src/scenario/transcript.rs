@@ -336,6 +336,20 @@ fn render_record(out: &mut String, head: &str, r: &Record, attached: u32, start:
         ),
     );
     field("transcript", &format!("{attached} lines attached"));
+    if let Some(c) = &r.consent {
+        let mode = match c.mode {
+            crate::capture::ConsentMode::Explicit => "explicit",
+            crate::capture::ConsentMode::Implicit => "implicit",
+        };
+        field(
+            "consent",
+            &format!(
+                "{mode} at {} ({:?})",
+                clock(c.at.0.saturating_sub(start.0)),
+                c.notice
+            ),
+        );
+    }
 }
 
 #[cfg(test)]

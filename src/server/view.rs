@@ -155,6 +155,9 @@ pub fn detail(hub: &Hub, id: &str, records: &[RecordRow]) -> Option<Value> {
         })
         .unwrap_or_default();
     v["variables"] = Value::Object(vars);
+    if let Some(c) = hub.state(id).and_then(|s| s.consent.as_ref()) {
+        v["consent"] = serde_json::to_value(c).unwrap_or(Value::Null);
+    }
     v["messages"] = Value::Array(messages);
     v["records"] = Value::Array(records.iter().map(|r| r.body.clone()).collect());
     v["status"] = Value::String(status.to_owned());

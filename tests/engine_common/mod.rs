@@ -60,6 +60,8 @@ pub fn line(e: &Effect<'_>) -> String {
             channel.name()
         ),
         Effect::EnterUnassigned { route } => format!("enter Unassigned ({:?})", route.to),
+        Effect::Consent { given: Some(c) } => format!("consent {:?} at {}", c.mode, c.at.0),
+        Effect::Consent { given: None } => "consent declined".to_owned(),
         Effect::LeaveUnassigned => "leave Unassigned".to_owned(),
         Effect::SetTimer(t) => format!("set timer {:?} at {}", t.kind, t.at.0),
         Effect::CancelTimer { kind } => format!("cancel timer {kind:?}"),
