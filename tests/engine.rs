@@ -593,7 +593,7 @@ fn livechat_picked_up_then_closed() {
         out,
         [
             "[web] *: ana closed the conversation",
-            "[web] ana: Have a great day, from ana!",
+            "[web] Ava: Have a great day, from Ava!",
             "end None"
         ]
     );
@@ -638,7 +638,8 @@ fn livechat_picked_up_reassigned_closed() {
         Err(EngineError::WrongAgent { .. })
     ));
     let out = c.send(Event::AgentClosed { agent: cow("bob") }).unwrap();
-    assert_eq!(out[1], "[web] bob: Have a great day, from bob!");
+    // The agent closed: the bot's closing line is the bot's, not the agent's.
+    assert_eq!(out[1], "[web] Ava: Have a great day, from Ava!");
     assert_eq!(c.session.agent(), Some("bob"));
 }
 

@@ -75,8 +75,8 @@ fn text_live_chat_pickup_and_close() {
     assert!(out.contains("Ava: Connecting you with our sales team..."));
     assert!(out.contains("(waiting up to 2m for an agent"));
     assert!(out.contains("* ana joined the conversation"));
-    // After the pick-up, the bot's lines go out under the agent's name.
-    assert!(out.contains("bob: Have a great day!"));
+    // Once the agent closed, the bot's lines are the bot's again.
+    assert!(out.contains("Ava: Have a great day!"));
     assert!(out.contains("error: no agent handles this conversation"));
     assert!(out.contains("error: unknown or incomplete command `/nonsense`"));
     snapshot("run_text_live_chat", &out);

@@ -161,7 +161,7 @@ fn live_chat_pickup_relay_close_keeps_desk_in_step() {
         texts(&o),
         [
             "system: bob closed the conversation",
-            "bob: Have a great day!"
+            "Ava: Have a great day!"
         ]
     );
     assert_eq!(hub.desk().closed(), ["c1"]);

@@ -90,7 +90,20 @@
     bubble = el('button', {
       type: 'button', class: 'bubble', 'aria-label': 'Open chat',
       'aria-expanded': 'false', 'aria-controls': 'playbook-chat-panel'
-    }, '💬');
+    });
+    // A drawn speech bubble, not an emoji: it looks the same without an emoji font.
+    var svgNs = 'http://www.w3.org/2000/svg';
+    var icon = document.createElementNS(svgNs, 'svg');
+    icon.setAttribute('viewBox', '0 0 24 24');
+    icon.setAttribute('width', '28');
+    icon.setAttribute('height', '28');
+    icon.setAttribute('aria-hidden', 'true');
+    icon.setAttribute('focusable', 'false');
+    var shape = document.createElementNS(svgNs, 'path');
+    shape.setAttribute('d', 'M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z');
+    shape.setAttribute('fill', 'currentColor');
+    icon.appendChild(shape);
+    bubble.appendChild(icon);
     panel.hidden = true;
     root.append(panel, bubble);
   } else {
@@ -165,6 +178,23 @@
     if (ended) clearAnswers();
   }
 
+  /** The line under the text box; `spoken`: for screen readers only (it is in the chat). */
+  function setHint(text, spoken) {
+    hint.textContent = text;
+    hint.classList.toggle('spoken', !!spoken);
+  }
+
+  /** The header shows who the visitor talks to: the agent while one handles the chat. */
+  function showSpeaker(s, agent) {
+    if (s === 'with_agent' && agent) {
+      agentName = agent;
+      setName(agent);
+    } else if (s !== 'with_agent') {
+      agentName = null;
+      setName(botName);
+    }
+  }
+
   function clearAnswers() {
     // A clicked answer button disappears: keep keyboard focus in the chat, on the text box.
     var hadFocus = answers.contains(root.activeElement);
@@ -210,31 +240,37 @@
     log.appendChild(li);
     log.scrollTop = log.scrollHeight;
 
-    // The display name is the bot's until an agent joins, then the agent's.
-    if ((role === 'agent' || role === 'bot') && from.name) {
-      if (role === 'agent') agentName = from.name;
+    // The display name is the agent's while one handles the chat, else the bot's.
+    if (role === 'agent' && from.name) {
+      agentName = from.name;
+      setName(from.name);
+    } else if (role === 'bot' && from.name && !agentName) {
+      botName = from.name;
       setName(from.name);
     }
     if (role === 'visitor') {
       clearAnswers();
-      hint.textContent = '';
+      setHint('');
       return;
     }
     // A question's buttons (also a re-asked one's) replace any older ones.
     if (m.buttons && m.buttons.length) showAnswers(m.buttons);
     else if (kind === 'ask' || kind === 'reprompt') clearAnswers();
-    // The re-prompt after an answer that did not fit also shows under the text box.
-    if (kind === 'reprompt') hint.textContent = m.text || '';
-    else if (kind === 'ask' || (m.buttons && m.buttons.length)) hint.textContent = '';
+    // The re-prompt after an answer that did not fit is seen once, in the chat; the text
+    // box's alert repeats it for screen readers only.
+    if (kind === 'reprompt') setHint(m.text || '', true);
+    else if (kind === 'ask' || (m.buttons && m.buttons.length)) setHint('');
   }
 
   function apply(body) {
     if (!body) return;
     (body.messages || []).forEach(addMessage);
-    // The server's current display name wins over the names on older lines.
+    // The server's current display name wins over the names on older lines: the agent's
+    // while one handles the chat, else the bot's.
     if (body.bot) {
-      botName = body.bot;
-      setName(botName);
+      if (body.status === 'with_agent') agentName = body.bot;
+      else { agentName = null; botName = body.bot; }
+      setName(body.bot);
     }
     setStatus(body.status);
   }
@@ -286,7 +322,7 @@
     }
     ready.then(connect, function (e) {
       started = false;
-      hint.textContent = (e && e.message) || 'The chat could not start. Please try again.';
+      setHint((e && e.message) || 'The chat could not start. Please try again.');
     });
   }
 
@@ -312,6 +348,7 @@
         if (data.message && data.message.from && data.message.from.role !== 'visitor') showTyping(false);
       } else if (data.type === 'status') {
         setStatus(data.status);
+        showSpeaker(data.status, data.agent);
       } else if (data.type === 'lagged') {
         // The socket skipped frames (a burst larger than its buffer): fetch what was missed.
         catchUp().catch(function () { /* the socket will report */ });
@@ -341,12 +378,12 @@
         if (r.ok) {
           apply(r.json);
         } else {
-          hint.textContent = errorText(r, 'That did not go through. Please try again.');
+          setHint(errorText(r, 'That did not go through. Please try again.'));
           Array.prototype.forEach.call(answers.querySelectorAll('button'), function (b) { b.disabled = false; });
           if (body.text != null && !input.value) input.value = body.text;
         }
       }, function () {
-        hint.textContent = 'No connection. Your message "' + (echo || '') + '" was not sent.';
+        setHint('No connection. Your message "' + (echo || '') + '" was not sent.');
         Array.prototype.forEach.call(answers.querySelectorAll('button'), function (b) { b.disabled = false; });
         if (body.text != null && !input.value) input.value = body.text;
       })
@@ -369,7 +406,7 @@
     if (ws) { ws.onclose = null; ws.close(); ws = null; }
     conv = null; lastSeq = 0; lastChannel = null; status = null; agentName = null;
     while (log.firstChild) log.removeChild(log.firstChild);
-    hint.textContent = '';
+    setHint('');
     restart.hidden = true;
     input.disabled = false;
     sendBtn.disabled = false;

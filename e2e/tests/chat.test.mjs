@@ -67,6 +67,8 @@ test('a visitor reaches live chat, an agent picks it up, they talk, the agent cl
   await item.waitFor({ timeout: TIMEOUT });
   await item.click();
   await agent.getByRole('button', { name: 'Assign to me' }).click();
+  // The widget's header shows the agent the moment they join, before they write.
+  await w.title.filter({ hasText: 'ana' }).waitFor({ timeout: TIMEOUT });
   await agent.locator(`#tab-mine[aria-selected="true"]`).waitFor({ timeout: TIMEOUT });
   await agent.locator(`#conv-list button[data-id="${id}"]`).waitFor({ timeout: TIMEOUT });
 
@@ -124,6 +126,13 @@ test('a visitor reaches live chat, an agent picks it up, they talk, the agent cl
   await agent.locator(`#conv-list button[data-id="${id}"]`).waitFor({ timeout: TIMEOUT });
   await eventually(async () => agent.getByRole('button', { name: 'Close conversation' }).isDisabled(), TIMEOUT, 'close disabled');
   await expectText(w.log, 'Have a great day!', 'the closed branch in the widget');
+  // Once the agent closed, the header and the closing line are the bot's again.
+  await w.title.filter({ hasText: 'Ava' }).waitFor({ timeout: TIMEOUT });
+  assert.equal(
+    await w.log.locator('li.msg.bot', { hasText: 'Have a great day!' }).locator('.who').innerText(),
+    'Ava',
+    'the closing line is the bot\'s',
+  );
 
   await agent.getByRole('radio', { name: 'Deal' }).check();
   await agent.getByLabel('Title', { exact: true }).fill('Acme: 50 seats');
@@ -167,12 +176,14 @@ test('nobody picks up: the visitor sees the offline message, leaves an email, a 
   await expectText(w.log, 'Sorry, nobody is free right now.', 'offline message');
   await expectText(w.log, "What's your email?", 'offline branch question');
 
-  // A bad email gets the re-prompt: in the chat, and inline under the text box (the server
-  // marks the line `"kind": "reprompt"`, docs/api.md).
+  // A bad email gets the re-prompt: in the chat, and in the text box's alert for screen
+  // readers (the server marks the line `"kind": "reprompt"`, docs/api.md).
   await w.say('not an email');
   await expectText(w.log, "That doesn't look like an email address.", 'the re-prompt');
   await expectText(w.hint, "That doesn't look like an email address. Could you check it?", 'the re-prompt under the text box');
   assert.equal(await w.log.locator('li.msg.reprompt').count(), 1, 'the re-prompt line is marked as one');
+  // Seen once: the line under the text box is for screen readers only (an alert), not shown.
+  assert.equal(await w.hint.evaluate((e) => e.classList.contains('spoken')), true, 'the re-prompt is not shown twice');
   await w.say('lead@example.com');
   await expectText(w.log, "Thanks! We'll write to lead@example.com.", 'thanks');
   assert.equal(await w.hint.innerText(), '', 'no re-prompt left under the text box after a good answer');

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use super::session::{Session, flag, key};
+use super::session::{Session, key};
 use crate::CardIx;
 use crate::model::{
     self, Card, CardId, Comparison, Condition, ConsentMode, IdleAction, InputKind, Next, Outcome,
@@ -21,7 +21,7 @@ pub(crate) enum VarRef {
     Channel,
     /// `{started_at}`.
     StartedAt,
-    /// `{bot}`: the bot's display name (the agent's once one joined).
+    /// `{bot}`: the bot's display name (the agent's while one handles the chat).
     Bot,
 }
 
@@ -197,11 +197,7 @@ pub(crate) fn lookup<'s>(r: VarRef, s: &'s Session, sys: &SysCtx<'s>) -> Option<
 
 /// The bot's display name: the agent's once one joined.
 pub(crate) fn bot_name<'s>(s: &'s Session, bot: &'s str) -> &'s str {
-    if s.has(flag::HANDOFF) {
-        s.vars.get(key::AGENT).unwrap_or(bot)
-    } else {
-        bot
-    }
+    s.handler().unwrap_or(bot)
 }
 
 impl Cond {

@@ -27,8 +27,9 @@
 //!   `[entered, deadline)`. `AgentJoined` with `now < deadline` joins; with `now >= deadline`
 //!   it is refused ([`EngineError::PickupTooLate`], session unchanged) and the timer, whenever
 //!   it is delivered, moves the visitor on. The outcome is the same in either event order.
-//! - **After an agent joins**, the bot's display name (and `{bot}`) is the agent's for the
-//!   rest of the conversation, and records say `Live chat`.
+//! - **While an agent handles the chat** the bot's display name is the agent's; once the
+//!   agent closes it, the bot's own again (its closing line is the bot's, not the agent's).
+//!   Records made after an agent joined say `Live chat`.
 //! - **Timers** are data: at most one per [`TimerKind`]; `SetTimer` replaces the pending one
 //!   of its kind. A fired timer that is not the one the session holds (stale, or for a card
 //!   left since) is ignored with no effects; one that fires early is an error. Timers after
@@ -447,12 +448,10 @@ impl Engine {
 
     /// The bot as speaker: borrowed unless an agent took over.
     fn bot_speaker<'e>(&'e self, s: &Session) -> Speaker<'e> {
-        if s.has(flag::HANDOFF)
-            && let Some(a) = s.vars.get(key::AGENT)
-        {
-            return Speaker::Bot(Cow::Owned(a.to_owned()));
+        match s.handler() {
+            Some(a) => Speaker::Bot(Cow::Owned(a.to_owned())),
+            None => Speaker::Bot(Cow::Borrowed(&self.bot)),
         }
-        Speaker::Bot(Cow::Borrowed(&self.bot))
     }
 
     fn say<'e>(&'e self, s: &mut Session, text: Cow<'e, str>, out: &mut Vec<Effect<'e>>) {
@@ -567,6 +566,9 @@ impl Engine {
                 let Compiled::LiveChat { on_closed, .. } = &self.cards[s.card as usize] else {
                     return;
                 };
+                // Nobody handles the chat any more: the bot speaks as itself from here (the
+                // card the flow stops at sets the phase it waits in).
+                s.phase = Phase::Asking;
                 self.run(s, Go::Card(*on_closed), Some(LinkKind::Closed), cx, out);
             }
             Event::Reassigned { to } => {

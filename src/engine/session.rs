@@ -208,6 +208,12 @@ impl Session {
         self.vars.get(key::AGENT)
     }
 
+    /// The agent handling the conversation now (while it is live), whose name the bot's
+    /// lines carry meanwhile.
+    pub fn handler(&self) -> Option<&str> {
+        (self.phase == Phase::Live).then(|| self.agent()).flatten()
+    }
+
     /// How many transcript lines the conversation has so far.
     pub fn messages(&self) -> u32 {
         self.messages

@@ -1130,6 +1130,7 @@ impl Hub {
             first_seq: first as u64 + 1,
             lines: conv.transcript.lines[first..].to_vec(),
             phase: conv.state.session.phase(),
+            agent: conv.state.session.handler().map(str::to_owned),
         });
         let id = &conv.id;
         out.effects = effects

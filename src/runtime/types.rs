@@ -29,6 +29,8 @@ pub struct ConvUpdate {
     pub lines: Vec<crate::capture::Line>,
     /// Where the conversation is after the step.
     pub phase: crate::engine::Phase,
+    /// The agent handling it after the step, if one is (the name the visitor's chat shows).
+    pub agent: Option<String>,
 }
 
 /// Everything one hub call produced, in order of happening.

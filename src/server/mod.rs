@@ -179,7 +179,9 @@ impl AppState {
                     let _ = tx.send(json!({"type": "message", "message": m}).to_string());
                 }
                 let status = view::status_name(u.phase);
-                let _ = tx.send(json!({"type": "status", "status": status}).to_string());
+                let _ = tx.send(
+                    json!({"type": "status", "status": status, "agent": u.agent}).to_string(),
+                );
                 if tx.receiver_count() == 0 {
                     subs.remove(&u.conversation);
                 }

@@ -75,7 +75,7 @@ pub fn bot_name(hub: &Hub, id: &str) -> String {
     let Some(s) = hub.session(id) else {
         return String::new();
     };
-    if let Some(a) = s.agent() {
+    if let Some(a) = s.handler() {
         return a.to_owned();
     }
     hub.engine_of(id)
