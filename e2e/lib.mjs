@@ -62,6 +62,18 @@ members = ["sam", "tia"]
 `;
 
 // A live chat nobody picks up in time: a short wait, then the offline branch asks for an email.
+/** A German playbook: the widget's own words follow its `language`. */
+const GERMAN = `playbook "Beratung" {
+  bot "Lena"
+  language de
+  start welcome
+}
+
+ask welcome "Wie ist Ihre E-Mail-Adresse?" expect email save email -> bye
+
+message bye "Danke, wir melden uns!" end
+`;
+
 const QUICK = `playbook "Quick live chat" {
   bot "Max"
   start welcome
@@ -121,6 +133,7 @@ export async function startServer() {
   mkdirSync(data);
   copyFileSync(path.join(ROOT, 'playbooks', 'demo.playbook'), path.join(playbooks, 'demo.playbook'));
   writeFileSync(path.join(playbooks, 'quick.playbook'), QUICK);
+  writeFileSync(path.join(playbooks, 'beratung.playbook'), GERMAN);
   const config = path.join(dir, 'playbook.toml');
   writeFileSync(config, CONFIG);
   const port = await freePort();

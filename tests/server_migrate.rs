@@ -147,6 +147,15 @@ async fn a_first_release_data_folder_is_migrated_losing_nothing() {
         if label == "b_live_chat_deal" {
             want["bot"] = json!("Ava");
         }
+        // Also new since: the playbook's language, for the widget's own words.
+        let language = c["playbook"].as_str().map(|p| {
+            if p == "demo" {
+                json!("en")
+            } else {
+                Value::Null
+            }
+        });
+        want["language"] = language.unwrap_or(Value::Null);
         assert_eq!(history, want, "{label}: visitor history");
         let detail = get(&router, &format!("/api/agent/conversations/{id}"), ana).await;
         assert_eq!(

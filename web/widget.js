@@ -34,6 +34,82 @@
     instagram: 'Instagram', email: 'Email', sms: 'SMS'
   };
 
+  // ---------- words ----------
+
+  // The widget's own words in the playbook's `language` (the server says it); English for
+  // any other. `{name}`, `{channel}` and `{text}` are filled in.
+  var WORDS = {
+    en: {
+      close: 'Close chat', open: 'Open chat', messages: 'Messages', answers: 'Answers',
+      placeholder: 'Type your answer…', yourMessage: 'Your message', send: 'Send',
+      restart: 'Start a new conversation', queued: 'Waiting for an agent…', live: 'Live chat',
+      ended: 'Conversation ended', reconnecting: 'Reconnecting…', you: 'You',
+      typing: '{name} is typing…', via: 'via {channel}', chatWith: 'Chat with {name}',
+      cantStart: 'The chat could not start.', cantLoad: 'The chat could not load.',
+      startAgain: 'The chat could not start. Please try again.',
+      notThrough: 'That did not go through. Please try again.',
+      noConnection: 'No connection. Your message "{text}" was not sent.'
+    },
+    de: {
+      close: 'Chat schließen', open: 'Chat öffnen', messages: 'Nachrichten', answers: 'Antworten',
+      placeholder: 'Ihre Antwort …', yourMessage: 'Ihre Nachricht', send: 'Senden',
+      restart: 'Neues Gespräch beginnen', queued: 'Warten auf einen Mitarbeiter …',
+      live: 'Live-Chat', ended: 'Gespräch beendet',
+      reconnecting: 'Verbindung wird wiederhergestellt …', you: 'Sie',
+      typing: '{name} schreibt …', via: 'über {channel}', chatWith: 'Chat mit {name}',
+      cantStart: 'Der Chat konnte nicht starten.',
+      cantLoad: 'Der Chat konnte nicht geladen werden.',
+      startAgain: 'Der Chat konnte nicht starten. Bitte versuchen Sie es erneut.',
+      notThrough: 'Das hat nicht geklappt. Bitte versuchen Sie es erneut.',
+      noConnection: 'Keine Verbindung. Ihre Nachricht „{text}“ wurde nicht gesendet.'
+    },
+    pt: {
+      close: 'Fechar chat', open: 'Abrir chat', messages: 'Mensagens', answers: 'Respostas',
+      placeholder: 'Digite sua resposta…', yourMessage: 'Sua mensagem', send: 'Enviar',
+      restart: 'Iniciar nova conversa', queued: 'Aguardando um atendente…',
+      live: 'Chat ao vivo', ended: 'Conversa encerrada', reconnecting: 'Reconectando…',
+      you: 'Você', typing: '{name} está digitando…', via: 'via {channel}',
+      chatWith: 'Chat com {name}',
+      cantStart: 'Não foi possível iniciar o chat.',
+      cantLoad: 'Não foi possível carregar o chat.',
+      startAgain: 'Não foi possível iniciar o chat. Tente novamente.',
+      notThrough: 'Não foi possível enviar. Tente novamente.',
+      noConnection: 'Sem conexão. Sua mensagem "{text}" não foi enviada.'
+    },
+    es: {
+      close: 'Cerrar chat', open: 'Abrir chat', messages: 'Mensajes', answers: 'Respuestas',
+      placeholder: 'Escribe tu respuesta…', yourMessage: 'Tu mensaje', send: 'Enviar',
+      restart: 'Iniciar una nueva conversación', queued: 'Esperando a un agente…',
+      live: 'Chat en vivo', ended: 'Conversación finalizada', reconnecting: 'Reconectando…',
+      you: 'Tú', typing: '{name} está escribiendo…', via: 'vía {channel}',
+      chatWith: 'Chat con {name}',
+      cantStart: 'No se pudo iniciar el chat.', cantLoad: 'No se pudo cargar el chat.',
+      startAgain: 'No se pudo iniciar el chat. Inténtalo de nuevo.',
+      notThrough: 'No se pudo enviar. Inténtalo de nuevo.',
+      noConnection: 'Sin conexión. Tu mensaje "{text}" no se envió.'
+    },
+    fr: {
+      close: 'Fermer le chat', open: 'Ouvrir le chat', messages: 'Messages', answers: 'Réponses',
+      placeholder: 'Votre réponse…', yourMessage: 'Votre message', send: 'Envoyer',
+      restart: 'Nouvelle conversation', queued: 'En attente d’un agent…',
+      live: 'Chat en direct', ended: 'Conversation terminée', reconnecting: 'Reconnexion…',
+      you: 'Vous', typing: '{name} écrit…', via: 'via {channel}',
+      chatWith: 'Chat avec {name}',
+      cantStart: 'Le chat n’a pas pu démarrer.', cantLoad: 'Le chat n’a pas pu être chargé.',
+      startAgain: 'Le chat n’a pas pu démarrer. Veuillez réessayer.',
+      notThrough: 'L’envoi a échoué. Veuillez réessayer.',
+      noConnection: 'Pas de connexion. Votre message « {text} » n’a pas été envoyé.'
+    }
+  };
+  var lang = 'en';
+
+  /** A word in the widget's language, with `{name}`-style slots filled from `fill`. */
+  function t(key, fill) {
+    var text = (WORDS[lang] && WORDS[lang][key]) || WORDS.en[key];
+    Object.keys(fill || {}).forEach(function (k) { text = text.replace('{' + k + '}', fill[k]); });
+    return text;
+  }
+
   // ---------- DOM ----------
 
   function el(tag, attrs, text) {
@@ -65,22 +141,22 @@
   head.appendChild(titleBox);
   var closeBtn = null;
   if (!inline) {
-    closeBtn = el('button', { type: 'button', 'aria-label': 'Close chat' }, '×');
+    closeBtn = el('button', { type: 'button', 'aria-label': t('close') }, '×');
     head.appendChild(closeBtn);
   }
-  var log = el('ol', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': 'Messages' });
+  var log = el('ol', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': t('messages') });
   var typing = el('div', { class: 'typing', 'aria-live': 'polite' });
-  var answers = el('div', { class: 'answers', role: 'group', 'aria-label': 'Answers' });
+  var answers = el('div', { class: 'answers', role: 'group', 'aria-label': t('answers') });
   var hint = el('p', { class: 'hint', id: 'chat-hint', role: 'alert' });
   var form = el('form', { class: 'compose' });
   var input = el('input', {
     type: 'text', id: 'chat-input', autocomplete: 'off', maxlength: '2000',
-    'aria-describedby': 'chat-hint', placeholder: 'Type your answer…'
+    'aria-describedby': 'chat-hint', placeholder: t('placeholder')
   });
-  var label = el('label', { for: 'chat-input', class: 'visually-hidden' }, 'Your message');
-  var sendBtn = el('button', { type: 'submit' }, 'Send');
+  var label = el('label', { for: 'chat-input', class: 'visually-hidden' }, t('yourMessage'));
+  var sendBtn = el('button', { type: 'submit' }, t('send'));
   form.append(label, input, sendBtn);
-  var restart = el('button', { type: 'button', class: 'restart', hidden: '' }, 'Start a new conversation');
+  var restart = el('button', { type: 'button', class: 'restart', hidden: '' }, t('restart'));
   var restartBox = el('div', { class: 'answers' });
   restartBox.appendChild(restart);
   panel.append(head, log, typing, answers, hint, restartBox, form);
@@ -88,7 +164,7 @@
   var bubble = null;
   if (!inline) {
     bubble = el('button', {
-      type: 'button', class: 'bubble', 'aria-label': 'Open chat',
+      type: 'button', class: 'bubble', 'aria-label': t('open'),
       'aria-expanded': 'false', 'aria-controls': 'playbook-chat-panel'
     });
     // A drawn speech bubble, not an emoji: it looks the same without an emoji font.
@@ -160,15 +236,15 @@
     if (!name) return;
     currentName = name;
     title.textContent = name;
-    panel.setAttribute('aria-label', 'Chat with ' + name);
+    panel.setAttribute('aria-label', t('chatWith', { name: name }));
   }
 
   function setStatus(s) {
     if (!s) return;
     status = s;
     var words = {
-      waiting: '', queued: 'Waiting for an agent…',
-      with_agent: 'Live chat', ended: 'Conversation ended'
+      waiting: '', queued: t('queued'),
+      with_agent: t('live'), ended: t('ended')
     };
     statusLine.textContent = words[s] != null ? words[s] : s;
     var ended = s === 'ended';
@@ -222,12 +298,12 @@
     var role = from.role || 'bot';
     var kind = m.kind || 'say';
     var li = el('li', { class: 'msg ' + role + ' ' + kind, 'data-seq': String(m.seq) });
-    var who = role === 'visitor' ? 'You' : (from.name || (role === 'system' ? '' : botName));
+    var who = role === 'visitor' ? t('you') : (from.name || (role === 'system' ? '' : botName));
     var whoEl = el('span', { class: 'who' }, who);
     if (who) li.appendChild(whoEl);
     // Show the channel whenever the conversation moved to another one.
     if (m.channel && lastChannel && m.channel !== lastChannel) {
-      var badge = el('span', { class: 'channel' }, 'via ' + (CHANNELS[m.channel] || m.channel));
+      var badge = el('span', { class: 'channel' }, t('via', { channel: CHANNELS[m.channel] || m.channel }));
       (who ? whoEl : li).appendChild(badge);
     }
     if (m.channel) lastChannel = m.channel;
@@ -235,7 +311,7 @@
     if (m.at) {
       var d = new Date(m.at);
       li.appendChild(el('time', { datetime: d.toISOString() },
-        d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })));
+        d.toLocaleTimeString(lang, { hour: '2-digit', minute: '2-digit' })));
     }
     log.appendChild(li);
     log.scrollTop = log.scrollHeight;
@@ -262,8 +338,26 @@
     else if (kind === 'ask' || (m.buttons && m.buttons.length)) setHint('');
   }
 
+  /** Switches the widget's own words to the playbook's language (`de`, `pt-BR`…). */
+  function localize(tag) {
+    var l = String(tag || 'en').toLowerCase().split('-')[0];
+    if (!WORDS[l] || l === lang) return;
+    lang = l;
+    host.setAttribute('lang', l);
+    if (closeBtn) closeBtn.setAttribute('aria-label', t('close'));
+    log.setAttribute('aria-label', t('messages'));
+    answers.setAttribute('aria-label', t('answers'));
+    input.setAttribute('placeholder', t('placeholder'));
+    label.textContent = t('yourMessage');
+    sendBtn.textContent = t('send');
+    restart.textContent = t('restart');
+    if (bubble) bubble.setAttribute('aria-label', panel.hidden ? t('open') : t('close'));
+    if (status) setStatus(status);
+  }
+
   function apply(body) {
     if (!body) return;
+    if (body.language) localize(body.language);
     (body.messages || []).forEach(addMessage);
     // The server's current display name wins over the names on older lines: the agent's
     // while one handles the chat, else the bot's.
@@ -276,7 +370,7 @@
   }
 
   function showTyping(on) {
-    typing.textContent = on ? currentName + ' is typing…' : '';
+    typing.textContent = on ? t('typing', { name: currentName }) : '';
   }
 
   // ---------- conversation ----------
@@ -285,7 +379,7 @@
     var body = { playbook: playbook, channel: channel, page_url: location.href };
     if (identity) body.identity = identity;
     return api('POST', '/api/conversations', body).then(function (r) {
-      if (!r.ok) throw new Error(errorText(r, 'The chat could not start.'));
+      if (!r.ok) throw new Error(errorText(r, t('cantStart')));
       conv = { id: r.json.conversation, token: r.json.token };
       save(conv);
       apply(r.json);
@@ -315,14 +409,14 @@
           conv = null;
           return create();
         }
-        throw new Error(errorText(r, 'The chat could not load.'));
+        throw new Error(errorText(r, t('cantLoad')));
       });
     } else {
       ready = create();
     }
     ready.then(connect, function (e) {
       started = false;
-      setHint((e && e.message) || 'The chat could not start. Please try again.');
+      setHint((e && e.message) || t('startAgain'));
     });
   }
 
@@ -361,7 +455,7 @@
       if (ws !== sock) return;
       ws = null;
       if (status === 'ended') return;
-      statusLine.textContent = 'Reconnecting…';
+      statusLine.textContent = t('reconnecting');
       var delay = Math.min(500 * Math.pow(2, retries++), 8000);
       reconnectTimer = setTimeout(connect, delay);
     };
@@ -378,12 +472,12 @@
         if (r.ok) {
           apply(r.json);
         } else {
-          setHint(errorText(r, 'That did not go through. Please try again.'));
+          setHint(errorText(r, t('notThrough')));
           Array.prototype.forEach.call(answers.querySelectorAll('button'), function (b) { b.disabled = false; });
           if (body.text != null && !input.value) input.value = body.text;
         }
       }, function () {
-        setHint('No connection. Your message "' + (echo || '') + '" was not sent.');
+        setHint(t('noConnection', { text: echo || '' }));
         Array.prototype.forEach.call(answers.querySelectorAll('button'), function (b) { b.disabled = false; });
         if (body.text != null && !input.value) input.value = body.text;
       })
@@ -424,7 +518,7 @@
   function setOpen(open) {
     panel.hidden = !open;
     bubble.setAttribute('aria-expanded', String(open));
-    bubble.setAttribute('aria-label', open ? 'Close chat' : 'Open chat');
+    bubble.setAttribute('aria-label', open ? t('close') : t('open'));
     try { localStorage.setItem(storeKey + ':open', open ? '1' : ''); } catch (e) { /* ignore */ }
     if (open) {
       start();

@@ -163,6 +163,26 @@ test('a visitor reaches live chat, an agent picks it up, they talk, the agent cl
   await agent.context().close();
 });
 
+test('the widget speaks the playbook\'s language: German', async () => {
+  const problems = [];
+  const page = await newPage(browser, problems);
+  const w = widget(page);
+  await page.goto(`${server.base}/widget?playbook=beratung`);
+  await expectText(w.log, 'Wie ist Ihre E-Mail-Adresse?', 'the question');
+  const input = page.locator('#chat-input');
+  await eventually(async () => (await input.getAttribute('placeholder')) === 'Ihre Antwort …', TIMEOUT, 'German placeholder');
+  await page.getByRole('button', { name: 'Senden', exact: true }).waitFor({ timeout: TIMEOUT });
+  await input.fill('lena@example.de');
+  await input.press('Enter');
+  await expectText(w.log, 'Danke, wir melden uns!', 'the answer');
+  assert.equal(await w.log.locator('li.msg.visitor .who').first().innerText(), 'Sie', 'the visitor is "Sie"');
+  await expectText(w.status, 'Gespräch beendet', 'the status line');
+  await page.getByRole('button', { name: 'Neues Gespräch beginnen' }).waitFor({ timeout: TIMEOUT });
+  await page.screenshot({ path: path.join(SCREENSHOTS, 'widget-de.png') });
+  assert.deepEqual(problems, []);
+  await page.context().close();
+});
+
 test('nobody picks up: the visitor sees the offline message, leaves an email, a lead is captured', async () => {
   const problems = [];
   const visitor = await newPage(browser, problems);

@@ -249,8 +249,9 @@ async fn start(
     };
     let identified = who.is_some();
     let who = who.unwrap_or_default();
+    let playbook = req.playbook;
     let cmd = Command::Start {
-        playbook: Some(req.playbook),
+        playbook: Some(playbook.clone()),
         channel: req.channel,
         page_url: req.page_url,
         contact_owner: who.owner,
@@ -259,7 +260,11 @@ async fn start(
     };
     let out = state.driver().apply(&id, cmd).await?;
     let (status, messages) = messages_of(&out, &id);
-    let v = json!({"conversation": id, "token": token, "status": status, "messages": messages, "identified": identified});
+    let language = state
+        .catalog()
+        .latest(&playbook)
+        .and_then(|v| v.playbook.playbook.language.clone());
+    let v = json!({"conversation": id, "token": token, "status": status, "messages": messages, "identified": identified, "language": language});
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
@@ -395,7 +400,7 @@ async fn visitor_history(
     let after = q.after;
     let v = visitor_read(&state, &id, token, move |hub, id| {
         let (status, messages) = view::history(hub, id, after).unwrap_or(("ended", Vec::new()));
-        json!({"status": status, "bot": view::bot_name(hub, id), "messages": messages})
+        json!({"status": status, "bot": view::bot_name(hub, id), "language": view::language(hub, id), "messages": messages})
     })
     .await?;
     Ok(Json(v))

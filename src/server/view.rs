@@ -83,6 +83,12 @@ pub fn bot_name(hub: &Hub, id: &str) -> String {
         .unwrap_or_else(|| crate::engine::DEFAULT_BOT_NAME.to_owned())
 }
 
+/// The language of a conversation's playbook (its `language`), for the widget's own words.
+pub fn language(hub: &Hub, id: &str) -> Option<String> {
+    hub.engine_of(id)
+        .and_then(|e| e.program().playbook().playbook.language.clone())
+}
+
 fn desk_state(hub: &Hub, id: &str) -> (&'static str, Option<String>) {
     let status = hub.session(id).map_or("ended", |s| status_name(s.phase()));
     match hub.desk().conversation(id).map(|c| &c.state) {
