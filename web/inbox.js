@@ -84,6 +84,7 @@
   }
 
   function showApp() {
+    notificationsOffered();
     $('signin').hidden = true;
     $('token').value = '';
     $('who').hidden = false;
@@ -245,15 +246,19 @@
   function renderMessage(m) {
     var from = m.from || {};
     var role = from.role || 'bot';
-    // In the inbox the agent's own side is on the right.
-    var li = el('li', { class: 'msg ' + (role === 'agent' ? 'visitor' : role) + ' ' + (m.kind || 'say'), 'data-seq': String(m.seq) });
+    // Each speaker looks different: the agent's side on the right (`mine`), the visitor's
+    // on the left in its own colour, the bot's plain, desk notices centred and small.
+    var li = el('li', { class: 'msg from-' + role + ' ' + (role === 'agent' ? 'mine ' : '') + (m.kind || 'say'), 'data-seq': String(m.seq) });
     var who = role === 'visitor' ? 'Visitor' : (from.name || role);
     var whoEl = el('span', { class: 'who' }, who);
     if (m.channel && m.channel !== 'web') whoEl.appendChild(el('span', { class: 'channel' }, 'via ' + m.channel));
     li.appendChild(whoEl);
     li.appendChild(el('span', { class: 'text' }, m.text == null ? '' : m.text));
     if (m.buttons && m.buttons.length) {
-      li.appendChild(el('span', { class: 'meta' }, 'Buttons: ' + m.buttons.join(' | ')));
+      // The question's buttons as the visitor saw them, each on its own.
+      var chips = el('span', { class: 'chips', 'aria-label': 'Buttons offered' });
+      m.buttons.forEach(function (b) { chips.appendChild(el('span', { class: 'chip' }, b)); });
+      li.appendChild(chips);
     }
     return li;
   }
@@ -412,19 +417,82 @@
     setTimeout(function () { if (t.parentNode) t.parentNode.removeChild(t); }, 6000);
   }
 
+  // Agents miss chats in a background tab: what needs them is also a desktop notification
+  // (with permission), an optional sound, and a count in the tab's title until they look.
+  var BASE_TITLE = document.title;
+  var unread = 0;
+  var SOUND_KEY = 'playbook-inbox-sound';
+  var audio = null;
+
+  function showUnread() {
+    document.title = unread > 0 ? '(' + unread + ') ' + BASE_TITLE : BASE_TITLE;
+  }
+
+  function seen() {
+    if (document.visibilityState === 'visible' && document.hasFocus()) {
+      unread = 0;
+      showUnread();
+    }
+  }
+  document.addEventListener('visibilitychange', seen);
+  window.addEventListener('focus', seen);
+
+  function notificationsOffered() {
+    var btn = $('notify-enable');
+    btn.hidden = !('Notification' in window) || Notification.permission !== 'default';
+  }
+  $('notify-enable').addEventListener('click', function () {
+    Notification.requestPermission().then(function () { notificationsOffered(); });
+  });
+  try { $('notify-sound').checked = localStorage.getItem(SOUND_KEY) === '1'; } catch (e) { /* ignore */ }
+  $('notify-sound').addEventListener('change', function () {
+    try { localStorage.setItem(SOUND_KEY, $('notify-sound').checked ? '1' : ''); } catch (e) { /* ignore */ }
+  });
+
+  function beep() {
+    if (!$('notify-sound').checked) return;
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      var osc = audio.createOscillator();
+      var gain = audio.createGain();
+      osc.frequency.value = 880;
+      gain.gain.value = 0.08;
+      osc.connect(gain);
+      gain.connect(audio.destination);
+      osc.start();
+      osc.stop(audio.currentTime + 0.15);
+    } catch (e) { /* no audio: the other signals remain */ }
+  }
+
+  /** Tells the agent: a toast, the tab title, the desktop (if allowed), a sound (if on). */
+  function alertAgent(text, id) {
+    toast(text);
+    if (document.visibilityState !== 'visible' || !document.hasFocus()) {
+      unread += 1;
+      showUnread();
+    }
+    if ('Notification' in window && Notification.permission === 'granted') {
+      try {
+        var n = new Notification('Live-chat inbox', { body: text, tag: id || undefined });
+        n.onclick = function () { window.focus(); if (id) select(id); };
+      } catch (e) { /* some browsers only notify from a service worker */ }
+    }
+    beep();
+  }
+
   function onEvent(data) {
     var id = convId(data.conversation);
     if (data.type === 'unassigned') {
-      toast('New conversation waiting' + (data.conversation && data.conversation.playbook ? ' (' + data.conversation.playbook + ')' : '') + '.');
+      alertAgent('New conversation waiting' + (data.conversation && data.conversation.playbook ? ' (' + data.conversation.playbook + ')' : '') + '.', id);
     } else if (data.type === 'message') {
       var m = data.message || {};
       var from = m.from || {};
       // Only what the visitor says needs the agent's attention; bot and desk lines don't.
-      if (from.role === 'visitor') toast('New message from the visitor: ' + (m.text || ''));
+      if (from.role === 'visitor') alertAgent('New message from the visitor: ' + (m.text || ''), id);
       if (id && id === selected) appendMessage(m);
     } else if (data.type === 'assigned') {
       var by = data.by;
-      toast(by && me && by !== me.name ? 'A conversation was assigned to you by ' + by + '.' : 'A conversation is now yours.');
+      alertAgent(by && me && by !== me.name ? 'A conversation was assigned to you by ' + by + '.' : 'A conversation is now yours.', id);
     }
     scheduleRefresh();
   }

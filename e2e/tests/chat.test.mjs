@@ -163,6 +163,44 @@ test('a visitor reaches live chat, an agent picks it up, they talk, the agent cl
   await agent.context().close();
 });
 
+test('agents notice new chats: a desktop notification, the unread count in the tab title', async () => {
+  const problems = [];
+  const agent = await newPage(browser, problems);
+  // The browser has granted notifications, and the inbox is a background tab: record what it
+  // shows instead of drawing it.
+  await agent.context().grantPermissions(['notifications'], { origin: server.base });
+  await agent.addInitScript(() => {
+    window.__notes = [];
+    const Real = window.Notification;
+    function Recorder(title, options) {
+      window.__notes.push({ title, body: options && options.body });
+      return Real ? new Real(title, options) : {};
+    }
+    Recorder.permission = 'granted';
+    Recorder.requestPermission = () => Promise.resolve('granted');
+    window.Notification = Recorder;
+    document.hasFocus = () => false;
+  });
+  await signIn(agent, server.base, AGENTS.ana);
+  await agent.getByText('Signed in as ana').waitFor({ timeout: TIMEOUT });
+  const base = await agent.title();
+
+  const visitor = await newPage(browser, problems);
+  await visitor.goto(`${server.base}/widget?playbook=quick`);
+  await visitor.getByRole('button', { name: 'Yes please', exact: true }).click();
+
+  await eventually(async () => (await agent.evaluate(() => window.__notes.length)) >= 1, TIMEOUT, 'a desktop notification');
+  const notes = await agent.evaluate(() => window.__notes);
+  assert.match(notes[0].body, /New conversation waiting/);
+  await eventually(async () => (await agent.title()) === `(1) ${base}`, TIMEOUT, 'the unread count in the title');
+  // The in-page notice sits where it covers nothing of the conversation.
+  const box = await agent.locator('#toasts').boundingBox();
+  assert.ok(box && box.x < 400, `toasts at the left: ${JSON.stringify(box)}`);
+  assert.deepEqual(problems, []);
+  await visitor.context().close();
+  await agent.context().close();
+});
+
 test('the widget speaks the playbook\'s language: German', async () => {
   const problems = [];
   const page = await newPage(browser, problems);
