@@ -227,6 +227,74 @@ async fn typing_comes_before_the_bots_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_visitor_sees_the_handling_agent_typing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), "").await;
+    let (c, b) = (&s.client, &s.base);
+    let (_, v) = call(
+        c,
+        "POST",
+        &format!("{b}/api/conversations"),
+        None,
+        Some(json!({"playbook": "demo"})),
+    )
+    .await;
+    let (id, token) = (
+        v["conversation"].as_str().unwrap(),
+        v["token"].as_str().unwrap(),
+    );
+    let (st, _) = call(
+        c,
+        "POST",
+        &format!("{b}/api/conversations/{id}/messages"),
+        Some(token),
+        Some(json!({"choice": 2})),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let typing = format!("{b}/api/agent/conversations/{id}/typing");
+    // Nobody handles it yet: nobody may type in it.
+    assert_eq!(call(c, "POST", &typing, Some(ANA), None).await.0, 403);
+    let (st, _) = call(
+        c,
+        "POST",
+        &format!("{b}/api/agent/conversations/{id}/assign"),
+        Some(ANA),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{}/api/conversations/{id}/ws?token={token}",
+        s.addr
+    ))
+    .await
+    .unwrap();
+    server_common::next_frame(&mut ws, "status", 5).await;
+    // bob does not handle it; ana does, and her typing reaches the visitor.
+    assert_eq!(
+        call(c, "POST", &typing, Some(server_common::BOB), None)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(call(c, "POST", &typing, Some(ANA), None).await.0, 204);
+    server_common::next_frame(&mut ws, "typing", 5).await;
+    assert_eq!(
+        call(
+            c,
+            "POST",
+            &format!("{b}/api/agent/conversations/c_nope/typing"),
+            Some(ANA),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sockets_channel_is_freed_when_its_last_socket_closes() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), "").await;

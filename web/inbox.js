@@ -407,6 +407,16 @@
     });
   });
 
+  // The visitor sees the agent typing (at most one signal every 2.5 s).
+  var lastTyping = 0;
+  $('reply-text').addEventListener('input', function () {
+    var now = Date.now();
+    if (!selected || now - lastTyping < 2500) return;
+    lastTyping = now;
+    api('POST', '/api/agent/conversations/' + encodeURIComponent(selected) + '/typing')
+      .then(function () { /* best effort */ }, function () { /* best effort */ });
+  });
+
   // ---------- notifications ----------
 
   function toast(text) {

@@ -34,6 +34,7 @@ function widget(page) {
     title: page.locator('#chat-title'),
     status: page.locator('.chat-head .status'),
     hint: page.locator('#chat-hint'),
+    typing: page.locator('.typing'),
     answer: (name) => page.getByRole('button', { name, exact: true }),
     async say(text) {
       await page.getByLabel('Your message').fill(text);
@@ -101,6 +102,8 @@ test('a visitor reaches live chat, an agent picks it up, they talk, the agent cl
 
   // They talk; the bot's name becomes the agent's.
   await agent.getByLabel('Reply').fill('Hi, I am Ana from sales. How can I help?');
+  // While the agent types, the visitor sees it.
+  await expectText(w.typing, 'ana is typing', 'the agent typing, in the widget');
   await agent.getByLabel('Reply').press('Enter');
   await expectText(w.log, 'Hi, I am Ana from sales. How can I help?', 'agent reply in widget');
   await w.title.filter({ hasText: 'ana' }).waitFor({ timeout: TIMEOUT });

@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/agent/conversations/{id}/messages", post(agent_send))
         .route("/api/agent/conversations/{id}/close", post(agent_close))
+        .route("/api/agent/conversations/{id}/typing", post(agent_typing))
         .route("/api/agent/conversations/{id}/records", post(agent_record))
         .route("/api/agent/ws", get(agent_ws))
         .route("/api/records", get(records))
@@ -689,6 +690,31 @@ async fn agent_send(
         text: req.text,
     };
     Ok(Json(agent_cmd(&state, &id, cmd).await?))
+}
+
+/// The handling agent is typing: the visitor's chat shows it for a few seconds. Nothing is
+/// stored (it is not a line), so it reaches only sockets on this server.
+async fn agent_typing(
+    State(state): State<AppState>,
+    Agent(name): Agent,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let key = id.clone();
+    let handles = state
+        .driver()
+        .read(Some(&id), move |hub| {
+            hub.session(&key)
+                .map(|s| s.handler() == Some(name.as_str()))
+        })
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such conversation".into()))?;
+    if !handles {
+        return Err(ApiError::Forbidden(
+            "only the agent handling the conversation can type in it".into(),
+        ));
+    }
+    state.visitor_typing(&id);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn agent_close(

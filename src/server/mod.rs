@@ -245,6 +245,13 @@ impl AppState {
         }
     }
 
+    /// Tells a conversation's visitor socket that someone is typing (a frame, not a line).
+    pub fn visitor_typing(&self, id: &str) {
+        if let Some(tx) = lock(&self.0.visitors).get(id) {
+            let _ = tx.send(json!({"type": "typing"}).to_string());
+        }
+    }
+
     /// A visitor socket opened when the conversation had `lines` lines: later ones are
     /// pushed.
     pub fn visitor_seen(&self, id: &str, lines: u64) {
