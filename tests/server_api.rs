@@ -227,6 +227,84 @@ async fn typing_comes_before_the_bots_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_visitor_sees_their_place_in_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), "").await;
+    let (c, b) = (&s.client, &s.base);
+    // Two visitors ask for sales, one after the other.
+    let mut visitors = Vec::new();
+    for _ in 0..2 {
+        let (_, v) = call(
+            c,
+            "POST",
+            &format!("{b}/api/conversations"),
+            None,
+            Some(json!({"playbook": "demo"})),
+        )
+        .await;
+        let (id, token) = (
+            v["conversation"].as_str().unwrap().to_owned(),
+            v["token"].as_str().unwrap().to_owned(),
+        );
+        let (st, v) = call(
+            c,
+            "POST",
+            &format!("{b}/api/conversations/{id}/messages"),
+            Some(&token),
+            Some(json!({"choice": 2})),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        visitors.push((id, token));
+    }
+    let (second, token) = &visitors[1];
+    let (_, h) = call(
+        c,
+        "GET",
+        &format!("{b}/api/conversations/{second}/messages"),
+        Some(token),
+        None,
+    )
+    .await;
+    assert_eq!(h["status"], "queued");
+    assert_eq!(h["queue_position"], 2, "{h}");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{}/api/conversations/{second}/ws?token={token}",
+        s.addr
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        server_common::next_frame(&mut ws, "queue", 5).await["position"],
+        2
+    );
+    // The first is picked up: the second moves to the front.
+    let first = &visitors[0].0;
+    let (st, _) = call(
+        c,
+        "POST",
+        &format!("{b}/api/agent/conversations/{first}/assign"),
+        Some(ANA),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        server_common::next_frame(&mut ws, "queue", 5).await["position"],
+        1
+    );
+    let (_, h) = call(
+        c,
+        "GET",
+        &format!("{b}/api/conversations/{second}/messages"),
+        Some(token),
+        None,
+    )
+    .await;
+    assert_eq!(h["queue_position"], 1, "{h}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_visitor_sees_the_handling_agent_typing() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), "").await;

@@ -45,6 +45,7 @@
       restart: 'Start a new conversation', queued: 'Waiting for an agent…', live: 'Live chat',
       ended: 'Conversation ended', reconnecting: 'Reconnecting…', you: 'You',
       typing: '{name} is typing…', via: 'via {channel}', chatWith: 'Chat with {name}',
+      position: 'You are number {n} in line.',
       cantStart: 'The chat could not start.', cantLoad: 'The chat could not load.',
       startAgain: 'The chat could not start. Please try again.',
       notThrough: 'That did not go through. Please try again.',
@@ -57,6 +58,7 @@
       live: 'Live-Chat', ended: 'Gespräch beendet',
       reconnecting: 'Verbindung wird wiederhergestellt …', you: 'Sie',
       typing: '{name} schreibt …', via: 'über {channel}', chatWith: 'Chat mit {name}',
+      position: 'Sie sind Nummer {n} in der Warteschlange.',
       cantStart: 'Der Chat konnte nicht starten.',
       cantLoad: 'Der Chat konnte nicht geladen werden.',
       startAgain: 'Der Chat konnte nicht starten. Bitte versuchen Sie es erneut.',
@@ -69,7 +71,7 @@
       restart: 'Iniciar nova conversa', queued: 'Aguardando um atendente…',
       live: 'Chat ao vivo', ended: 'Conversa encerrada', reconnecting: 'Reconectando…',
       you: 'Você', typing: '{name} está digitando…', via: 'via {channel}',
-      chatWith: 'Chat com {name}',
+      chatWith: 'Chat com {name}', position: 'Você é o número {n} na fila.',
       cantStart: 'Não foi possível iniciar o chat.',
       cantLoad: 'Não foi possível carregar o chat.',
       startAgain: 'Não foi possível iniciar o chat. Tente novamente.',
@@ -82,7 +84,7 @@
       restart: 'Iniciar una nueva conversación', queued: 'Esperando a un agente…',
       live: 'Chat en vivo', ended: 'Conversación finalizada', reconnecting: 'Reconectando…',
       you: 'Tú', typing: '{name} está escribiendo…', via: 'vía {channel}',
-      chatWith: 'Chat con {name}',
+      chatWith: 'Chat con {name}', position: 'Eres el número {n} en la fila.',
       cantStart: 'No se pudo iniciar el chat.', cantLoad: 'No se pudo cargar el chat.',
       startAgain: 'No se pudo iniciar el chat. Inténtalo de nuevo.',
       notThrough: 'No se pudo enviar. Inténtalo de nuevo.',
@@ -94,7 +96,7 @@
       restart: 'Nouvelle conversation', queued: 'En attente d’un agent…',
       live: 'Chat en direct', ended: 'Conversation terminée', reconnecting: 'Reconnexion…',
       you: 'Vous', typing: '{name} écrit…', via: 'via {channel}',
-      chatWith: 'Chat avec {name}',
+      chatWith: 'Chat avec {name}', position: 'Vous êtes le numéro {n} dans la file.',
       cantStart: 'Le chat n’a pas pu démarrer.', cantLoad: 'Le chat n’a pas pu être chargé.',
       startAgain: 'Le chat n’a pas pu démarrer. Veuillez réessayer.',
       notThrough: 'L’envoi a échoué. Veuillez réessayer.',
@@ -194,6 +196,7 @@
   var status = null;
   var botName = 'Chat';
   var agentName = null;
+  var position = null;      // the place in line while waiting for an agent
   var currentName = 'Chat';
   var ws = null;
   var retries = 0;
@@ -246,7 +249,9 @@
       waiting: '', queued: t('queued'),
       with_agent: t('live'), ended: t('ended')
     };
-    statusLine.textContent = words[s] != null ? words[s] : s;
+    if (s !== 'queued') position = null;
+    statusLine.textContent = (words[s] != null ? words[s] : s) +
+      (s === 'queued' && position ? ' ' + t('position', { n: position }) : '');
     var ended = s === 'ended';
     input.disabled = ended;
     sendBtn.disabled = ended;
@@ -366,6 +371,7 @@
       else { agentName = null; botName = body.bot; }
       setName(body.bot);
     }
+    if (body.queue_position) position = body.queue_position;
     setStatus(body.status);
   }
 
@@ -443,6 +449,9 @@
       } else if (data.type === 'status') {
         setStatus(data.status);
         showSpeaker(data.status, data.agent);
+      } else if (data.type === 'queue') {
+        position = data.position;
+        setStatus(status);
       } else if (data.type === 'lagged') {
         // The socket skipped frames (a burst larger than its buffer): fetch what was missed.
         catchUp().catch(function () { /* the socket will report */ });

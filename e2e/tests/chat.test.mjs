@@ -204,6 +204,23 @@ test('agents notice new chats: a desktop notification, the unread count in the t
   await agent.context().close();
 });
 
+test('waiting visitors see their place in line', async () => {
+  const problems = [];
+  const first = await newPage(browser, problems);
+  const second = await newPage(browser, problems);
+  for (const page of [first, second]) {
+    await page.goto(`${server.base}/widget?playbook=quick`);
+    await page.getByRole('button', { name: 'Yes please', exact: true }).click();
+    await expectText(widget(page).log, 'Connecting you with a person...', 'queued');
+  }
+  // The quick playbook waits 3 s for an agent: both are in line meanwhile.
+  await expectText(widget(second).status, 'You are number 2 in line.', 'second in line');
+  await expectText(widget(first).status, 'You are number 1 in line.', 'first in line');
+  assert.deepEqual(problems, []);
+  await first.context().close();
+  await second.context().close();
+});
+
 test('the widget speaks the playbook\'s language: German', async () => {
   const problems = [];
   const page = await newPage(browser, problems);

@@ -311,6 +311,15 @@ pub trait Storage: Send + Sync + 'static {
     }
     /// Agents' presence and pools' cursors as stored now.
     fn desk_rows(&self) -> Result<DeskRows, StoreError>;
+    /// The ids of the conversations waiting in Unassigned, in line order (as
+    /// [`Storage::desk_queue`] lists them), at most `limit`: the queue positions.
+    fn queue_ids(&self, limit: i64) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .desk_queue(None, limit)?
+            .into_iter()
+            .map(|(row, _)| row.id)
+            .collect())
+    }
     /// Conversations waiting in Unassigned, or with `agent`, in start order (oldest first),
     /// at most `limit`.
     fn desk_queue(

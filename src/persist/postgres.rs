@@ -847,6 +847,25 @@ impl Storage for PgStore {
         })
     }
 
+    fn queue_ids(&self, limit: i64) -> Result<Vec<String>, StoreError> {
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            let st = c
+                .prepare_cached(
+                    "SELECT id FROM conversations
+                     WHERE desk = 'unassigned' AND NOT ended ORDER BY ord LIMIT $1",
+                )
+                .await
+                .map_err(pg_err)?;
+            Ok(c.query(&st, &[&limit])
+                .await
+                .map_err(pg_err)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect())
+        })
+    }
+
     fn desk_queue(
         &self,
         agent: Option<&str>,

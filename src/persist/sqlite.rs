@@ -611,6 +611,16 @@ impl Storage for SqliteStore {
         })
     }
 
+    fn queue_ids(&self, limit: i64) -> Result<Vec<String>, StoreError> {
+        self.with_read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id FROM conversations
+                 WHERE desk = 'unassigned' AND NOT ended ORDER BY ord LIMIT ?1",
+            )?;
+            st.query_map(params![limit], |r| r.get(0))?.collect()
+        })
+    }
+
     fn desk_queue(
         &self,
         agent: Option<&str>,

@@ -399,11 +399,16 @@ async fn visitor_history(
     ApiQuery(q): ApiQuery<After>,
 ) -> Result<Json<Value>, ApiError> {
     let after = q.after;
-    let v = visitor_read(&state, &id, token, move |hub, id| {
+    let mut v = visitor_read(&state, &id, token, move |hub, id| {
         let (status, messages) = view::history(hub, id, after).unwrap_or(("ended", Vec::new()));
         json!({"status": status, "bot": view::bot_name(hub, id), "language": view::language(hub, id), "messages": messages})
     })
     .await?;
+    // Waiting for an agent: the place in line (1 is next).
+    if v["status"] == "queued" {
+        let line = state.queue().await?;
+        v["queue_position"] = json!(line.iter().position(|x| *x == id).map(|i| i + 1));
+    }
     Ok(Json(v))
 }
 
@@ -449,6 +454,10 @@ async fn visitor_socket(
     let hello = json!({"type": "status", "status": status}).to_string();
     if socket.send(Message::Text(hello.into())).await.is_err() {
         return;
+    }
+    // Its place in line, if it waits (pushed through the channel like every later change).
+    if status == "queued" {
+        state.push_positions().await;
     }
     loop {
         tokio::select! {

@@ -68,6 +68,9 @@ pub struct Shared {
     /// Per conversation with a visitor socket: the last line sequence pushed to it, so a
     /// change another replica made is caught up from the store without repeats.
     seen: Mutex<HashMap<String, u64>>,
+    /// Per conversation with a visitor socket that waits in Unassigned: the place in line
+    /// last pushed to it.
+    positions: Mutex<HashMap<String, usize>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -242,7 +245,47 @@ impl AppState {
         Self::unsubscribe(&self.0.visitors, id);
         if !lock(&self.0.visitors).contains_key(id) {
             lock(&self.0.seen).remove(id);
+            lock(&self.0.positions).remove(id);
         }
+    }
+
+    /// The waiting conversations in line order (who entered Unassigned first; ties by start).
+    pub async fn queue(&self) -> Result<Vec<String>, ApiError> {
+        self.blocking(|s| s.queue_ids(QUEUE_LIMIT)).await
+    }
+
+    /// Pushes to each waiting visitor connected here their place in line when it changed:
+    /// `{"type": "queue", "position": 2}`.
+    pub(crate) async fn push_positions(&self) {
+        if lock(&self.0.visitors).is_empty() {
+            return;
+        }
+        let line = match self.queue().await {
+            Ok(line) => line,
+            Err(e) => return tracing::warn!(error = %e, "cannot read the queue"),
+        };
+        let subs = lock(&self.0.visitors);
+        let mut positions = lock(&self.0.positions);
+        positions.retain(|id, _| line.contains(id));
+        for (i, id) in line.iter().enumerate() {
+            let Some(tx) = subs.get(id) else { continue };
+            if positions.get(id) != Some(&(i + 1)) {
+                positions.insert(id.clone(), i + 1);
+                let _ = tx.send(json!({"type": "queue", "position": i + 1}).to_string());
+            }
+        }
+    }
+
+    /// Whether these outputs may move the line for a visitor connected here: someone entered
+    /// Unassigned, or anything changed while somebody here waits (who left the line is not
+    /// known from the outputs alone).
+    fn moves_queue(&self, out: &Outputs) -> bool {
+        !out.updates.is_empty()
+            && (!lock(&self.0.positions).is_empty()
+                || out
+                    .updates
+                    .iter()
+                    .any(|u| u.phase == crate::engine::Phase::Queued))
     }
 
     /// Tells a conversation's visitor socket that someone is typing (a frame, not a line).
@@ -438,6 +481,9 @@ impl AppState {
         Ok(n)
     }
 }
+
+/// The longest line a queue position is counted in (beyond it, no position is shown).
+const QUEUE_LIMIT: i64 = 1000;
 
 /// How often a replica looks for playbook versions another one stored.
 const VERSION_SYNC: std::time::Duration = std::time::Duration::from_secs(2);
@@ -727,6 +773,7 @@ pub async fn start(opening: Opening, clock: Clock) -> Result<(AppState, ReloadRe
         visitors: Mutex::new(HashMap::new()),
         agents: Mutex::new(HashMap::new()),
         seen: Mutex::new(HashMap::new()),
+        positions: Mutex::new(HashMap::new()),
     }));
     tokio::spawn(forward(state.clone()));
     if let Some(rx) = state.store().changes() {
@@ -751,6 +798,9 @@ async fn forward(state: AppState) {
                 state.publish(&out);
                 if !out.records.is_empty() {
                     state.poke_outbox();
+                }
+                if state.moves_queue(&out) {
+                    state.push_positions().await;
                 }
             }
             Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -778,6 +828,8 @@ async fn remote(
                 for id in ids {
                     state.catch_up(&id).await;
                 }
+                // Another replica's change may have moved the line.
+                state.push_positions().await;
             }
             Change::Resync => {
                 let ids: Vec<String> = lock(&state.0.seen).keys().cloned().collect();
