@@ -59,6 +59,10 @@ presence = "offline"
 [[pools]]
 name = "Inbound SDRs"
 members = ["sam", "tia"]
+
+[widget]
+accent = "#0f766e"
+avatar = "/avatar.svg"
 `;
 
 // A live chat nobody picks up in time: a short wait, then the offline branch asks for an email.

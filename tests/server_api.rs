@@ -226,6 +226,42 @@ async fn typing_comes_before_the_bots_answer() {
     assert_eq!(seen, ["status", "message:visitor", "typing", "message:bot"]);
 }
 
+#[tokio::test]
+async fn the_widgets_look_comes_from_the_config_for_any_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(
+        dir.path(),
+        "[widget]\naccent = \"#0f766e\"\navatar = \"/avatar.svg\"\n",
+    )
+    .await;
+    let r = app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/api/widget")
+                .header(header::ORIGIN, "https://www.customer.example")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(allow_origin(&r), Some("*"));
+    let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v, json!({"accent": "#0f766e", "avatar": "/avatar.svg"}));
+    let r = app
+        .oneshot(
+            Request::builder()
+                .uri("/avatar.svg")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.headers()[header::CONTENT_TYPE], "image/svg+xml");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_visitor_sees_their_place_in_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -136,6 +136,8 @@
     'aria-label': 'Chat'
   });
   var head = el('header', { class: 'chat-head' });
+  var avatar = el('img', { class: 'avatar', alt: '', hidden: '' });
+  head.appendChild(avatar);
   var title = el('h2', { id: 'chat-title' }, 'Chat');
   var statusLine = el('span', { class: 'status', role: 'status' });
   var titleBox = el('div');
@@ -235,10 +237,13 @@
 
   // ---------- rendering ----------
 
+  var look = {};            // the config's [widget]: accent, position, title, avatar
+
   function setName(name) {
     if (!name) return;
     currentName = name;
-    title.textContent = name;
+    // The configured title stands for the bot; an agent is always named.
+    title.textContent = look.title && !agentName ? look.title : name;
     panel.setAttribute('aria-label', t('chatWith', { name: name }));
   }
 
@@ -344,6 +349,26 @@
   }
 
   /** Switches the widget's own words to the playbook's language (`de`, `pt-BR`…). */
+  /** Applies the config's look: accent colour, corner, title, avatar. */
+  function applyLook(l) {
+    look = l || {};
+    if (look.accent) {
+      [panel, bubble].forEach(function (n) {
+        if (n) { n.style.setProperty('--brand', look.accent); n.style.setProperty('--visitor', look.accent); }
+      });
+    }
+    if (look.position === 'left') {
+      panel.classList.add('left');
+      if (bubble) bubble.classList.add('left');
+    }
+    if (look.avatar) {
+      avatar.src = look.avatar.charAt(0) === '/' ? origin + look.avatar : look.avatar;
+      avatar.hidden = false;
+    }
+    setName(currentName);
+  }
+  api('GET', '/api/widget').then(function (r) { if (r.ok) applyLook(r.json); }, function () { /* defaults */ });
+
   function localize(tag) {
     var l = String(tag || 'en').toLowerCase().split('-')[0];
     if (!WORDS[l] || l === lang) return;

@@ -366,6 +366,11 @@ test('the embeddable script adds a chat bubble to a page', async () => {
   await expectText(page.locator('.log'), "Hi, I'm Ava from Acme.", 'greeting in the bubble');
   await page.getByRole('button', { name: 'Book a demo', exact: true }).click();
   await expectText(page.locator('.log'), 'How many people work at your company?', 'next question');
+  // The config's look: its accent colour on the launcher and the header, its avatar shown.
+  const colour = (loc) => loc.evaluate((e) => getComputedStyle(e).backgroundColor);
+  assert.equal(await colour(page.locator('.chat-head')), 'rgb(15, 118, 110)');
+  assert.equal(await colour(page.locator('button.bubble')), 'rgb(15, 118, 110)');
+  assert.equal(await page.locator('.chat-head img.avatar').isVisible(), true);
   await page.screenshot({ path: path.join(SCREENSHOTS, 'bubble.png') });
   // Escape closes the panel and gives focus back to the bubble.
   await page.keyboard.press('Escape');

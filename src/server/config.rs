@@ -43,6 +43,38 @@ pub struct Config {
     /// Identified visitors: the secret the embedding site signs who the visitor is with.
     #[serde(default)]
     pub identity: Option<Identity>,
+    /// How the visitor widget looks (`GET /api/widget`).
+    #[serde(default)]
+    pub widget: WidgetLook,
+}
+
+/// The widget's look (`[widget]`): all optional, the widget's defaults otherwise.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WidgetLook {
+    /// Accent colour of the header, the launcher and the visitor's bubbles: `#rrggbb` (keep
+    /// white text readable on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accent: Option<String>,
+    /// Which bottom corner the launcher and panel sit in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<WidgetPosition>,
+    /// The header's title while the bot speaks (the bot's name without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// An image for the header: an `https://` URL or a path on this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
+}
+
+/// A bottom corner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WidgetPosition {
+    /// Bottom left.
+    Left,
+    /// Bottom right (the default).
+    Right,
 }
 
 /// Identified visitors (`[identity]`): the site passes a token signed with a shared secret
@@ -369,6 +401,31 @@ impl Config {
                 ));
             }
         }
+        if let Some(a) = &c.widget.accent {
+            let hex =
+                a.len() == 7 && a.starts_with('#') && a[1..].chars().all(|c| c.is_ascii_hexdigit());
+            if !hex {
+                return Err(format!(
+                    "widget.accent: `{a}` is not a colour such as `#0f766e`"
+                ));
+            }
+        }
+        if let Some(u) = &c.widget.avatar {
+            let ok = (u.starts_with("https://") || u.starts_with('/'))
+                && !u.contains(['"', '\'', '<', '>', ' ']);
+            if !ok {
+                return Err(format!(
+                    "widget.avatar: `{u}` is not an https:// URL or a path on this server"
+                ));
+            }
+        }
+        if c.widget
+            .title
+            .as_ref()
+            .is_some_and(|t| t.chars().count() > 80)
+        {
+            return Err("widget.title is longer than 80 characters".into());
+        }
         let l = &c.limits;
         if l.header_read_timeout_ms == 0 || l.idle_timeout_ms == 0 || l.max_connections == 0 {
             return Err(
@@ -487,6 +544,23 @@ mod tests {
         assert!(e.contains("team `Sales`: unknown time zone"), "{e}");
         let e = team("UTC", "weekdays 9-5").unwrap_err();
         assert!(e.contains("DAYS HH:MM-HH:MM"), "{e}");
+        let look = Config::parse(
+            "[widget]\naccent = \"#0f766e\"\nposition = \"left\"\ntitle = \"Acme\"\navatar = \"/avatar.svg\"",
+        )
+        .unwrap();
+        assert_eq!(look.widget.position, Some(WidgetPosition::Left));
+        for (bad, why) in [
+            ("accent = \"teal\"", "not a colour"),
+            ("avatar = \"javascript:alert(1)\"", "not an https://"),
+            (
+                "avatar = \"https://a.example/x.png\\\" onerror=\"",
+                "not an https://",
+            ),
+            ("position = \"top\"", "unknown variant"),
+        ] {
+            let e = Config::parse(&format!("[widget]\n{bad}")).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

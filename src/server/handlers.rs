@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
             post(visitor_send).get(visitor_history),
         )
         .route("/api/conversations/{id}/ws", get(visitor_ws))
+        .route("/api/widget", get(widget_look))
         .merge(super::pages::widget_routes())
         .layer(cors(&state.config().cors));
     Router::new()
@@ -575,6 +576,11 @@ fn unassigned() -> String {
 
 /// `ok` when the server can reach its database; 503 otherwise (a load balancer takes the
 /// replica out).
+/// How the widget looks (`[widget]` in the config); `{}` for the defaults.
+async fn widget_look(State(state): State<AppState>) -> Json<super::config::WidgetLook> {
+    Json(state.config().widget.clone())
+}
+
 async fn healthz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     state.blocking(|s| s.ping()).await?;
     Ok("ok")

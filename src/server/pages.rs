@@ -16,6 +16,7 @@ const INBOX_HTML: &str = include_str!("../../web/inbox.html");
 const INBOX_JS: &str = include_str!("../../web/inbox.js");
 const PLAYBOOK_HTML: &str = include_str!("../../web/playbook.html");
 const STYLE_CSS: &str = include_str!("../../web/style.css");
+const AVATAR_SVG: &str = include_str!("../../web/avatar.svg");
 const MERMAID_JS: &str = include_str!("../../web/assets/mermaid.min.js");
 const MERMAID_LICENSE: &str = include_str!("../../web/assets/mermaid.LICENSE");
 
@@ -23,6 +24,7 @@ const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const TEXT: &str = "text/plain; charset=utf-8";
+const SVG: &str = "image/svg+xml";
 
 /// A static file with its content type; `nosniff` so a browser never guesses another type.
 fn file(content_type: &'static str, body: &'static str) -> impl IntoResponse {
@@ -41,6 +43,8 @@ pub fn widget_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/widget.js", get(|| async { file(JS, WIDGET_JS) }))
         .route("/style.css", get(|| async { file(CSS, STYLE_CSS) }))
+        // A neutral avatar for `[widget] avatar = "/avatar.svg"`.
+        .route("/avatar.svg", get(|| async { file(SVG, AVATAR_SVG) }))
 }
 
 /// The other page routes; `/` stays with the API handlers (it lists the playbooks).
