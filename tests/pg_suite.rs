@@ -23,7 +23,7 @@ mod server_state;
 mod across_replicas {
     use serde_json::json;
 
-    use crate::server_common::{self, ANA, Server, call, next_frame as next_of};
+    use crate::server_common::{self, ANA, BOB, Server, call, next_frame as next_of};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_line_written_on_one_replica_reaches_a_socket_on_the_other() {
@@ -186,5 +186,95 @@ mod across_replicas {
         .await;
         assert_eq!(st, 200, "{v}");
         assert_eq!(v["status"], "ended");
+    }
+
+    /// Automatic assignment across two replicas with a capacity of one each: four chats asked
+    /// for at once, two on each replica, make exactly one open chat per agent (the load check
+    /// in the commit refuses a second replica giving the same place) and two waiting; a close
+    /// on one replica gives the oldest waiting chat out, whichever replica it started on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_replicas_never_give_an_agent_more_than_their_capacity() {
+        let dir = tempfile::tempdir().unwrap();
+        let extra = "[desk]\nassignment = \"round_robin\"\ncapacity = 1\n";
+        let a = Server::start(dir.path(), extra).await;
+        let config = dir.path().join("playbook.toml");
+        let b = Server::start_on(dir.path(), config, a.database.clone()).await;
+        let c = &a.client;
+        let mut chats = Vec::new();
+        for base in [&a.base, &b.base, &a.base, &b.base] {
+            let (st, v) = call(
+                c,
+                "POST",
+                &format!("{base}/api/conversations"),
+                None,
+                Some(json!({"playbook": "demo"})),
+            )
+            .await;
+            assert_eq!(st, 201, "{v}");
+            let id = v["conversation"].as_str().unwrap().to_owned();
+            let token = v["token"].as_str().unwrap().to_owned();
+            chats.push((base.clone(), id, token));
+        }
+        let ask = |(base, id, token): &(String, String, String)| {
+            let url = format!("{base}/api/conversations/{id}/messages");
+            let token = token.clone();
+            async move { call(c, "POST", &url, Some(&token), Some(json!({"choice": 2}))).await }
+        };
+        let (r0, r1, r2, r3) = tokio::join!(
+            ask(&chats[0]),
+            ask(&chats[1]),
+            ask(&chats[2]),
+            ask(&chats[3])
+        );
+        for (st, v) in [&r0, &r1, &r2, &r3] {
+            assert_eq!(*st, 200, "{v}");
+        }
+        let folder = |agent: &'static str, folder: &'static str| {
+            let base = b.base.clone();
+            async move {
+                let (st, v) = call(
+                    c,
+                    "GET",
+                    &format!("{base}/api/agent/conversations?folder={folder}"),
+                    Some(agent),
+                    None,
+                )
+                .await;
+                assert_eq!(st, 200, "{v}");
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x["id"].as_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            }
+        };
+        let ana_mine = folder(ANA, "mine").await;
+        let bob_mine = folder(BOB, "mine").await;
+        let waiting = folder(ANA, "unassigned").await;
+        assert_eq!(
+            (ana_mine.len(), bob_mine.len(), waiting.len()),
+            (1, 1, 2),
+            "ana {ana_mine:?} bob {bob_mine:?} waiting {waiting:?}"
+        );
+        // ana closes hers on A: the oldest waiting chat becomes hers.
+        let (st, v) = call(
+            c,
+            "POST",
+            &format!("{}/api/agent/conversations/{}/close", a.base, ana_mine[0]),
+            Some(ANA),
+            None,
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        let mut now_mine = Vec::new();
+        for _ in 0..30 {
+            now_mine = folder(ANA, "mine").await;
+            if now_mine.len() == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(now_mine, [waiting[0].clone()]);
+        assert_eq!(folder(ANA, "unassigned").await, [waiting[1].clone()]);
     }
 }

@@ -3,7 +3,7 @@
 mod runtime_common;
 
 use playbook::capture::{ManualDetails, ManualKind, RecordData};
-use playbook::desk::{ConvState, DeskError, Notification, Presence};
+use playbook::desk::{Assignment, ConvState, DeskError, Notification, Presence};
 use playbook::engine::{Channel, Effect, EngineError, Phase, Status, TimerKind};
 use playbook::runtime::{
     Hub, HubError, JsonLinesSink, MemorySink, Outputs, RecordSink, StartOptions,
@@ -530,4 +530,142 @@ fn team_hours_decide_routing_in_virtual_time() {
     // 09:30 on Monday 30 March, after the switch to UTC+2 (open).
     assert!(!ask_for_sales_at("2026-03-27T07:30:00Z").1);
     assert!(ask_for_sales_at("2026-03-30T07:30:00Z").1);
+}
+
+/// Starts the demo as `id` at `t` and asks for sales.
+fn ask_for_sales(hub: &mut Hub, id: &str, t: u64) -> Outputs {
+    hub.start(id, StartOptions::default(), at(t)).unwrap();
+    hub.visitor_choice(id, 1, WEB, at(t + 500)).unwrap()
+}
+
+fn assigned_to(o: &Outputs) -> Vec<(String, String)> {
+    o.notifications
+        .iter()
+        .filter_map(|n| match n {
+            Notification::AssignedToYou {
+                agent,
+                conversation,
+                by: None,
+            } => Some((conversation.clone(), agent.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn pair(c: &str, a: &str) -> (String, String) {
+    (c.to_owned(), a.to_owned())
+}
+
+/// Round robin with a capacity of one chat each, in virtual time: chats go to the agent given
+/// one longest ago; when both are full the next wait in Unassigned, oldest first, and the
+/// first place that frees (a close) takes the oldest; an agent who went away is skipped; the
+/// wait timeout still ends a chat nobody could take.
+#[test]
+fn automatic_assignment_round_robin_with_capacity() {
+    let mut d = desk(&["ana", "bob"]);
+    d.set_assignment(Some("Sales"), Assignment::RoundRobin);
+    d.set_capacity("ana", Some(1)).unwrap();
+    d.set_capacity("bob", Some(1)).unwrap();
+    let mut hub = Hub::new(engine("demo.playbook"), d);
+    let o = ask_for_sales(&mut hub, "c1", 1_000);
+    assert_eq!(assigned_to(&o), [pair("c1", "ana")]);
+    // The visitor hears the online line, then the agent joining, in one answer.
+    assert_eq!(hub.session("c1").unwrap().phase(), Phase::Live);
+    assert_eq!(
+        hub.desk().conversation("c1").unwrap().state,
+        ConvState::Assigned("ana".into())
+    );
+    let o = ask_for_sales(&mut hub, "c2", 2_000);
+    assert_eq!(assigned_to(&o), [pair("c2", "bob")]);
+    // Both full: c3 and c4 wait, oldest first, and their visitors hear no join.
+    assert!(assigned_to(&ask_for_sales(&mut hub, "c3", 3_000)).is_empty());
+    assert!(assigned_to(&ask_for_sales(&mut hub, "c4", 4_000)).is_empty());
+    assert_eq!(hub.desk().unassigned(), ["c3", "c4"]);
+    assert_eq!(hub.desk().load("ana").unwrap().open, 1);
+    // ana closes c1: the oldest waiting chat is hers at once.
+    let o = hub.close("c1", "ana", at(10_000)).unwrap();
+    assert_eq!(assigned_to(&o), [pair("c3", "ana")]);
+    assert_eq!(hub.desk().unassigned(), ["c4"]);
+    // bob goes away, then closes c2: his place is free but he is not available.
+    hub.apply(
+        "",
+        playbook::runtime::Command::Presence {
+            agent: "bob".into(),
+            presence: Presence::Away,
+        },
+        at(11_000),
+    )
+    .unwrap();
+    let o = hub
+        .apply(
+            "c2",
+            playbook::runtime::Command::Close {
+                agent: "bob".into(),
+            },
+            at(12_000),
+        )
+        .unwrap();
+    assert!(assigned_to(&o).is_empty());
+    assert_eq!(hub.desk().load("bob").unwrap().open, 0);
+    // Nobody takes c4 within its 2 minutes: it times out to the offline branch as before.
+    let o = hub.advance(at(4_500 + 120_000));
+    assert!(
+        texts(&o).contains(&"Ava: What's your name?".to_owned()),
+        "{:?}",
+        texts(&o)
+    );
+    assert_eq!(
+        hub.desk().conversation("c4").unwrap().state,
+        ConvState::TimedOut
+    );
+    // bob is back: c5 goes to him, not to ana (given one more recently), though both have
+    // room only once ana closes c3.
+    hub.apply(
+        "",
+        playbook::runtime::Command::Presence {
+            agent: "bob".into(),
+            presence: Presence::Online,
+        },
+        at(200_000),
+    )
+    .unwrap();
+    hub.apply(
+        "c3",
+        playbook::runtime::Command::Close {
+            agent: "ana".into(),
+        },
+        at(201_000),
+    )
+    .unwrap();
+    let o = ask_for_sales(&mut hub, "c5", 202_000);
+    assert_eq!(assigned_to(&o), [pair("c5", "bob")]);
+    let o = ask_for_sales(&mut hub, "c6", 203_000);
+    assert_eq!(assigned_to(&o), [pair("c6", "ana")]);
+}
+
+/// Least busy: a chat goes to the agent with the fewest open chats, counting the ones they
+/// picked up themselves; a capacity only limits what is given out automatically.
+#[test]
+fn automatic_assignment_least_busy_counts_pick_ups() {
+    let mut d = desk(&["ana", "bob"]);
+    d.set_capacity("ana", Some(2)).unwrap();
+    let mut hub = Hub::new(engine("demo.playbook"), d);
+    // bob picks up two by hand while Sales is still on manual pick-up (the default).
+    ask_for_sales(&mut hub, "c1", 1_000);
+    ask_for_sales(&mut hub, "c2", 2_000);
+    hub.assign_self("c1", "bob", at(3_000)).unwrap();
+    hub.assign_self("c2", "bob", at(3_100)).unwrap();
+    assert_eq!(hub.desk().load("bob").unwrap().open, 2);
+    hub.desk_mut()
+        .set_assignment(Some("Sales"), Assignment::LeastBusy);
+    // ana has none: the next two are hers (then she is at her capacity of 2), the third
+    // goes to bob (no limit) although he has more.
+    for (i, id) in ["c3", "c4"].iter().enumerate() {
+        let o = ask_for_sales(&mut hub, id, 10_000 + i as u64 * 1_000);
+        assert_eq!(assigned_to(&o), [pair(id, "ana")]);
+    }
+    let o = ask_for_sales(&mut hub, "c5", 20_000);
+    assert_eq!(assigned_to(&o), [pair("c5", "bob")]);
+    assert_eq!(hub.desk().load("ana").unwrap().open, 2);
+    assert_eq!(hub.desk().load("bob").unwrap().open, 3);
 }

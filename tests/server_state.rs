@@ -457,3 +457,58 @@ async fn a_team_outside_its_hours_takes_nobody_and_opens_on_time() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["status"], "queued", "{v}");
 }
+
+/// Round robin with a capacity of one through the API, on either store: the first two chats
+/// go to ana and bob at once (the visitor hears them join), the third waits first in line,
+/// and is ana's the moment she closes hers.
+#[tokio::test(start_paused = true)]
+async fn automatic_assignment_gives_the_next_waiting_chat_when_a_place_frees() {
+    let a = app_with(1000, "[desk]\nassignment = \"round_robin\"\ncapacity = 1\n").await;
+    let mut chats = Vec::new();
+    for _ in 0..3 {
+        let (id, token, _) = a.start("demo").await;
+        let (st, v) = a
+            .call(
+                "POST",
+                &format!("/api/conversations/{id}/messages"),
+                Some(&token),
+                Some(json!({"choice": 2})),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        chats.push((id, token, v));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let joined = |v: &Value, who: &str| {
+        texts(&v["messages"]).contains(&format!("{who} joined the conversation").as_str())
+    };
+    assert!(joined(&chats[0].2, "ana"), "{}", chats[0].2);
+    assert_eq!(chats[0].2["status"], "with_agent");
+    assert!(joined(&chats[1].2, "bob"), "{}", chats[1].2);
+    assert_eq!(chats[2].2["status"], "queued", "{}", chats[2].2);
+    let h = a.history(&chats[2].0, &chats[2].1).await;
+    assert_eq!(h["queue_position"], 1, "{h}");
+    let (st, v) = a
+        .call(
+            "POST",
+            &format!("/api/agent/conversations/{}/close", chats[0].0),
+            Some(ANA),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let h = a.history(&chats[2].0, &chats[2].1).await;
+    assert_eq!(h["status"], "with_agent", "{h}");
+    assert_eq!(h["bot"], "ana", "{h}");
+    assert!(joined(&h, "ana"), "{h}");
+    // ana's Mine folder holds it, and nothing waits.
+    let (_, v) = a
+        .call(
+            "GET",
+            "/api/agent/conversations?folder=unassigned",
+            Some(ANA),
+            None,
+        )
+        .await;
+    assert_eq!(v.as_array().map(Vec::len), Some(0), "{v}");
+}

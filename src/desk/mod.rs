@@ -2,8 +2,10 @@
 //! distribution pools, the Unassigned / Mine / Closed queues, routing, and agent
 //! notifications, and teams' availability hours ([`hours`]).
 //!
-//! Owns the desk's side of the live-chat rules: assign-to-self only while a conversation
-//! waits (two agents racing: the first call wins, the second gets
+//! Owns the desk's side of the live-chat rules: automatic assignment ([`Assignment`]: round
+//! robin or least busy among the route's available agents, within each agent's capacity,
+//! oldest waiting chat first — [`Desk::next_assignment`]); assign-to-self only while a
+//! conversation waits (two agents racing: the first call wins, the second gets
 //! [`DeskError::AlreadyAssigned`]); reassign only to an online agent; close once, never
 //! reopen. Agent-made leads and deals are the hub's ([`crate::runtime::Hub::create_record`]):
 //! it numbers them per conversation and commits them to the ledger. Must not: know about playbooks or sessions (the driver keeps desk and engine in step by
@@ -33,6 +35,30 @@ pub enum Presence {
     Away,
     /// Signed out.
     Offline,
+}
+
+/// How waiting chats reach agents (per team, or the desk's default for other routes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Assignment {
+    /// Chats wait in Unassigned until an agent picks one up.
+    #[default]
+    Manual,
+    /// Each chat goes to the available agent with room who was given one longest ago.
+    RoundRobin,
+    /// Each chat goes to the available agent with room who has the fewest open chats (ties:
+    /// the one given a chat longest ago, then by name).
+    LeastBusy,
+}
+
+/// An agent's open chats and when they were last given one automatically — what automatic
+/// assignment decides on. Kept with the desk's rows, so every replica decides on the same.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Load {
+    /// Conversations assigned to the agent and not closed.
+    pub open: u32,
+    /// When (ms since the epoch) the agent was last given a chat automatically; 0: never.
+    pub last: u64,
 }
 
 /// Where a conversation is on the desk.
@@ -133,6 +159,15 @@ pub enum DeskError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Agent {
     presence: Presence,
+    /// The most open chats automatic assignment gives them; `None`: no limit.
+    capacity: Option<u32>,
+    load: Load,
+}
+
+impl Agent {
+    fn has_room(&self) -> bool {
+        self.capacity.is_none_or(|c| self.load.open < c)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,13 +176,18 @@ struct Pool {
     next: usize,
 }
 
-/// What [`Desk::diff`] found: `(agent, presence)` changes, `(pool, before, next)` changes,
-/// and the entry counter if it moved.
-pub type DeskDiff = (
-    Vec<(String, Presence)>,
-    Vec<(String, usize, usize)>,
-    Option<u64>,
-);
+/// What [`Desk::diff`] found: what changed that is not part of a conversation's entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeskDiff {
+    /// Agents whose presence changed.
+    pub agents: Vec<(String, Presence)>,
+    /// Agents whose load changed: `(agent, before, after)`.
+    pub loads: Vec<(String, Load, Load)>,
+    /// Pools whose round robin moved: `(pool, before, next)`.
+    pub pools: Vec<(String, usize, usize)>,
+    /// The entry counter, if it moved.
+    pub seq: Option<u64>,
+}
 
 /// The desk.
 #[derive(Debug, Clone, Default)]
@@ -160,6 +200,9 @@ pub struct Desk {
     seq: u64,
     /// Teams' availability hours; a team without is always open.
     hours: BTreeMap<String, Hours>,
+    /// Teams' assignment; a team not listed (and every other route) uses `assignment`.
+    team_assignment: BTreeMap<String, Assignment>,
+    assignment: Assignment,
     /// The time routing is decided at (set by the caller before each step).
     now: crate::engine::Instant,
 }
@@ -172,16 +215,79 @@ impl Desk {
 
     /// Adds (or updates) an agent.
     pub fn add_agent(&mut self, name: &str, presence: Presence) {
-        self.agents.insert(name.to_owned(), Agent { presence });
+        let (capacity, load) = self
+            .agents
+            .get(name)
+            .map_or((None, Load::default()), |a| (a.capacity, a.load));
+        self.agents.insert(
+            name.to_owned(),
+            Agent {
+                presence,
+                capacity,
+                load,
+            },
+        );
+    }
+
+    /// Limits how many open chats automatic assignment gives an agent (`None`: no limit).
+    /// Agents may still pick up more themselves.
+    pub fn set_capacity(&mut self, agent: &str, capacity: Option<u32>) -> Result<(), DeskError> {
+        self.agent_mut(agent)?.capacity = capacity;
+        Ok(())
+    }
+
+    /// Sets an agent's load as stored.
+    pub fn set_load(&mut self, agent: &str, load: Load) -> Result<(), DeskError> {
+        self.agent_mut(agent)?.load = load;
+        Ok(())
+    }
+
+    /// An agent's load.
+    pub fn load(&self, agent: &str) -> Option<Load> {
+        self.agents.get(agent).map(|a| a.load)
+    }
+
+    /// How a team's chats are assigned (`None`: the default for routes that name no team).
+    pub fn set_assignment(&mut self, team: Option<&str>, assignment: Assignment) {
+        match team {
+            Some(t) => {
+                self.team_assignment.insert(t.to_owned(), assignment);
+            }
+            None => self.assignment = assignment,
+        }
+    }
+
+    /// How a route's chats are assigned.
+    pub fn assignment_of(&self, route: &Route) -> Assignment {
+        match &route.to {
+            RouteTarget::Team(t) => self
+                .team_assignment
+                .get(t)
+                .copied()
+                .unwrap_or(self.assignment),
+            _ => self.assignment,
+        }
+    }
+
+    fn agent_mut(&mut self, name: &str) -> Result<&mut Agent, DeskError> {
+        self.agents
+            .get_mut(name)
+            .ok_or_else(|| DeskError::UnknownAgent(name.to_owned()))
+    }
+
+    fn open_delta(&mut self, agent: &str, up: bool) {
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.load.open = if up {
+                a.load.open.saturating_add(1)
+            } else {
+                a.load.open.saturating_sub(1)
+            };
+        }
     }
 
     /// Changes an agent's presence.
     pub fn set_presence(&mut self, name: &str, presence: Presence) -> Result<(), DeskError> {
-        let a = self
-            .agents
-            .get_mut(name)
-            .ok_or_else(|| DeskError::UnknownAgent(name.to_owned()))?;
-        a.presence = presence;
+        self.agent_mut(name)?.presence = presence;
         Ok(())
     }
 
@@ -368,7 +474,117 @@ impl Desk {
             return Err(DeskError::NotRouted(agent.to_owned()));
         }
         self.conv_mut(conversation)?.state = ConvState::Assigned(agent.to_owned());
+        self.open_delta(agent, true);
         Ok(())
+    }
+
+    /// The waiting chat automatic assignment gives out next, and to whom: the oldest
+    /// conversation in Unassigned whose route assigns automatically and has an agent who is
+    /// available for it (online, within hours) and below capacity; `skip` lists conversations
+    /// not to consider. `None` when nothing can be given out now.
+    pub fn next_assignment(
+        &self,
+        skip: &std::collections::BTreeSet<String>,
+    ) -> Option<(&str, &str)> {
+        // Most calls find nobody with room: answer those without walking the queue.
+        if !self
+            .agents
+            .values()
+            .any(|a| a.presence == Presence::Online && a.has_room())
+        {
+            return None;
+        }
+        let mut waiting: Vec<(u64, &str, &DeskConversation)> = self
+            .conversations
+            .iter()
+            .filter(|(id, c)| c.state == ConvState::Unassigned && !skip.contains(*id))
+            .map(|(id, c)| (c.seq, id.as_str(), c))
+            .collect();
+        waiting.sort_unstable_by_key(|(seq, id, _)| (*seq, *id));
+        waiting.into_iter().find_map(|(_, id, c)| {
+            let agent = self.pick(&c.route, c.contact_owner.as_deref())?;
+            Some((id, agent))
+        })
+    }
+
+    /// Whether some route's chats are assigned automatically.
+    pub fn assigns_automatically(&self) -> bool {
+        self.assignment != Assignment::Manual
+            || self
+                .team_assignment
+                .values()
+                .any(|a| *a != Assignment::Manual)
+    }
+
+    /// Whether automatic assignment could give out a chat now if one waited: some route
+    /// assigns automatically and some online agent has room.
+    pub fn may_assign(&self) -> bool {
+        self.assigns_automatically()
+            && self
+                .agents
+                .values()
+                .any(|a| a.presence == Presence::Online && a.has_room())
+    }
+
+    /// The agent automatic assignment would give a chat of this route to now.
+    fn pick(&self, route: &Route, contact_owner: Option<&str>) -> Option<&str> {
+        let mode = self.assignment_of(route);
+        if mode == Assignment::Manual {
+            return None;
+        }
+        self.route_agents(route, contact_owner)
+            .into_iter()
+            .filter(|a| self.available_for(a, route) && self.agents[*a].has_room())
+            .min_by_key(|a| {
+                let l = self.agents[*a].load;
+                match mode {
+                    Assignment::LeastBusy => (l.open, l.last, *a),
+                    _ => (0, l.last, *a),
+                }
+            })
+    }
+
+    /// Automatic assignment gives a waiting conversation to `agent` (as
+    /// [`Desk::next_assignment`] chose), who is notified.
+    pub fn auto_assign(&mut self, conversation: &str, agent: &str) -> Result<(), DeskError> {
+        let conv = self
+            .conversations
+            .get(conversation)
+            .ok_or_else(|| DeskError::UnknownConversation(conversation.to_owned()))?;
+        match &conv.state {
+            ConvState::Unassigned => {}
+            ConvState::Assigned(a) => return Err(DeskError::AlreadyAssigned { agent: a.clone() }),
+            ConvState::Closed(_) | ConvState::TimedOut => return Err(DeskError::Closed),
+        }
+        if self.pick(&conv.route, conv.contact_owner.as_deref()) != Some(agent) {
+            return Err(DeskError::NotRouted(agent.to_owned()));
+        }
+        self.conv_mut(conversation)?.state = ConvState::Assigned(agent.to_owned());
+        let now = self.now.0;
+        let a = self.agent_mut(agent)?;
+        a.load.open = a.load.open.saturating_add(1);
+        a.load.last = now;
+        self.notifications.push(Notification::AssignedToYou {
+            agent: agent.to_owned(),
+            conversation: conversation.to_owned(),
+            by: None,
+        });
+        Ok(())
+    }
+
+    /// When the desk next needs a look although nothing happens: teams' hours open on whole
+    /// minutes, so while a chat that may be assigned automatically waits and some team has
+    /// hours, the next minute.
+    pub fn wake_at(&self, now: crate::engine::Instant) -> Option<crate::engine::Instant> {
+        if self.hours.is_empty()
+            || !self.conversations.values().any(|c| {
+                c.state == ConvState::Unassigned
+                    && self.assignment_of(&c.route) != Assignment::Manual
+            })
+        {
+            return None;
+        }
+        Some(crate::engine::Instant((now.0 / 60_000 + 1) * 60_000))
     }
 
     /// Nobody picked the conversation up in time: it leaves Unassigned for good.
@@ -408,6 +624,8 @@ impl Desk {
             return Err(DeskError::NotOnline(to.to_owned()));
         }
         self.conv_mut(conversation)?.state = ConvState::Assigned(to.to_owned());
+        self.open_delta(by, false);
+        self.open_delta(to, true);
         self.notifications.push(Notification::AssignedToYou {
             agent: to.to_owned(),
             conversation: conversation.to_owned(),
@@ -420,6 +638,7 @@ impl Desk {
     pub fn close(&mut self, conversation: &str, by: &str) -> Result<(), DeskError> {
         self.handler_check(conversation, by)?;
         self.conv_mut(conversation)?.state = ConvState::Closed(by.to_owned());
+        self.open_delta(by, false);
         Ok(())
     }
 
@@ -502,13 +721,22 @@ impl Desk {
     }
 
     /// What changed since `before` that is not part of a conversation's entry: agents whose
-    /// presence changed, pools whose round robin moved, and the entry counter if it moved.
+    /// presence or load changed, pools whose round robin moved, and the entry counter if it
+    /// moved.
     pub fn diff(&self, before: &Desk) -> DeskDiff {
         let agents = self
             .agents
             .iter()
-            .filter(|(n, a)| before.agents.get(*n) != Some(*a))
+            .filter(|(n, a)| before.agents.get(*n).map(|b| b.presence) != Some(a.presence))
             .map(|(n, a)| (n.clone(), a.presence))
+            .collect();
+        let loads = self
+            .agents
+            .iter()
+            .filter_map(|(n, a)| {
+                let was = before.agents.get(n).map(|b| b.load).unwrap_or_default();
+                (was != a.load).then(|| (n.clone(), was, a.load))
+            })
             .collect();
         let pools = self
             .pools
@@ -519,7 +747,12 @@ impl Desk {
             })
             .collect();
         let seq = (self.seq != before.seq).then_some(self.seq);
-        (agents, pools, seq)
+        DeskDiff {
+            agents,
+            loads,
+            pools,
+            seq,
+        }
     }
 
     /// Every agent with their presence, in name order.
@@ -690,6 +923,82 @@ mod tests {
         // cy (Sales, away) cannot pick up, whatever the route's availability.
         assert_eq!(told(Availability::Available), ana);
         assert_eq!(told(Availability::Anyone), ana);
+    }
+
+    /// A route that waits even when nobody is available, assigned automatically, for a team
+    /// open Monday to Friday 09:00-17:00 UTC: a chat that arrives at night waits; the desk
+    /// asks to be woken on the next minute while it does, and gives the chat out once the
+    /// hours start.
+    #[test]
+    fn hours_starting_give_out_waiting_chats() {
+        let mut d = desk();
+        d.set_assignment(Some("Sales"), Assignment::LeastBusy);
+        d.set_hours(
+            "Sales",
+            Hours::parse("UTC", &["mon-fri 09:00-17:00".into()], &[]).unwrap(),
+        );
+        // Monday 5 January 2026, 08:58:30 UTC.
+        let night = Instant(1_767_603_510_000);
+        d.set_now(night);
+        let route = Route {
+            to: RouteTarget::Team("Sales".into()),
+            availability: Availability::Anyone,
+        };
+        d.enqueue("c1", &route, None).unwrap();
+        let none = std::collections::BTreeSet::new();
+        assert_eq!(d.next_assignment(&none), None);
+        assert_eq!(d.wake_at(night), Some(Instant(1_767_603_540_000)));
+        d.set_now(Instant(1_767_603_540_000));
+        assert_eq!(d.next_assignment(&none), None, "08:59 is still outside");
+        let nine = Instant(1_767_603_600_000);
+        d.set_now(nine);
+        assert_eq!(d.next_assignment(&none), Some(("c1", "ana")));
+        // Only the route's agents: bob is online but not in Sales.
+        d.auto_assign("c1", "ana").unwrap();
+        assert_eq!(
+            d.load("ana"),
+            Some(Load {
+                open: 1,
+                last: nine.0
+            })
+        );
+        assert_eq!(d.wake_at(nine), None, "nothing waits");
+        // A manual route is never given out.
+        d.enqueue("c2", &Route::default(), None).unwrap();
+        assert_eq!(d.next_assignment(&none), None);
+        assert_eq!(
+            d.auto_assign("c2", "bob"),
+            Err(DeskError::NotRouted("bob".into()))
+        );
+    }
+
+    #[test]
+    fn capacity_limits_only_automatic_assignment() {
+        let mut d = desk();
+        d.set_assignment(None, Assignment::RoundRobin);
+        d.set_capacity("bob", Some(0)).unwrap();
+        d.enqueue("c1", &Route::default(), None).unwrap();
+        let none = std::collections::BTreeSet::new();
+        // bob has no room; cy is away and dee offline: ana.
+        assert_eq!(d.next_assignment(&none), Some(("c1", "ana")));
+        // bob may still pick it up himself, and it counts.
+        d.assign_self("c1", "bob").unwrap();
+        assert_eq!(d.load("bob").unwrap().open, 1);
+        d.reassign("c1", "bob", "ana").unwrap();
+        assert_eq!(
+            (d.load("bob").unwrap().open, d.load("ana").unwrap().open),
+            (0, 1)
+        );
+        d.close("c1", "ana").unwrap();
+        assert_eq!(d.load("ana").unwrap().open, 0);
+        // Loads are part of what the desk diff reports.
+        let before = d.clone();
+        d.enqueue("c2", &Route::default(), None).unwrap();
+        d.auto_assign("c2", "ana").unwrap();
+        let diff = d.diff(&before);
+        assert_eq!(diff.loads.len(), 1);
+        assert_eq!(diff.loads[0].0, "ana");
+        assert_eq!(diff.loads[0].2.open, 1);
     }
 
     #[test]

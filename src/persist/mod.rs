@@ -40,7 +40,7 @@ pub use postgres::{PgOptions, PgStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// The schema version this release writes. A database with a higher one is refused.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// A storage failure.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -187,6 +187,10 @@ pub struct Commit {
     pub records: Vec<NewRecord>,
     /// Agents' presence: `(agent, presence)`.
     pub agents: Vec<(String, String)>,
+    /// Agents' loads (open chats, last automatic assignment). A shared backend moves a load
+    /// only from `before` (else [`StoreError::Conflict`]), so two replicas never both give an
+    /// agent their last free place.
+    pub loads: Vec<LoadChange>,
     /// Pools' round-robin cursors: `(pool, before, next)`. A shared backend moves a cursor
     /// only from `before` (else [`StoreError::Conflict`]), so replicas take turns a, b, c.
     pub pools: Vec<(String, i64, i64)>,
@@ -205,6 +209,7 @@ impl Commit {
         self.convs.is_empty()
             && self.records.is_empty()
             && self.agents.is_empty()
+            && self.loads.is_empty()
             && self.pools.is_empty()
             && self.meta.is_empty()
             && self.versions.is_empty()
@@ -215,11 +220,23 @@ impl Commit {
         self.convs.extend(other.convs);
         self.records.extend(other.records);
         self.agents.extend(other.agents);
+        self.loads.extend(other.loads);
         self.pools.extend(other.pools);
         self.meta.extend(other.meta);
         self.versions.extend(other.versions);
         self.notices.extend(other.notices);
     }
+}
+
+/// An agent's load moving: `(open, last)` before and after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadChange {
+    /// The agent.
+    pub agent: String,
+    /// As read.
+    pub before: (i64, i64),
+    /// As written.
+    pub after: (i64, i64),
 }
 
 /// What a server needs in memory at start: what is open, not what happened.
@@ -232,6 +249,8 @@ pub struct OpenSet {
     pub parked: Vec<(String, i64, i64)>,
     /// Agents' stored presence: `(agent, presence)`.
     pub agents: Vec<(String, String)>,
+    /// Agents' stored loads: `(agent, open, last)`.
+    pub loads: Vec<(String, i64, i64)>,
     /// Pools' stored cursors.
     pub pools: Vec<(String, i64)>,
     /// Counters and settings.
@@ -275,11 +294,13 @@ pub enum Change {
     Resync,
 }
 
-/// The desk-wide rows: agents' presence and pools' cursors.
+/// The desk-wide rows: agents' presence and loads, and pools' cursors.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeskRows {
     /// `(agent, presence)`.
     pub agents: Vec<(String, String)>,
+    /// `(agent, open, last)`.
+    pub loads: Vec<(String, i64, i64)>,
     /// `(pool, next)`.
     pub pools: Vec<(String, i64)>,
 }

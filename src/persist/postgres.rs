@@ -110,6 +110,14 @@ impl PgOptions {
     }
 }
 
+/// Version 3's agents' loads, counted from the conversations of a version-2 database (same
+/// SQL for both stores).
+pub(super) const BACKFILL_LOADS: &str = "
+INSERT INTO agent_load (name, open, last)
+SELECT agent, COUNT(*), 0 FROM conversations
+WHERE desk = 'assigned' AND agent IS NOT NULL GROUP BY agent;
+";
+
 /// Schema names go into SQL text (`CREATE SCHEMA`), so only plain identifiers are allowed.
 fn check_schema_name(s: &str) -> Result<(), StoreError> {
     let ok = !s.is_empty()
@@ -194,6 +202,11 @@ CREATE TABLE IF NOT EXISTS agents (
 CREATE TABLE IF NOT EXISTS pools (
     name TEXT PRIMARY KEY,
     next BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS agent_load (
+    name TEXT PRIMARY KEY,
+    open BIGINT NOT NULL,
+    last BIGINT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS records (
     id              BIGSERIAL PRIMARY KEY,
@@ -374,7 +387,16 @@ impl PgStore {
                     return Err(StoreError::TooNew { found });
                 }
             }
+            let had_loads: Option<String> = tx
+                .query_one("SELECT to_regclass('agent_load')::text", &[])
+                .await
+                .map_err(pg_err)?
+                .get(0);
             tx.batch_execute(SCHEMA).await.map_err(pg_err)?;
+            if had_loads.is_none() {
+                // Version 2 → 3: agents' open chats, counted once from the conversations.
+                tx.batch_execute(BACKFILL_LOADS).await.map_err(pg_err)?;
+            }
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', $1)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -698,6 +720,22 @@ async fn write_commit(
         .await
         .map_err(pg_err)?;
     }
+    for l in &c.loads {
+        // Moves only from what this replica read: two replicas never both give an agent
+        // their last free place.
+        let n = tx
+            .execute(
+                "INSERT INTO agent_load AS l (name, open, last) VALUES ($1, $4, $5)
+                 ON CONFLICT (name) DO UPDATE SET open = excluded.open, last = excluded.last
+                 WHERE l.open = $2 AND l.last = $3",
+                &[&l.agent, &l.before.0, &l.before.1, &l.after.0, &l.after.1],
+            )
+            .await
+            .map_err(pg_err)?;
+        if n != 1 {
+            return Err(StoreError::Conflict(format!("agent `{}`'s load", l.agent)));
+        }
+    }
     for (pool, before, next) in &c.pools {
         // Moves only from where this replica read it: two replicas never give the same turn.
         let n = tx
@@ -811,6 +849,7 @@ impl Storage for PgStore {
                 conversations,
                 parked,
                 agents: desk.agents,
+                loads: desk.loads,
                 pools: desk.pools,
                 meta,
                 max_ord,
@@ -1100,17 +1139,19 @@ async fn desk_rows(c: &deadpool_postgres::Client) -> Result<DeskRows, StoreError
     // Both tables in one round trip: it is read before every group of a replica.
     let st = c
         .prepare_cached(
-            "SELECT name, presence, NULL::bigint FROM agents
-             UNION ALL SELECT name, NULL, next FROM pools ORDER BY 1",
+            "SELECT 0, name, presence, NULL::bigint, NULL::bigint FROM agents
+             UNION ALL SELECT 1, name, NULL, next, NULL FROM pools
+             UNION ALL SELECT 2, name, NULL, open, last FROM agent_load ORDER BY 1, 2",
         )
         .await
         .map_err(pg_err)?;
     let mut rows = DeskRows::default();
     for r in c.query(&st, &[]).await.map_err(pg_err)? {
-        match (r.get::<_, Option<String>>(1), r.get::<_, Option<i64>>(2)) {
-            (Some(presence), _) => rows.agents.push((r.get(0), presence)),
-            (None, Some(next)) => rows.pools.push((r.get(0), next)),
-            (None, None) => {}
+        let name: String = r.get(1);
+        match r.get::<_, i32>(0) {
+            0 => rows.agents.push((name, r.get(2))),
+            1 => rows.pools.push((name, r.get(3))),
+            _ => rows.loads.push((name, r.get(3), r.get(4))),
         }
     }
     Ok(rows)

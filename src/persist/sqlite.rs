@@ -35,7 +35,7 @@ impl Default for SqliteOptions {
     }
 }
 
-/// The schema of version 2. `events` of version 1 is migrated by the runtime and renamed
+/// The schema of version 3 (version 2 lacked `agent_load`). `events` of version 1 is migrated by the runtime and renamed
 /// `events_v1`.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -80,6 +80,11 @@ CREATE TABLE IF NOT EXISTS agents (
 CREATE TABLE IF NOT EXISTS pools (
     name TEXT PRIMARY KEY,
     next INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS agent_load (
+    name TEXT PRIMARY KEY,
+    open INTEGER NOT NULL,
+    last INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS records (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -226,8 +231,13 @@ impl SqliteStore {
             return Err(StoreError::TooNew { found });
         }
         let legacy = version.is_none() && table_exists(&write, "events")?;
+        let had_loads = table_exists(&write, "agent_load")?;
         write.execute_batch(SCHEMA)?;
-        if version.is_none() && !legacy {
+        if !had_loads {
+            // Version 2 → 3: agents' open chats, counted once from the conversations.
+            write.execute_batch(super::postgres::BACKFILL_LOADS)?;
+        }
+        if version.is_some_and(|v| v < SCHEMA_VERSION) || version.is_none() && !legacy {
             set_version(&write)?;
         }
         let read = open_conn(path, &opts)?;
@@ -375,7 +385,14 @@ fn write_commit(tx: &Connection, c: &Commit) -> Result<(), StoreError> {
         rec.execute(params![r.key, r.conversation, r.body, r.created_at])?;
     }
     upsert(tx, "agents", "name", "presence", &c.agents)?;
-    // One process: its cursors are the only ones, so `before` needs no check.
+    // One process: its loads and cursors are the only ones, so `before` needs no check.
+    let mut load = tx.prepare_cached(
+        "INSERT INTO agent_load (name, open, last) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO UPDATE SET open = excluded.open, last = excluded.last",
+    )?;
+    for l in &c.loads {
+        load.execute(params![l.agent, l.after.0, l.after.1])?;
+    }
     let pools: Vec<(String, i64)> = c.pools.iter().map(|(p, _, n)| (p.clone(), *n)).collect();
     upsert(tx, "pools", "name", "next", &pools)?;
     upsert(tx, "meta", "key", "value", &c.meta)?;
@@ -475,7 +492,15 @@ fn desk_rows(c: &Connection) -> rusqlite::Result<DeskRows> {
     let pools = st
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    Ok(DeskRows { agents, pools })
+    let mut st = c.prepare_cached("SELECT name, open, last FROM agent_load ORDER BY name")?;
+    let loads = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(DeskRows {
+        agents,
+        loads,
+        pools,
+    })
 }
 
 impl Storage for SqliteStore {
@@ -511,7 +536,11 @@ impl Storage for SqliteStore {
                 let mut st = c.prepare(sql)?;
                 st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
             };
-            let DeskRows { agents, pools } = desk_rows(c)?;
+            let DeskRows {
+                agents,
+                loads,
+                pools,
+            } = desk_rows(c)?;
             let meta = pairs("SELECT key, value FROM meta ORDER BY key")?;
             let max_ord =
                 c.query_row("SELECT COALESCE(MAX(ord), 0) FROM conversations", [], |r| {
@@ -521,6 +550,7 @@ impl Storage for SqliteStore {
                 conversations,
                 parked,
                 agents,
+                loads,
                 pools,
                 meta,
                 max_ord,
@@ -724,6 +754,59 @@ mod tests {
             }],
             ..Default::default()
         }
+    }
+
+    /// Version 2 → 3: a database without agents' loads gets them counted from its assigned
+    /// conversations, once, and is marked version 3; loads then move with commits.
+    #[test]
+    fn a_version_2_database_gets_its_loads_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        {
+            let (store, _) = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+            for (i, (id, agent)) in [("c1", "ana"), ("c2", "ana"), ("c3", "bob")]
+                .into_iter()
+                .enumerate()
+            {
+                let mut w = write(id, 1, 1);
+                w.convs[0].row.ord = i as i64 + 1;
+                w.convs[0].row.desk = Some(DeskColumn::Assigned);
+                w.convs[0].row.agent = Some(agent.into());
+                w.records.clear();
+                store.commit(&w).unwrap();
+            }
+        }
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(
+            "DROP TABLE agent_load; UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+        )
+        .unwrap();
+        drop(c);
+        let (store, opened) = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        assert_eq!(opened, Opened::Current);
+        let rows = store.desk_rows().unwrap();
+        assert_eq!(rows.loads, [("ana".into(), 2, 0), ("bob".into(), 1, 0)]);
+        let version: String = store
+            .with_read(|c| {
+                c.query_row(
+                    "SELECT value FROM meta WHERE key = 'schema_version'",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION.to_string());
+        store
+            .commit(&Commit {
+                loads: vec![crate::persist::LoadChange {
+                    agent: "ana".into(),
+                    before: (2, 0),
+                    after: (1, 0),
+                }],
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(store.desk_rows().unwrap().loads[0], ("ana".into(), 1, 0));
     }
 
     #[test]

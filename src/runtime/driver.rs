@@ -54,6 +54,10 @@ const SWEEP_EVERY_MS: u64 = 30 * 1000;
 /// On a shared store: how often (ms) due timers are claimed from the database.
 pub const CLAIM_EVERY_MS: u64 = 500;
 
+/// On a shared store: how many of the oldest waiting chats a replica reads to give out by
+/// automatic assignment.
+const WAITING_BATCH: i64 = 64;
+
 /// On a shared store: how long (ms) a claimed timer is this replica's alone. One that dies
 /// holding it lets another fire it after this.
 pub const TIMER_LEASE_MS: u64 = 30 * 1000;
@@ -626,7 +630,21 @@ impl Task {
                 Err(e) => tracing::error!(error = %e, "cannot reserve start orders"),
             }
         }
-        if timers_due && now >= self.next_claim {
+        let tick = timers_due && now >= self.next_claim;
+        // Automatic assignment gives out waiting chats, which a replica does not hold: read
+        // the oldest on each tick and whenever the group may free a place.
+        let frees = reqs.iter().any(|r| {
+            matches!(r, Request::Apply { cmd, .. }
+                if matches!(**cmd, Command::Close { .. } | Command::Presence { .. } | Command::Reassign { .. }))
+        });
+        let desk = self.hub.desk();
+        if tick && desk.may_assign() || frees && desk.assigns_automatically() {
+            match store.desk_queue(None, WAITING_BATCH) {
+                Ok(rows) => self.insert_rows(rows),
+                Err(e) => tracing::warn!(error = %e, "cannot read the waiting chats"),
+            }
+        }
+        if tick {
             self.next_claim = now.after_ms(CLAIM_EVERY_MS);
             match store.claim_timers(now.0 as i64, TIMER_LEASE_MS as i64, MAX_GROUP as i64) {
                 Ok(due) => {
@@ -655,21 +673,27 @@ impl Task {
             return;
         }
         match store.conversations(&ids) {
-            Ok(rows) => {
-                for (row, lines) in rows {
-                    let id = row.id.clone();
-                    let loaded = durable::loaded(&self.hub, row, lines).and_then(|l| {
-                        self.hub
-                            .insert(l)
-                            .map_err(|e| StoreError::Io(e.to_string()))
-                    });
-                    if let Err(e) = loaded {
-                        tracing::error!(conversation = %id, error = %e, "a conversation cannot be loaded");
-                    }
-                }
-            }
+            Ok(rows) => self.insert_rows(rows),
             // Each request loads its own conversation again and reports the failure.
             Err(e) => tracing::warn!(error = %e, "cannot read a group's conversations"),
+        }
+    }
+
+    /// Puts stored conversations into the hub (those it holds already are newer there).
+    fn insert_rows(&mut self, rows: Vec<(crate::persist::ConvRow, Vec<String>)>) {
+        for (row, lines) in rows {
+            if self.hub.contains(&row.id) {
+                continue;
+            }
+            let id = row.id.clone();
+            let loaded = durable::loaded(&self.hub, row, lines).and_then(|l| {
+                self.hub
+                    .insert(l)
+                    .map_err(|e| StoreError::Io(e.to_string()))
+            });
+            if let Err(e) = loaded {
+                tracing::error!(conversation = %id, error = %e, "a conversation cannot be loaded");
+            }
         }
     }
 
@@ -684,6 +708,12 @@ impl Task {
                         // An agent of the store but not of this config is not this desk's.
                         let _ = self.hub.set_presence(&agent, p);
                     }
+                }
+                for (agent, open, last) in rows.loads {
+                    let _ = self
+                        .hub
+                        .desk_mut()
+                        .set_load(&agent, durable::load_of((open, last)));
                 }
                 for (pool, next) in rows.pools {
                     self.hub

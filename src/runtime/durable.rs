@@ -81,6 +81,15 @@ pub fn commit(ch: &Changes) -> Result<Commit, StoreError> {
         .iter()
         .map(|(a, p)| Ok((a.clone(), presence_name(*p)?)))
         .collect::<Result<_, StoreError>>()?;
+    c.loads = ch
+        .loads
+        .iter()
+        .map(|(a, b, n)| crate::persist::LoadChange {
+            agent: a.clone(),
+            before: load_row(*b),
+            after: load_row(*n),
+        })
+        .collect();
     c.pools = ch
         .pools
         .iter()
@@ -90,6 +99,19 @@ pub fn commit(ch: &Changes) -> Result<Commit, StoreError> {
         c.meta.push((meta::DESK_SEQ.to_owned(), seq.to_string()));
     }
     Ok(c)
+}
+
+/// An agent's load as stored: `(open, last)`.
+pub fn load_row(l: crate::desk::Load) -> (i64, i64) {
+    (i64::from(l.open), i64::try_from(l.last).unwrap_or(i64::MAX))
+}
+
+/// An agent's load from its stored `(open, last)`.
+pub fn load_of((open, last): (i64, i64)) -> crate::desk::Load {
+    crate::desk::Load {
+        open: u32::try_from(open).unwrap_or(0),
+        last: u64::try_from(last).unwrap_or(0),
+    }
 }
 
 /// The stored text of a presence (`online`, `away`, `offline`).

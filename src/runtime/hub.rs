@@ -205,6 +205,8 @@ pub struct Changes {
     pub convs: Vec<ConvChange>,
     /// Agents whose presence changed.
     pub agents: Vec<(String, Presence)>,
+    /// Agents whose load changed: `(agent, before, after)`.
+    pub loads: Vec<(String, crate::desk::Load, crate::desk::Load)>,
     /// Pools whose round robin moved: `(pool, before, next)`.
     pub pools: Vec<(String, usize, usize)>,
     /// The desk's entry counter, when it moved.
@@ -220,6 +222,7 @@ impl Changes {
     pub fn is_empty(&self) -> bool {
         self.convs.is_empty()
             && self.agents.is_empty()
+            && self.loads.is_empty()
             && self.pools.is_empty()
             && self.desk_seq.is_none()
             && self.records.is_empty()
@@ -524,7 +527,11 @@ impl Hub {
 
     /// The earliest pending timer deadline of the whole hub.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.timers.first().map(|t| t.0)
+        let timer = self.timers.first().map(|t| t.0);
+        match (timer, self.desk.wake_at(self.now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// How many timers are pending, over all conversations.
@@ -985,6 +992,46 @@ impl Hub {
     /// Applies a [`Command`] to a conversation (`Start` creates it; `Presence` is desk-wide
     /// and ignores `id`).
     pub fn apply(&mut self, id: &str, cmd: Command, now: Instant) -> Result<Outputs, HubError> {
+        let presence = matches!(cmd, Command::Presence { .. });
+        let mut out = self.apply_one(id, cmd, now)?;
+        if presence {
+            // An agent back online may take waiting chats (steps give out by themselves).
+            out.extend(self.dispatch(now));
+        }
+        Ok(out)
+    }
+
+    /// Automatic assignment: gives waiting chats to available agents with room, oldest chat
+    /// first ([`Desk::next_assignment`]), each as that agent's pick-up. Runs after every step
+    /// (a chat queued, a close), presence change through [`Hub::apply`] and
+    /// [`Hub::advance`]; a driver that loads waiting chats from a shared store calls it too.
+    pub fn dispatch(&mut self, now: Instant) -> Outputs {
+        let mut out = Outputs::default();
+        let mut tried = BTreeSet::new();
+        loop {
+            self.desk.set_now(self.now.max(now));
+            let Some((id, agent)) = self
+                .desk
+                .next_assignment(&tried)
+                .map(|(c, a)| (c.to_owned(), a.to_owned()))
+            else {
+                break;
+            };
+            tried.insert(id.clone());
+            let Ok(c) = self.conv(&id) else { continue };
+            let op: DeskOp<'_> = Box::new(|d: &mut Desk| d.auto_assign(&id, &agent));
+            let joined = Event::AgentJoined {
+                agent: agent.as_str().into(),
+            };
+            // A refusal (the session no longer waits) leaves this chat out of the round.
+            if let Ok(o) = self.step_one(c, joined, now, Some(op)) {
+                out.extend(o);
+            }
+        }
+        out
+    }
+
+    fn apply_one(&mut self, id: &str, cmd: Command, now: Instant) -> Result<Outputs, HubError> {
         match cmd {
             Command::Start {
                 playbook,
@@ -1052,6 +1099,8 @@ impl Hub {
             }
         }
         self.now = now;
+        // Teams' hours may have opened meanwhile.
+        out.extend(self.dispatch(now));
         out
     }
 
@@ -1073,9 +1122,22 @@ impl Hub {
         }
     }
 
+    /// [`Hub::step_one`], then automatic assignment of what the step queued or freed.
+    fn step(
+        &mut self,
+        c: u32,
+        event: Event<'_>,
+        now: Instant,
+        desk_op: Option<DeskOp<'_>>,
+    ) -> Result<Outputs, HubError> {
+        let mut out = self.step_one(c, event, now, desk_op)?;
+        out.extend(self.dispatch(now));
+        Ok(out)
+    }
+
     /// One engine step for conversation `c`, with the desk change of an agent action applied
     /// between the engine's acceptance and the session's update.
-    fn step(
+    fn step_one(
         &mut self,
         c: u32,
         event: Event<'_>,
@@ -1315,10 +1377,11 @@ impl Hub {
                 next_due: conv.timers.iter().flatten().min().copied(),
             });
         }
-        let (agents, pools, seq) = self.desk.diff(&u.desk);
-        ch.agents = agents;
-        ch.pools = pools;
-        ch.desk_seq = seq;
+        let d = self.desk.diff(&u.desk);
+        ch.agents = d.agents;
+        ch.loads = d.loads;
+        ch.pools = d.pools;
+        ch.desk_seq = d.seq;
         ch.next_ord = (self.next_ord != u.next_ord).then_some(self.next_ord);
         for (c, flushed) in changed {
             let conv = self.slot_mut(c);

@@ -27,6 +27,9 @@ pub struct Config {
     /// Request and conversation limits.
     #[serde(default)]
     pub limits: Limits,
+    /// The live-chat desk's defaults: how chats are assigned and how many an agent takes.
+    #[serde(default)]
+    pub desk: DeskConfig,
     /// The agents of the live-chat desk.
     #[serde(default)]
     pub agents: Vec<AgentConfig>,
@@ -229,23 +232,47 @@ pub struct AgentConfig {
     /// Presence on a fresh start (later changes are stored and survive restarts).
     #[serde(default = "default_presence")]
     pub presence: Presence,
+    /// The most open chats automatic assignment gives this agent (`[desk] capacity` when
+    /// unset; no limit when neither is set).
+    #[serde(default)]
+    pub capacity: Option<u32>,
+}
+
+/// The desk's defaults (`[desk]`).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeskConfig {
+    /// How chats of routes without a team of their own setting are assigned: `manual`
+    /// (agents pick up; the default), `round_robin` or `least_busy`.
+    #[serde(default)]
+    pub assignment: crate::desk::Assignment,
+    /// The most open chats automatic assignment gives an agent (an agent's own `capacity`
+    /// wins); no limit when unset.
+    #[serde(default)]
+    pub capacity: Option<u32>,
 }
 
 fn default_presence() -> Presence {
     Presence::Offline
 }
 
-/// A team's availability: `hours = ["mon-fri 09:00-17:00"]` in `timezone`, not on `closed`
-/// dates (see [`crate::desk::hours`]).
+/// A team's settings: availability `hours = ["mon-fri 09:00-17:00"]` in `timezone`, not on
+/// `closed` dates (see [`crate::desk::hours`]), and how its chats are assigned.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeamConfig {
     /// The team, as agents' `teams` and `route team "…"` name it.
     pub name: String,
-    /// An IANA time zone (`Europe/Berlin`); the hours are wall-clock times there.
-    pub timezone: String,
-    /// Weekly opening times: `DAYS HH:MM-HH:MM`.
+    /// An IANA time zone (`Europe/Berlin`); the hours are wall-clock times there. Required
+    /// with `hours`.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Weekly opening times: `DAYS HH:MM-HH:MM`. Without any, the team is always open.
+    #[serde(default)]
     pub hours: Vec<String>,
+    /// How the team's chats are assigned (`[desk] assignment` when unset).
+    #[serde(default)]
+    pub assignment: Option<crate::desk::Assignment>,
     /// Dates (`YYYY-MM-DD`) the team is closed all day.
     #[serde(default)]
     pub closed: Vec<String>,
@@ -338,9 +365,26 @@ impl Config {
             if !teams.insert(t.name.clone()) {
                 return Err(format!("team `{}` is listed twice", t.name));
             }
-            let hours = crate::desk::Hours::parse(&t.timezone, &t.hours, &t.closed)
-                .map_err(|e| format!("team `{}`: {e}", t.name))?;
-            t.parsed = Some(hours);
+            match (&t.timezone, t.hours.is_empty()) {
+                (_, true) if !t.closed.is_empty() => {
+                    return Err(format!(
+                        "team `{}` has closed dates but no hours (add `hours` and `timezone`)",
+                        t.name
+                    ));
+                }
+                (_, true) => {}
+                (None, false) => {
+                    return Err(format!(
+                        "team `{}` has hours but no timezone (add e.g. `timezone = \"Europe/Berlin\"`)",
+                        t.name
+                    ));
+                }
+                (Some(tz), false) => {
+                    let hours = crate::desk::Hours::parse(tz, &t.hours, &t.closed)
+                        .map_err(|e| format!("team `{}`: {e}", t.name))?;
+                    t.parsed = Some(hours);
+                }
+            }
         }
         let mut names = std::collections::BTreeSet::new();
         let mut tokens = std::collections::BTreeSet::new();
@@ -445,8 +489,11 @@ impl Config {
     pub fn desk(&self) -> Desk {
         let mut desk = Desk::new();
         let mut teams: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        desk.set_assignment(None, self.desk.assignment);
         for a in &self.agents {
             desk.add_agent(&a.name, a.presence);
+            // The agent was just added: this cannot fail.
+            let _ = desk.set_capacity(&a.name, a.capacity.or(self.desk.capacity));
             for t in &a.teams {
                 teams.entry(t).or_default().push(&a.name);
             }
@@ -462,6 +509,9 @@ impl Config {
         for t in &self.teams {
             if let Some(h) = &t.parsed {
                 desk.set_hours(&t.name, h.clone());
+            }
+            if let Some(a) = t.assignment {
+                desk.set_assignment(Some(&t.name), a);
             }
         }
         desk
@@ -581,5 +631,38 @@ mod tests {
         std::fs::write(&path, text("PLAYBOOK_TEST_NOT_SET_ANYWHERE")).unwrap();
         let e = Config::load(&path).unwrap_err().to_string();
         assert!(e.contains("is not set"), "{e}");
+    }
+
+    #[test]
+    fn assignment_and_capacity() {
+        let c = Config::parse(
+            "[desk]\nassignment = \"round_robin\"\ncapacity = 3\n\
+             [[agents]]\nname = \"ana\"\ntoken = \"0123456789abcdef\"\nteams = [\"Sales\"]\npresence = \"online\"\ncapacity = 1\n\
+             [[agents]]\nname = \"bob\"\ntoken = \"0123456789abcdeg\"\nteams = [\"Sales\"]\npresence = \"online\"\n\
+             [[teams]]\nname = \"Sales\"\nassignment = \"least_busy\"",
+        )
+        .unwrap();
+        let desk = c.desk();
+        let sales = crate::model::Route {
+            to: crate::model::RouteTarget::Team("Sales".into()),
+            availability: crate::model::Availability::Available,
+        };
+        assert_eq!(
+            desk.assignment_of(&sales),
+            crate::desk::Assignment::LeastBusy
+        );
+        assert_eq!(
+            desk.assignment_of(&crate::model::Route::default()),
+            crate::desk::Assignment::RoundRobin
+        );
+        assert!(desk.may_assign());
+        let e = Config::parse("[[teams]]\nname = \"Sales\"\nhours = [\"mon 09:00-10:00\"]")
+            .unwrap_err();
+        assert!(e.contains("no timezone"), "{e}");
+        let e =
+            Config::parse("[[teams]]\nname = \"Sales\"\nclosed = [\"2026-12-24\"]").unwrap_err();
+        assert!(e.contains("no hours"), "{e}");
+        let e = Config::parse("[desk]\nassignment = \"random\"").unwrap_err();
+        assert!(e.contains("unknown variant"), "{e}");
     }
 }

@@ -703,6 +703,12 @@ pub fn open_store(
         hub.desk_mut()
             .set_pool_next(pool, usize::try_from(*next).unwrap_or(0));
     }
+    for (agent, open, last) in &open.loads {
+        // An agent of the store but not of this config is not this desk's.
+        let _ = hub
+            .desk_mut()
+            .set_load(agent, durable::load_of((*open, *last)));
+    }
     if let Some((_, seq)) = open.meta.iter().find(|(k, _)| k == durable::meta::DESK_SEQ) {
         hub.desk_mut().set_seq(seq.parse().unwrap_or(0));
     }
