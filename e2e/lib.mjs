@@ -63,6 +63,36 @@ members = ["sam", "tia"]
 [widget]
 accent = "#0f766e"
 avatar = "/avatar.svg"
+
+[[saved_replies]]
+name = "pricing"
+text = "Our plans start at 49 EUR per seat and month."
+
+[[saved_replies]]
+name = "demo-link"
+text = "Book a demo at https://acme.example/demo"
+`;
+
+/** Asks who the visitor is, then waits long for Sales: the inbox shows who waits. */
+const KNOWN = `playbook "Known visitor" {
+  bot "Kim"
+  start name
+}
+
+ask name "What's your name?" expect text save name -> email
+
+ask email "And your email?" expect email save email -> chat
+
+livechat chat {
+  online "Connecting you with sales..."
+  wait 10m
+  offline "Nobody is free."
+  route team "Sales"
+  on closed -> bye
+  on offline -> bye
+}
+
+message bye "Bye!" end
 `;
 
 // A live chat nobody picks up in time: a short wait, then the offline branch asks for an email.
@@ -138,6 +168,7 @@ export async function startServer() {
   copyFileSync(path.join(ROOT, 'playbooks', 'demo.playbook'), path.join(playbooks, 'demo.playbook'));
   writeFileSync(path.join(playbooks, 'quick.playbook'), QUICK);
   writeFileSync(path.join(playbooks, 'beratung.playbook'), GERMAN);
+  writeFileSync(path.join(playbooks, 'known.playbook'), KNOWN);
   const config = path.join(dir, 'playbook.toml');
   writeFileSync(config, CONFIG);
   const port = await freePort();

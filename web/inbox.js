@@ -3,8 +3,9 @@
  * What it owns: signing in with an agent token (kept in sessionStorage, checked with
  * GET /api/agent/me before anything else is shown), presence, the Unassigned / Mine / Closed
  * folders kept live by the agent WebSocket, one open conversation with its actions (assign,
- * reply, reassign, close), the lead/deal form and the list of created records, and in-page,
- * sound-free notifications for the desk's three events.
+ * reply, reassign, close), who the visitor is and how long they have waited (kept current),
+ * saved replies (`/` in the reply box, or the "Saved replies" menu), the lead/deal form and
+ * the list of created records, and notifications for the desk's three events.
  *
  * Safety: every text from visitors, agents or playbooks goes on the page with textContent.
  */
@@ -95,6 +96,7 @@
     refreshFolders();
     connect();
     loadAgents();
+    loadSavedReplies();
   }
 
   function signOut(message) {
@@ -186,16 +188,58 @@
       var li = el('li');
       var b = el('button', { type: 'button', 'data-id': c.id });
       if (c.id === selected) b.setAttribute('aria-current', 'true');
+      // Who and where first: that is what an agent picks a chat by.
+      var v = c.visitor || {};
+      var who = el('span', { class: 'who-line' });
+      who.appendChild(el('span', { class: 'visitor-name' + (v.name ? '' : ' unknown') }, v.name || 'Visitor'));
+      if (v.email) who.appendChild(el('span', { class: 'visitor-email' }, v.email));
+      b.appendChild(who);
+      var where = el('span', { class: 'where' });
+      if (c.page_url) where.appendChild(el('span', { class: 'page-url', title: c.page_url }, shortUrl(c.page_url)));
+      if (c.channel) where.appendChild(el('span', { class: 'channel-tag' }, c.channel));
+      if (c.waiting_since != null) where.appendChild(waitingEl(c.waiting_since));
+      if (where.firstChild) b.appendChild(where);
+      b.appendChild(el('span', { class: 'last' }, c.last && c.last.text != null ? c.last.text : c.id));
       b.appendChild(el('span', { class: 'meta' },
         (c.playbook || '') + ' · ' + (c.state || '') + (c.agent ? ' · ' + c.agent : '') +
         (c.updated_at ? ' · ' + new Date(c.updated_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '')));
-      b.appendChild(el('span', { class: 'last' }, c.last && c.last.text != null ? c.last.text : c.id));
       b.addEventListener('click', function () { select(c.id); });
       li.appendChild(b);
       ul.appendChild(li);
     });
     $('conv-empty').hidden = lists[folder].length > 0;
   }
+
+  /** `https://www.acme.example/pricing?x=1` as `www.acme.example/pricing`; the full URL is the title. */
+  function shortUrl(u) {
+    try {
+      var url = new URL(u);
+      return url.host + (url.pathname === '/' ? '' : url.pathname);
+    } catch (e) {
+      return String(u);
+    }
+  }
+
+  /** "waiting 12 s", "waiting 2 min", "waiting 1 h 5 min" since `since` (ms). */
+  function waitingText(since) {
+    var s = Math.max(0, Math.floor((Date.now() - since) / 1000));
+    if (s < 60) return 'waiting ' + s + ' s';
+    var m = Math.floor(s / 60);
+    if (m < 60) return 'waiting ' + m + ' min';
+    return 'waiting ' + Math.floor(m / 60) + ' h ' + (m % 60) + ' min';
+  }
+
+  function waitingEl(since) {
+    return el('span', { class: 'waiting', 'data-since': String(since) }, waitingText(since));
+  }
+
+  // The waiting times count up in place (the list is not re-rendered, so focus stays).
+  setInterval(function () {
+    Array.prototype.forEach.call(document.querySelectorAll('.waiting[data-since]'), function (w) {
+      var t = waitingText(Number(w.getAttribute('data-since')));
+      if (w.textContent !== t) w.textContent = t;
+    });
+  }, 1000);
 
   function setFolder(f) {
     folder = f;
@@ -277,6 +321,7 @@
     var log = $('conv-log');
     clear(log);
     clear($('vars'));
+    clear($('visitor'));
     clear($('records'));
     var closed = !d || isClosed(d);
     var mine = !!(d && me && d.agent === me.name);
@@ -287,6 +332,7 @@
     $('close').disabled = !(mine && !closed);
     $('reply-text').disabled = !(mine && !closed);
     $('reply-send').disabled = !(mine && !closed);
+    savedButton();
     $('record-create').disabled = !d;
     if (!d) {
       $('conv-title').textContent = 'Select a conversation';
@@ -299,6 +345,7 @@
       (d.agent ? ' · with ' + d.agent : ' · nobody assigned');
     (d.messages || []).forEach(function (m) { log.appendChild(renderMessage(m)); });
     log.scrollTop = log.scrollHeight;
+    renderVisitor(d);
     var vars = d.variables || {};
     Object.keys(vars).sort().forEach(function (k) {
       $('vars').appendChild(el('dt', null, k));
@@ -309,6 +356,30 @@
     if (!$('r-name').value && typeof vars.name === 'string') $('r-name').value = vars.name;
     if (!$('r-email').value && typeof vars.email === 'string') $('r-email').value = vars.email;
     (d.records || []).forEach(function (rec) { $('records').appendChild(renderRecord(rec)); });
+  }
+
+  /** Who the visitor is and where they are, at the top of the details. */
+  function renderVisitor(d) {
+    var dl = $('visitor');
+    var v = d.visitor || {};
+    function row(term, node) {
+      dl.appendChild(el('dt', null, term));
+      var dd = el('dd');
+      if (typeof node === 'string') dd.textContent = node; else dd.appendChild(node);
+      dl.appendChild(dd);
+    }
+    row('Name', v.name || 'unknown');
+    if (v.email) row('Email', v.email);
+    if (d.page_url) {
+      // Only web pages become links: a page_url is the visitor's to choose.
+      var link = /^https?:\/\//i.test(d.page_url)
+        ? el('a', { href: d.page_url, target: '_blank', rel: 'noopener noreferrer' }, d.page_url)
+        : el('span', null, d.page_url);
+      row('Page', link);
+    }
+    if (d.channel) row('Channel', d.channel);
+    if (d.started_at) row('Started', new Date(d.started_at).toLocaleString([], { dateStyle: 'short', timeStyle: 'short' }));
+    if (d.waiting_since != null) row('Waiting', waitingEl(d.waiting_since));
   }
 
   function renderRecord(rec) {
@@ -415,6 +486,130 @@
     lastTyping = now;
     api('POST', '/api/agent/conversations/' + encodeURIComponent(selected) + '/typing')
       .then(function () { /* best effort */ }, function () { /* best effort */ });
+  });
+
+  // ---------- saved replies ----------
+
+  // `/name` in the reply box (at its start or after a space, up to the caret) offers the
+  // config's saved replies whose name or text contains what follows the `/`; the menu button
+  // offers all of them. Choosing one puts its text in place of the `/name`, to edit or send.
+  var savedReplies = [];
+  var savedShown = [];   // the replies in the open menu
+  var savedActive = -1;  // the highlighted one
+  var savedSlash = null; // where the `/name` being typed starts, or null (opened by the button)
+
+  function loadSavedReplies() {
+    api('GET', '/api/agent/saved_replies').then(function (r) {
+      savedReplies = r.ok && Array.isArray(r.json)
+        ? r.json.filter(function (x) { return x && typeof x.name === 'string' && typeof x.text === 'string'; })
+        : [];
+      savedButton();
+    }, function () { savedReplies = []; });
+  }
+
+  /** The menu button works where the reply box does, when there is something to offer. */
+  function savedButton() {
+    $('saved-open').disabled = $('reply-text').disabled || !savedReplies.length;
+    if ($('reply-text').disabled) closeSaved();
+  }
+
+  function slashQuery() {
+    var box = $('reply-text');
+    var before = box.value.slice(0, box.selectionStart == null ? box.value.length : box.selectionStart);
+    var m = /(^|\s)\/([^\s\/]*)$/.exec(before);
+    return m ? { start: before.length - m[2].length - 1, query: m[2].toLowerCase() } : null;
+  }
+
+  function openSaved(list, slashAt) {
+    savedShown = list;
+    savedSlash = slashAt;
+    savedActive = list.length ? 0 : -1;
+    var ul = $('saved-list');
+    clear(ul);
+    if (!list.length) ul.appendChild(el('li', { class: 'saved-none', role: 'option', 'aria-disabled': 'true' }, 'No saved reply matches.'));
+    list.forEach(function (r, i) {
+      var li = el('li', { id: 'saved-' + i, role: 'option', class: 'saved-item', 'data-name': r.name });
+      li.appendChild(el('span', { class: 'saved-name' }, '/' + r.name));
+      li.appendChild(el('span', { class: 'saved-text' }, r.text));
+      // mousedown, not click: the reply box keeps its focus (and its caret).
+      li.addEventListener('mousedown', function (ev) { ev.preventDefault(); insertSaved(i); });
+      ul.appendChild(li);
+    });
+    ul.hidden = false;
+    $('reply-text').setAttribute('aria-expanded', 'true');
+    $('saved-open').setAttribute('aria-expanded', 'true');
+    markActive();
+  }
+
+  function closeSaved() {
+    $('saved-list').hidden = true;
+    savedShown = [];
+    savedActive = -1;
+    $('reply-text').setAttribute('aria-expanded', 'false');
+    $('reply-text').removeAttribute('aria-activedescendant');
+    $('saved-open').setAttribute('aria-expanded', 'false');
+  }
+
+  function markActive() {
+    Array.prototype.forEach.call($('saved-list').querySelectorAll('.saved-item'), function (li, i) {
+      li.setAttribute('aria-selected', String(i === savedActive));
+    });
+    if (savedActive >= 0) {
+      $('reply-text').setAttribute('aria-activedescendant', 'saved-' + savedActive);
+      var li = $('saved-' + savedActive);
+      if (li && li.scrollIntoView) li.scrollIntoView({ block: 'nearest' });
+    } else {
+      $('reply-text').removeAttribute('aria-activedescendant');
+    }
+  }
+
+  function insertSaved(i) {
+    var r = savedShown[i];
+    if (!r) return;
+    var box = $('reply-text');
+    var caret = box.selectionStart == null ? box.value.length : box.selectionStart;
+    var start = savedSlash == null ? caret : savedSlash;
+    box.value = box.value.slice(0, start) + r.text + box.value.slice(caret);
+    closeSaved();
+    box.focus();
+    var at = start + r.text.length;
+    box.setSelectionRange(at, at);
+  }
+
+  function filterSaved() {
+    var q = slashQuery();
+    if (!q || !savedReplies.length) { closeSaved(); return; }
+    openSaved(savedReplies.filter(function (r) {
+      return r.name.toLowerCase().indexOf(q.query) >= 0 || r.text.toLowerCase().indexOf(q.query) >= 0;
+    }), q.start);
+  }
+
+  $('reply-text').addEventListener('input', filterSaved);
+  $('reply-text').addEventListener('keydown', function (ev) {
+    if ($('saved-list').hidden) return;
+    if (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') {
+      ev.preventDefault();
+      if (!savedShown.length) return;
+      var step = ev.key === 'ArrowDown' ? 1 : savedShown.length - 1;
+      savedActive = (savedActive + step) % savedShown.length;
+      markActive();
+    } else if ((ev.key === 'Enter' || ev.key === 'Tab') && savedActive >= 0) {
+      // Enter picks the reply instead of sending the `/name`.
+      ev.preventDefault();
+      insertSaved(savedActive);
+    } else if (ev.key === 'Escape') {
+      ev.preventDefault();
+      closeSaved();
+    }
+  });
+  // Leaving the reply box closes the list, except for its own button (which toggles it).
+  $('reply-text').addEventListener('blur', function (ev) {
+    if (ev.relatedTarget !== $('saved-open')) closeSaved();
+  });
+  $('saved-open').addEventListener('click', function () {
+    if (!$('saved-list').hidden) { closeSaved(); return; }
+    $('reply-text').focus();
+    openSaved(savedReplies.slice(), null);
   });
 
   // ---------- notifications ----------

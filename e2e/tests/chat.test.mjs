@@ -407,3 +407,91 @@ test('the embeddable script works on a page of another origin (CORS)', async () 
     host.close();
   }
 });
+
+test('the inbox shows who waits, where and for how long; `/` in the reply box inserts a saved reply', async () => {
+  const problems = [];
+  const visitor = await newPage(browser, problems);
+  const agent = await newPage(browser, problems);
+  const w = widget(visitor);
+
+  await visitor.goto(`${server.base}/widget?playbook=known`);
+  await expectText(w.log, "What's your name?", 'the name question');
+  await w.say('Eve Adams');
+  await expectText(w.log, 'And your email?', 'the email question');
+  await w.say('eve@example.com');
+  await expectText(w.log, 'Connecting you with sales...', 'waiting for an agent');
+  const id = await conversationId(visitor, server.base, 'known');
+
+  // The list says who waits, on which page and channel, and for how long.
+  await signIn(agent, server.base, AGENTS.ana);
+  const item = agent.locator(`#conv-list button[data-id="${id}"]`);
+  await item.waitFor({ timeout: TIMEOUT });
+  assert.equal(await item.locator('.visitor-name').innerText(), 'Eve Adams');
+  assert.equal(await item.locator('.visitor-email').innerText(), 'eve@example.com');
+  const host = new URL(server.base).host;
+  assert.equal(await item.locator('.page-url').innerText(), `${host}/widget`);
+  assert.equal(await item.locator('.page-url').getAttribute('title'), `${server.base}/widget?playbook=known`);
+  assert.equal(await item.locator('.channel-tag').innerText(), 'web');
+  const waiting = item.locator('.waiting');
+  const seconds = async () => Number(/^waiting (\d+) s$/.exec(await waiting.innerText())?.[1] ?? NaN);
+  const first = await seconds();
+  assert.ok(first >= 0 && first < 60, `waiting in seconds: ${await waiting.innerText()}`);
+  // It counts up while the agent looks.
+  await eventually(async () => (await seconds()) >= first + 2, TIMEOUT, 'the waiting time counting up');
+
+  // The details say the same.
+  await item.click();
+  const card = agent.locator('#visitor');
+  await expectText(card, 'Eve Adams', 'the name in the details');
+  await expectText(card, 'eve@example.com', 'the email in the details');
+  assert.equal(await card.getByRole('link').getAttribute('href'), `${server.base}/widget?playbook=known`);
+  await expectText(card, 'waiting', 'the wait in the details');
+  await agent.screenshot({ path: path.join(SCREENSHOTS, 'inbox-waiting.png') });
+
+  // Picked up: `/pri` offers only the pricing reply; Enter puts its text in the box.
+  await agent.getByRole('button', { name: 'Assign to me' }).click();
+  await agent.locator(`#tab-mine[aria-selected="true"]`).waitFor({ timeout: TIMEOUT });
+  const reply = agent.getByLabel('Reply');
+  await eventually(async () => reply.isEnabled(), TIMEOUT, 'the reply box enabled');
+  await reply.pressSequentially('/pri');
+  const options = agent.getByRole('listbox', { name: 'Saved replies' }).getByRole('option');
+  await eventually(async () => (await options.count()) === 1, TIMEOUT, 'one saved reply offered');
+  assert.match(await options.first().innerText(), /\/pricing/);
+  await reply.press('Enter');
+  assert.equal(await reply.inputValue(), 'Our plans start at 49 EUR per seat and month.');
+  assert.equal(await agent.getByRole('listbox', { name: 'Saved replies' }).isVisible(), false);
+  await agent.evaluate(() => window.scrollTo(0, 0));
+  await reply.press('Enter');
+  await expectText(w.log, 'Our plans start at 49 EUR per seat and month.', 'the saved reply in the widget');
+
+  // The menu lists them all; a click inserts one.
+  await agent.getByRole('button', { name: 'Saved replies' }).click();
+  await eventually(async () => (await options.count()) === 2, TIMEOUT, 'both saved replies in the menu');
+  await agent.evaluate(() => window.scrollTo(0, 0));
+  await agent.screenshot({ path: path.join(SCREENSHOTS, 'inbox-saved-replies.png'), fullPage: true });
+  assert.equal(await options.count(), 2, 'the menu stays open');
+  await options.filter({ hasText: '/demo-link' }).click();
+  assert.equal(await reply.inputValue(), 'Book a demo at https://acme.example/demo');
+  await reply.press('Enter');
+  await expectText(w.log, 'Book a demo at https://acme.example/demo', 'the second saved reply in the widget');
+
+  // Every record-form field fits inside the details pane's padding, at the widest and the
+  // narrowest three-column width.
+  for (const width of [1280, 920]) {
+    await agent.setViewportSize({ width, height: 800 });
+    const pane = await agent.locator('aside.card').boundingBox();
+    const inner = { left: pane.x + 15, right: pane.x + pane.width - 15 };
+    for (const label of ['Title', 'Value', 'Currency', 'Name', 'Email', 'Phone', 'Organization', 'Note']) {
+      const box = await agent.getByLabel(label, { exact: true }).boundingBox();
+      assert.ok(box.x >= inner.left && box.x + box.width <= inner.right,
+        `at ${width} px, ${label} fits: ${JSON.stringify(box)} in ${JSON.stringify(inner)}`);
+    }
+  }
+  await agent.setViewportSize({ width: 1280, height: 800 });
+
+  await agent.getByRole('button', { name: 'Close conversation' }).click();
+  await agent.locator(`#tab-closed[aria-selected="true"]`).waitFor({ timeout: TIMEOUT });
+  assert.deepEqual(problems, []);
+  await visitor.context().close();
+  await agent.context().close();
+});

@@ -49,6 +49,9 @@ pub struct Config {
     /// How the visitor widget looks (`GET /api/widget`).
     #[serde(default)]
     pub widget: WidgetLook,
+    /// Canned answers agents insert in the inbox by typing `/` (`GET /api/agent/saved_replies`).
+    #[serde(default)]
+    pub saved_replies: Vec<SavedReply>,
 }
 
 /// The widget's look (`[widget]`): all optional, the widget's defaults otherwise.
@@ -482,6 +485,7 @@ impl Config {
                 crate::engine::MAX_TEXT_CHARS
             ));
         }
+        check_saved_replies(&c.saved_replies, c.limits.max_message_chars)?;
         Ok(c)
     }
 
@@ -542,6 +546,60 @@ impl Config {
 }
 
 pub use crate::runtime::ct_eq;
+
+/// A saved reply (`[[saved_replies]]`): an agent types `/` and its `name` in the inbox's reply
+/// box to insert its `text`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedReply {
+    /// The shortcut, typed after `/`: letters, digits, `-` and `_` (e.g. `pricing`).
+    pub name: String,
+    /// What is inserted into the reply box (the agent may edit it before sending).
+    pub text: String,
+}
+
+/// The longest saved reply shortcut, in characters.
+const SAVED_REPLY_NAME_CHARS: usize = 40;
+
+/// Saved replies need a shortcut an agent can type after `/` that names one reply only
+/// (matched without case, as the inbox filters), and a text the reply box can send.
+fn check_saved_replies(replies: &[SavedReply], max_chars: usize) -> Result<(), String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, r) in replies.iter().enumerate() {
+        let n = i + 1;
+        if r.name.trim().is_empty() {
+            return Err(format!(
+                "saved_replies #{n} has an empty name (its shortcut)"
+            ));
+        }
+        let typable = r.name.chars().count() <= SAVED_REPLY_NAME_CHARS
+            && r.name
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
+        if !typable {
+            return Err(format!(
+                "saved reply `{}`: a name is up to {SAVED_REPLY_NAME_CHARS} letters, digits, `-` or `_` (typed after `/`, no spaces)",
+                r.name
+            ));
+        }
+        if !seen.insert(r.name.to_lowercase()) {
+            return Err(format!(
+                "saved reply `{}` is listed twice (names are matched without case)",
+                r.name
+            ));
+        }
+        if r.text.trim().is_empty() {
+            return Err(format!("saved reply `{}` has an empty text", r.name));
+        }
+        if r.text.chars().count() > max_chars {
+            return Err(format!(
+                "saved reply `{}` is longer than limits.max_message_chars ({max_chars})",
+                r.name
+            ));
+        }
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {

@@ -48,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .merge(visitor)
         .route("/api/agent/me", get(agent_me))
         .route("/api/agent/agents", get(agent_agents))
+        .route("/api/agent/saved_replies", get(agent_saved_replies))
         .route("/api/agent/presence", put(agent_presence))
         .route("/api/agent/conversations", get(agent_list))
         .route("/api/agent/conversations/{id}", get(agent_detail))
@@ -591,34 +592,59 @@ async fn agent_list(
     Agent(name): Agent,
     ApiQuery(q): ApiQuery<FolderQuery>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    match q.folder.as_str() {
+    let rows = match q.folder.as_str() {
         // Read from the store, oldest first: it has every committed change, whichever replica
         // made it.
         "unassigned" | "mine" => {
             let agent = (q.folder == "mine").then_some(name);
-            let rows = state
+            state
                 .blocking(move |s| s.desk_queue(agent.as_deref(), 500))
-                .await?;
-            Ok(Json(
-                rows.iter()
-                    .map(|(row, lines)| view::stored_summary(row, lines.last().map(String::as_str)))
-                    .collect(),
-            ))
+                .await?
         }
         "closed" => {
-            let rows = state
+            state
                 .blocking(|s| s.desk_folder(crate::persist::DeskColumn::Closed, 200))
-                .await?;
-            Ok(Json(
-                rows.iter()
-                    .map(|(row, lines)| view::stored_summary(row, lines.last().map(String::as_str)))
-                    .collect(),
-            ))
+                .await?
         }
-        other => Err(ApiError::BadRequest(format!(
-            "unknown folder `{other}`; use unassigned, mine or closed"
-        ))),
-    }
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown folder `{other}`; use unassigned, mine or closed"
+            )));
+        }
+    };
+    // A row's variables are numbered; the engine of its playbook version names them.
+    let versions: std::collections::BTreeSet<(String, i64)> = rows
+        .iter()
+        .map(|(row, _)| (row.playbook.clone(), row.version))
+        .collect();
+    let engines = state
+        .driver()
+        .read(None, move |hub| {
+            versions
+                .into_iter()
+                .filter_map(|(n, v)| {
+                    let engine = hub.engine(hub.playbook_id(&n, v)?)?;
+                    Some(((n, v), std::sync::Arc::clone(engine)))
+                })
+                .collect::<std::collections::HashMap<_, _>>()
+        })
+        .await?;
+    Ok(Json(
+        rows.iter()
+            .map(|(row, lines)| {
+                let engine = engines.get(&(row.playbook.clone(), row.version));
+                view::stored_summary(row, lines, engine.map(|e| &**e))
+            })
+            .collect(),
+    ))
+}
+
+/// The config's saved replies, in config order, for the inbox's `/` shortcuts.
+async fn agent_saved_replies(
+    State(state): State<AppState>,
+    Agent(_): Agent,
+) -> Json<Vec<super::config::SavedReply>> {
+    Json(state.config().saved_replies.clone())
 }
 
 async fn agent_detail(

@@ -1,6 +1,6 @@
 //! What the API shows of a conversation: its messages, its status, its summary in an agent's
-//! list and its detail — JSON made from the hub (for conversations it holds) or from stored
-//! rows (the Closed folder).
+//! list (with who the visitor is, where, and since when they wait) and its detail — JSON made
+//! from the hub (for conversations it holds) or from stored rows (the folders).
 //!
 //! Must not: change anything.
 
@@ -8,9 +8,44 @@ use serde_json::{Value, json};
 
 use crate::capture::{Line, LineKind, Who};
 use crate::desk::ConvState;
-use crate::engine::Phase;
+use crate::engine::{Engine, Phase, Session};
 use crate::persist::{ConvRow, DeskColumn, RecordRow};
 use crate::runtime::Hub;
+
+/// The key under which a session keeps `page_url` (the engine's `session::key::PAGE_URL`,
+/// which is private to the engine). `tests/server_inbox.rs` fails if it moves.
+const PAGE_URL_KEY: u32 = 1;
+
+/// Who the visitor is and where they are, for an agent's list and detail: `visitor`
+/// (`name` and `email` from the playbook's variables of those names, which an identity token
+/// or a question sets), `page_url`, `channel` (the one used last), `started_at` and, while
+/// the conversation waits in Unassigned, `waiting_since`.
+fn add_visitor(v: &mut Value, engine: Option<&Engine>, s: &Session, waiting_since: Option<u64>) {
+    let vars = engine.map(|e| e.variables(s)).unwrap_or_default();
+    let known = |k: &str| {
+        vars.get(k)
+            .map(|x| x.trim())
+            .filter(|x| !x.is_empty())
+            .map(str::to_owned)
+    };
+    v["visitor"] = json!({"name": known("name"), "email": known("email")});
+    v["page_url"] = json!(s.vars.get(PAGE_URL_KEY));
+    v["channel"] = json!(s.channel().name());
+    v["started_at"] = json!(s.started_at.0);
+    v["waiting_since"] = json!(waiting_since);
+}
+
+/// When a conversation in Unassigned began to wait. The desk keeps no entry time, but while
+/// a conversation waits the engine only relays the visitor's lines, so the wait began at its
+/// last line from anyone else: the live chat's online line, said as it entered. `None` for a
+/// transcript without such a line (the caller falls back to the start).
+fn wait_began<L: std::borrow::Borrow<Line>>(
+    mut newest_first: impl Iterator<Item = L>,
+) -> Option<u64> {
+    newest_first
+        .find(|l| !matches!(l.borrow().from, Who::Visitor))
+        .map(|l| l.borrow().at.0)
+}
 
 /// The API's name of a phase.
 pub fn status_name(phase: Phase) -> &'static str {
@@ -111,7 +146,7 @@ pub fn summary(hub: &Hub, id: &str) -> Value {
             .last()
             .map(|l| message_json(t.lines.len() as u64, l))
     });
-    json!({
+    let mut v = json!({
         "id": id,
         "playbook": playbook,
         "version": version,
@@ -119,11 +154,22 @@ pub fn summary(hub: &Hub, id: &str) -> Value {
         "agent": agent,
         "updated_at": hub.state(id).map(|s| s.updated_at.0),
         "last": last,
-    })
+    });
+    if let Some(s) = hub.session(id) {
+        let waiting = (state == "unassigned").then(|| {
+            hub.transcript(id)
+                .and_then(|t| wait_began(t.lines.iter().rev()))
+                .unwrap_or(s.started_at.0)
+        });
+        add_visitor(&mut v, hub.engine_of(id).map(|e| &**e), s, waiting);
+    }
+    v
 }
 
-/// A stored conversation as an agent's list shows it (for folders read from the store).
-pub fn stored_summary(row: &ConvRow, last: Option<&str>) -> Value {
+/// A stored conversation as an agent's list shows it (for folders read from the store), with
+/// its `lines` (JSON, oldest first) and the engine of its playbook version, which names its
+/// variables (without it, `visitor` is unknown).
+pub fn stored_summary(row: &ConvRow, lines: &[String], engine: Option<&Engine>) -> Value {
     let state = match row.desk {
         Some(DeskColumn::Unassigned) => "unassigned",
         Some(DeskColumn::Assigned) => "assigned",
@@ -132,10 +178,11 @@ pub fn stored_summary(row: &ConvRow, last: Option<&str>) -> Value {
         None if row.ended => "ended",
         None => "waiting",
     };
-    let last = last
+    let last = lines
+        .last()
         .and_then(|l| serde_json::from_str::<Line>(l).ok())
         .map(|l| message_json(u64::try_from(row.lines).unwrap_or(0), &l));
-    json!({
+    let mut v = json!({
         "id": row.id,
         "playbook": row.playbook,
         "version": row.version,
@@ -143,7 +190,20 @@ pub fn stored_summary(row: &ConvRow, last: Option<&str>) -> Value {
         "agent": row.agent,
         "updated_at": row.updated_at,
         "last": last,
-    })
+    });
+    // The row's state is the runtime's; a row it cannot read still lists, without these.
+    if let Ok(conv) = serde_json::from_str::<crate::runtime::ConvState>(&row.state) {
+        let s = &conv.session;
+        let waiting = (state == "unassigned").then(|| {
+            let parsed = lines
+                .iter()
+                .rev()
+                .filter_map(|l| serde_json::from_str::<Line>(l).ok());
+            wait_began(parsed).unwrap_or(s.started_at.0)
+        });
+        add_visitor(&mut v, engine, s, waiting);
+    }
+    v
 }
 
 /// One conversation with everything an agent may see; `records` come from the store.
