@@ -546,6 +546,7 @@ fn livechat_picked_up_then_closed() {
             &playbook::model::Route {
                 to: playbook::model::RouteTarget::Team("Sales".into()),
                 availability: playbook::model::Availability::Available,
+                assign: None,
             },
             None,
         )

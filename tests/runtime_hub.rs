@@ -669,3 +669,29 @@ fn automatic_assignment_least_busy_counts_pick_ups() {
     assert_eq!(hub.desk().load("ana").unwrap().open, 2);
     assert_eq!(hub.desk().load("bob").unwrap().open, 3);
 }
+
+/// A live-chat card's own `assign` wins over a desk on manual pick-up.
+#[test]
+fn a_live_chat_card_may_assign_automatically_itself() {
+    let path = format!("{}/playbooks/demo.playbook", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "  route team \"Sales\"\n",
+        "  route team \"Sales\"\n  assign round_robin\n",
+    );
+    let (pb, _) = playbook::syntax::read(&path, &text).unwrap();
+    let engine = playbook::engine::Engine::new(playbook::check::check(pb).into_result().unwrap());
+    let mut hub = Hub::new(engine, desk(&["ana", "bob"]));
+    assert!(hub.desk().assigns_automatically());
+    let o = ask_for_sales(&mut hub, "c1", 1_000);
+    assert_eq!(assigned_to(&o), [pair("c1", "ana")]);
+    let o = ask_for_sales(&mut hub, "c2", 2_000);
+    assert_eq!(assigned_to(&o), [pair("c2", "bob")]);
+    // The same desk with the example as it is: manual pick-up.
+    let mut hub = Hub::new(engine_of_demo(), desk(&["ana", "bob"]));
+    assert!(!hub.desk().assigns_automatically());
+    assert!(assigned_to(&ask_for_sales(&mut hub, "c1", 1_000)).is_empty());
+}
+
+fn engine_of_demo() -> playbook::engine::Engine {
+    engine("demo.playbook")
+}

@@ -464,3 +464,49 @@ fn a_stray_top_level_word_is_described_in_english() {
         );
     }
 }
+
+/// A live-chat card's own `assign` line: into the route, with its source span, back out
+/// through the formatter, once only.
+#[test]
+fn a_livechat_may_say_how_it_is_assigned() {
+    let text = "playbook \"t\" { start lc }\nlivechat lc {\n  online \"Connecting...\"\n  wait 2m\n  offline \"Sorry.\"\n  route team \"Sales\"\n  assign least_busy\n  on closed -> bye\n  on offline -> bye\n}\nend bye\n";
+    let (p, map) = parse(text);
+    let Card::LiveChat(lc) = &p.cards[0] else {
+        panic!("not a livechat")
+    };
+    assert_eq!(lc.route.assign, Some(Assignment::LeastBusy));
+    assert_eq!(
+        snippet(text, &map, "/cards/0/route/assign"),
+        "assign least_busy"
+    );
+    let json = serde_json::to_value(&lc.route).unwrap();
+    assert_eq!(json["assign"], "least_busy");
+    let out = syntax::format(text).unwrap();
+    assert!(
+        out.contains("  route team \"Sales\"\n  assign least_busy\n"),
+        "{out}"
+    );
+    assert_eq!(parse(&out).0, p);
+    // Without a route line the route is `anyone`, still assigned as asked.
+    let (p, _) = parse(&text.replace("  route team \"Sales\"\n", ""));
+    let Card::LiveChat(lc) = &p.cards[0] else {
+        panic!("not a livechat")
+    };
+    assert_eq!(lc.route.assign, Some(Assignment::LeastBusy));
+    assert_eq!(lc.route.to, RouteTarget::Anyone);
+    let twice = errors(&text.replace(
+        "  assign least_busy\n",
+        "  assign least_busy\n  assign manual\n",
+    ));
+    assert!(
+        render_all(text, &twice).contains("`assign`"),
+        "{}",
+        render_all(text, &twice)
+    );
+    let bad = errors(&text.replace("least_busy", "randomly"));
+    assert!(
+        render_all(text, &bad).contains("`manual`, `round_robin` or `least_busy`"),
+        "{}",
+        render_all(text, &bad)
+    );
+}

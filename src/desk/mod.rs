@@ -23,6 +23,7 @@ pub use hours::{Hours, HoursError};
 
 use crate::capture::Record;
 use crate::engine::DeskView;
+pub use crate::model::Assignment;
 use crate::model::{Route, RouteTarget};
 
 /// Whether an agent can take chats.
@@ -35,20 +36,6 @@ pub enum Presence {
     Away,
     /// Signed out.
     Offline,
-}
-
-/// How waiting chats reach agents (per team, or the desk's default for other routes).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Assignment {
-    /// Chats wait in Unassigned until an agent picks one up.
-    #[default]
-    Manual,
-    /// Each chat goes to the available agent with room who was given one longest ago.
-    RoundRobin,
-    /// Each chat goes to the available agent with room who has the fewest open chats (ties:
-    /// the one given a chat longest ago, then by name).
-    LeastBusy,
 }
 
 /// An agent's open chats and when they were last given one automatically — what automatic
@@ -84,6 +71,9 @@ pub struct DeskConversation {
     pub route: Route,
     /// The visitor's CRM owner, when known.
     pub contact_owner: Option<String>,
+    /// When it entered Unassigned (0 in entries stored before this was kept).
+    #[serde(default)]
+    pub since: crate::engine::Instant,
     /// Order of entry, for queue order.
     seq: u64,
 }
@@ -203,6 +193,8 @@ pub struct Desk {
     /// Teams' assignment; a team not listed (and every other route) uses `assignment`.
     team_assignment: BTreeMap<String, Assignment>,
     assignment: Assignment,
+    /// Some playbook's live-chat card asks for automatic assignment itself.
+    cards_assign: bool,
     /// The time routing is decided at (set by the caller before each step).
     now: crate::engine::Instant,
 }
@@ -257,8 +249,18 @@ impl Desk {
         }
     }
 
-    /// How a route's chats are assigned.
+    /// Notes that a playbook's live-chat card assigns automatically whatever the config says
+    /// (so a driver that reads waiting chats from a shared store knows to).
+    pub fn note_card_assignment(&mut self) {
+        self.cards_assign = true;
+    }
+
+    /// How a route's chats are assigned: the live-chat card's own `assign`, else its team's
+    /// setting, else the desk's default.
     pub fn assignment_of(&self, route: &Route) -> Assignment {
+        if let Some(a) = route.assign {
+            return a;
+        }
         match &route.to {
             RouteTarget::Team(t) => self
                 .team_assignment
@@ -434,6 +436,7 @@ impl Desk {
                 state: ConvState::Unassigned,
                 route: route.clone(),
                 contact_owner: contact_owner.map(str::to_owned),
+                since: self.now,
                 seq: self.seq,
             },
         );
@@ -509,7 +512,8 @@ impl Desk {
 
     /// Whether some route's chats are assigned automatically.
     pub fn assigns_automatically(&self) -> bool {
-        self.assignment != Assignment::Manual
+        self.cards_assign
+            || self.assignment != Assignment::Manual
             || self
                 .team_assignment
                 .values()
@@ -816,6 +820,7 @@ mod tests {
         Route {
             to: RouteTarget::Team(t.into()),
             availability: Availability::Available,
+            assign: None,
         }
     }
 
@@ -827,6 +832,7 @@ mod tests {
         let owner = Route {
             to: RouteTarget::Owner,
             availability: Availability::Available,
+            assign: None,
         };
         assert!(!d.available(&owner, None));
         assert!(d.available(&owner, Some("bob")));
@@ -834,6 +840,7 @@ mod tests {
         let named = Route {
             to: RouteTarget::Agents(vec!["cy".into(), "dee".into(), "ghost".into()]),
             availability: Availability::Available,
+            assign: None,
         };
         assert_eq!(d.route_agents(&named, None), ["cy", "dee"]);
         assert!(!d.available(&named, None));
@@ -912,6 +919,7 @@ mod tests {
             let route = Route {
                 to: RouteTarget::Team("Sales".into()),
                 availability,
+                assign: None,
             };
             d.enqueue("c1", &route, None).unwrap();
             d.take_notifications()
@@ -943,6 +951,7 @@ mod tests {
         let route = Route {
             to: RouteTarget::Team("Sales".into()),
             availability: Availability::Anyone,
+            assign: None,
         };
         d.enqueue("c1", &route, None).unwrap();
         let none = std::collections::BTreeSet::new();

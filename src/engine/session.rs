@@ -198,6 +198,11 @@ impl Session {
         self.channel
     }
 
+    /// The page the conversation started on, when the widget said.
+    pub fn page_url(&self) -> Option<&str> {
+        self.vars.get(key::PAGE_URL)
+    }
+
     /// The conversation id given at start.
     pub fn conversation(&self) -> &str {
         self.vars.get(key::CONVERSATION).unwrap_or("")

@@ -416,6 +416,35 @@ pub struct Route {
     /// Whether only agents who are online count.
     #[serde(default)]
     pub availability: Availability,
+    /// How the chat reaches an agent; unset: as the server's config says for the route's
+    /// team (or its `[desk]` default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assign: Option<Assignment>,
+}
+
+/// How a waiting chat reaches an agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Assignment {
+    /// The chat waits in Unassigned until an agent picks it up.
+    #[default]
+    Manual,
+    /// It goes at once to the available agent with room who was given a chat longest ago.
+    RoundRobin,
+    /// It goes at once to the available agent with room who has the fewest open chats (ties:
+    /// the one given a chat longest ago, then by name).
+    LeastBusy,
+}
+
+impl Assignment {
+    /// The DSL's (and JSON's) word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Assignment::Manual => "manual",
+            Assignment::RoundRobin => "round_robin",
+            Assignment::LeastBusy => "least_busy",
+        }
+    }
 }
 
 /// The agents a route names.

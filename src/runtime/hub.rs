@@ -389,8 +389,16 @@ impl Hub {
         version: i64,
         engine: impl Into<Arc<Engine>>,
     ) -> PlaybookId {
+        let engine = engine.into();
+        let assigns = engine.program().playbook().cards.iter().any(|c| {
+            matches!(c, crate::model::Card::LiveChat(l)
+                if l.route.assign.is_some_and(|a| a != crate::model::Assignment::Manual))
+        });
+        if assigns {
+            self.desk.note_card_assignment();
+        }
         self.playbooks.push(PlaybookEntry {
-            engine: engine.into(),
+            engine,
             name: name.to_owned(),
             version,
         });

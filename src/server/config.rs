@@ -704,6 +704,7 @@ mod tests {
         let sales = crate::model::Route {
             to: crate::model::RouteTarget::Team("Sales".into()),
             availability: crate::model::Availability::Available,
+            assign: None,
         };
         assert_eq!(
             desk.assignment_of(&sales),

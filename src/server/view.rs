@@ -12,10 +12,6 @@ use crate::engine::{Engine, Phase, Session};
 use crate::persist::{ConvRow, DeskColumn, RecordRow};
 use crate::runtime::Hub;
 
-/// The key under which a session keeps `page_url` (the engine's `session::key::PAGE_URL`,
-/// which is private to the engine). `tests/server_inbox.rs` fails if it moves.
-const PAGE_URL_KEY: u32 = 1;
-
 /// Who the visitor is and where they are, for an agent's list and detail: `visitor`
 /// (`name` and `email` from the playbook's variables of those names, which an identity token
 /// or a question sets), `page_url`, `channel` (the one used last), `started_at` and, while
@@ -29,19 +25,24 @@ fn add_visitor(v: &mut Value, engine: Option<&Engine>, s: &Session, waiting_sinc
             .map(str::to_owned)
     };
     v["visitor"] = json!({"name": known("name"), "email": known("email")});
-    v["page_url"] = json!(s.vars.get(PAGE_URL_KEY));
+    v["page_url"] = json!(s.page_url());
     v["channel"] = json!(s.channel().name());
     v["started_at"] = json!(s.started_at.0);
     v["waiting_since"] = json!(waiting_since);
 }
 
-/// When a conversation in Unassigned began to wait. The desk keeps no entry time, but while
-/// a conversation waits the engine only relays the visitor's lines, so the wait began at its
-/// last line from anyone else: the live chat's online line, said as it entered. `None` for a
-/// transcript without such a line (the caller falls back to the start).
+/// When a conversation in Unassigned began to wait: the desk entry's time. Entries stored
+/// before the desk kept it say 0; for those, while a conversation waits the engine only
+/// relays the visitor's lines, so the wait began at its last line from anyone else (the live
+/// chat's online line, said as it entered). `None` when neither tells (the caller falls
+/// back to the start).
 fn wait_began<L: std::borrow::Borrow<Line>>(
+    entry: Option<&crate::desk::DeskConversation>,
     mut newest_first: impl Iterator<Item = L>,
 ) -> Option<u64> {
+    if let Some(e) = entry.filter(|e| e.since.0 > 0) {
+        return Some(e.since.0);
+    }
     newest_first
         .find(|l| !matches!(l.borrow().from, Who::Visitor))
         .map(|l| l.borrow().at.0)
@@ -157,8 +158,9 @@ pub fn summary(hub: &Hub, id: &str) -> Value {
     });
     if let Some(s) = hub.session(id) {
         let waiting = (state == "unassigned").then(|| {
+            let entry = hub.state(id).and_then(|c| c.desk.as_ref());
             hub.transcript(id)
-                .and_then(|t| wait_began(t.lines.iter().rev()))
+                .and_then(|t| wait_began(entry, t.lines.iter().rev()))
                 .unwrap_or(s.started_at.0)
         });
         add_visitor(&mut v, hub.engine_of(id).map(|e| &**e), s, waiting);
@@ -199,7 +201,7 @@ pub fn stored_summary(row: &ConvRow, lines: &[String], engine: Option<&Engine>) 
                 .iter()
                 .rev()
                 .filter_map(|l| serde_json::from_str::<Line>(l).ok());
-            wait_began(parsed).unwrap_or(s.started_at.0)
+            wait_began(conv.desk.as_ref(), parsed).unwrap_or(s.started_at.0)
         });
         add_visitor(&mut v, engine, s, waiting);
     }

@@ -148,6 +148,7 @@ fn describe(rule: Rule) -> String {
         }
         Rule::cmp_op => "a comparison (`<`, `<=`, `>` or `>=`)",
         Rule::availability => "`available` or `anytime`",
+        Rule::assignment => "`manual`, `round_robin` or `least_busy`",
         Rule::record_type => "a record type (`lead`, `deal` or `activity`)",
         Rule::activity_type => {
             "an activity type (`call`, `meeting`, `task`, `email`, `deadline` or `lunch`)"

@@ -668,6 +668,7 @@ impl Lower {
         let mut wait: Field<Duration> = Field::default();
         let mut offline: Field<Template> = Field::default();
         let mut route: Field<Route> = Field::default();
+        let mut assign: Field<Assignment> = Field::default();
         let mut on_closed: Field<CardId> = Field::default();
         let mut on_offline: Field<CardId> = Field::default();
         let mut on_timeout: Field<CardId> = Field::default();
@@ -690,6 +691,15 @@ impl Lower {
                 Rule::lc_route => {
                     let v = self.route(f, &format!("{ptr}/route"));
                     route.set(v, fs, "`route`", &mut self.errors);
+                }
+                Rule::lc_assign => {
+                    self.record(&format!("{ptr}/route/assign"), fs);
+                    let v = match last(f)?.as_str() {
+                        "round_robin" => Assignment::RoundRobin,
+                        "least_busy" => Assignment::LeastBusy,
+                        _ => Assignment::Manual,
+                    };
+                    assign.set(Some(v), fs, "`assign`", &mut self.errors);
                 }
                 Rule::lc_on_closed => {
                     let v = self.card_id(last(f)?, &format!("{ptr}/on_closed"));
@@ -732,7 +742,10 @@ impl Lower {
             online: online.value?,
             wait: wait.value?,
             offline: offline.value?,
-            route: route.value.unwrap_or_default(),
+            route: Route {
+                assign: assign.value,
+                ..route.value.unwrap_or_default()
+            },
             on_closed: on_closed.value?,
             on_offline: on_offline.value?,
             on_timeout: on_timeout.value,
@@ -777,7 +790,11 @@ impl Lower {
                 _ => {}
             }
         }
-        Some(Route { to, availability })
+        Some(Route {
+            to,
+            availability,
+            assign: None,
+        })
     }
 
     fn capture(&mut self, p: P<'_>, ptr: &str) -> Option<Capture> {

@@ -284,7 +284,11 @@ fn card(out: &mut Printer, card: &Card, ptr: &str) {
             out.line(1, format!("online {}", tpl(&c.online)), at("online"));
             out.line(1, format!("wait {}", c.wait), at("wait"));
             out.line(1, format!("offline {}", tpl(&c.offline)), at("offline"));
-            if c.route != Route::default() {
+            let plain = Route {
+                assign: None,
+                ..c.route.clone()
+            };
+            if plain != Route::default() {
                 let to = match &c.route.to {
                     RouteTarget::Anyone => "anyone".to_owned(),
                     RouteTarget::Agents(a) if a.is_empty() => "agents".to_owned(),
@@ -297,6 +301,9 @@ fn card(out: &mut Printer, card: &Card, ptr: &str) {
                     Availability::Anyone => " anytime",
                 };
                 out.line(1, format!("route {to}{avail}"), at("route"));
+            }
+            if let Some(a) = c.route.assign {
+                out.line(1, format!("assign {}", a.name()), at("route/assign"));
             }
             out.line(1, format!("on closed -> {}", c.on_closed), at("on_closed"));
             out.line(

@@ -236,7 +236,16 @@ fn route() -> impl Strategy<Value = Route> {
         Just(RouteTarget::Owner),
     ];
     let availability = prop_oneof![Just(Availability::Available), Just(Availability::Anyone)];
-    (to, availability).prop_map(|(to, availability)| Route { to, availability })
+    let assign = of(prop_oneof![
+        Just(Assignment::Manual),
+        Just(Assignment::RoundRobin),
+        Just(Assignment::LeastBusy),
+    ]);
+    (to, availability, assign).prop_map(|(to, availability, assign)| Route {
+        to,
+        availability,
+        assign,
+    })
 }
 
 /// One card of any kind, with any combination of optional fields.
