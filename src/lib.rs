@@ -62,6 +62,7 @@ pub mod runtime;
 pub mod scenario;
 pub mod server;
 pub mod source;
+pub mod stats;
 pub mod store;
 pub mod syntax;
 

@@ -488,3 +488,90 @@ fn fmt_to_dsl_does_not_drop_comments() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!std::fs::read_to_string(&dsl).unwrap().contains('#'));
 }
+
+/// `playbook stats` reads a data folder's counters with the playbook version it stored: a
+/// table, JSON with exact numbers, CSV; a bad range exits 2, an unknown playbook 1.
+#[test]
+fn stats_reads_a_data_folder() {
+    use playbook::persist::{Commit, SqliteOptions, Storage, VersionRow};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let source = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/demo.playbook"),
+    )
+    .unwrap();
+    {
+        let (store, _) = playbook::persist::SqliteStore::open(
+            &data.join("playbook.sqlite"),
+            SqliteOptions::default(),
+        )
+        .unwrap();
+        let day = playbook::stats::parse_day("2026-03-02").unwrap();
+        let row = |key: &str, n: i64| ("demo".to_owned(), 1, day, key.to_owned(), n);
+        store
+            .commit(&Commit {
+                versions: vec![VersionRow {
+                    name: "demo".into(),
+                    version: 1,
+                    file: "demo.playbook".into(),
+                    source,
+                }],
+                stats: vec![
+                    row("started\tweb", 10),
+                    row("entered\twelcome", 10),
+                    row("link\twelcome\tanswer:2", 4),
+                    row("entered\tbye", 4),
+                    row("ended\tbye\tnone", 4),
+                ],
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    let data = data.to_str().unwrap();
+    let range = ["--from", "2026-03-01", "--to", "2026-03-31"];
+    let o = playbook(&[&["stats", "demo", "--data", data][..], &range[..]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("10 started"), "{table}");
+    assert!(table.contains("answer \"Just browsing\""), "{table}");
+    let o = playbook(
+        &[
+            &["stats", "demo", "--data", data, "--format", "json"][..],
+            &range[..],
+        ]
+        .concat(),
+    );
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["started"], 10);
+    assert_eq!(r["outcomes"]["none"], 4);
+    let welcome = &r["cards"][0];
+    assert_eq!(
+        (welcome["entered"].as_i64(), welcome["stopped"].as_i64()),
+        (Some(10), Some(6))
+    );
+    let o = playbook(
+        &[
+            &["stats", "demo", "--data", data, "--format", "csv"][..],
+            &range[..],
+        ]
+        .concat(),
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("section,card,link,to,count,share\n"));
+    let o = playbook(&["stats", "demo", "--data", data, "--from", "March"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("`from` is not a date"),
+        "{}",
+        stderr(&o)
+    );
+    let o = playbook(&["stats", "nope", "--data", data]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("no playbook named `nope`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = playbook(&["stats", "demo", "--data", "/nonexistent"]);
+    assert_eq!(o.status.code(), Some(1));
+}

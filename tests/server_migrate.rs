@@ -287,3 +287,71 @@ fn a_data_folder_of_a_newer_release_is_refused() {
     assert!(err.contains("schema version 99"), "{err}");
     assert!(err.contains("newer release"), "{err}");
 }
+
+/// A database from before analytics (schema 3, no `stats`) is counted once when a server
+/// opens it: the starts, outcomes, live chats and records its conversations still tell — the
+/// same totals the replay of the first release's log counted as it ran — and a second open
+/// adds nothing.
+#[test]
+fn a_database_from_before_analytics_is_counted_once() {
+    use playbook::persist::sqlite::SqliteReader;
+    let (dir, db) = copy_data();
+    let opts = playbook::server::ServeOptions {
+        playbooks: fixture().join("playbooks"),
+        data: dir.path().to_owned(),
+        addr: "127.0.0.1:0".into(),
+        config: Some(fixture().join("playbook.toml")),
+        database: None,
+    };
+    let report = |db: &Path| {
+        let r = SqliteReader::open(db).unwrap();
+        let rows = r.stats("demo", None, 0, 1_000_000).unwrap();
+        let mut totals = std::collections::BTreeMap::new();
+        for (_, key, n) in rows {
+            let kind = key.split('\t').next().unwrap().to_owned();
+            if ["started", "ended", "live", "handled", "record"].contains(&kind.as_str()) {
+                *totals.entry(key).or_insert(0) += n;
+            }
+        }
+        totals
+    };
+    // The first release's log, replayed through the runtime: counted as it runs.
+    drop(playbook::server::open(&opts).unwrap());
+    let replayed = report(&db);
+    assert!(
+        replayed.get("started\tweb").is_some_and(|n| *n > 0),
+        "{replayed:?}"
+    );
+    // The same data as a release before analytics left it.
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute_batch("DROP TABLE stats; UPDATE meta SET value = '3' WHERE key = 'schema_version';")
+        .unwrap();
+    drop(c);
+    drop(playbook::server::open(&opts).unwrap());
+    let backfilled = report(&db);
+    let sum = |m: &std::collections::BTreeMap<String, i64>, prefix: &str| {
+        m.iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(_, n)| *n)
+            .sum::<i64>()
+    };
+    // Starts count by each conversation's last channel (one moved from web to email), so
+    // the total agrees.
+    for prefix in ["started\t", "ended\t", "record\t"] {
+        assert_eq!(
+            sum(&backfilled, prefix),
+            sum(&replayed, prefix),
+            "{prefix}: {backfilled:?} / {replayed:?}"
+        );
+    }
+    for key in ["record\tlead", "live\tpicked_up", "live\tclosed"] {
+        assert_eq!(
+            backfilled.get(key),
+            replayed.get(key),
+            "{key}: {backfilled:?}"
+        );
+    }
+    // Opened again: nothing is counted twice.
+    drop(playbook::server::open(&opts).unwrap());
+    assert_eq!(report(&db), backfilled);
+}

@@ -512,3 +512,186 @@ async fn automatic_assignment_gives_the_next_waiting_chat_when_a_place_frees() {
         .await;
     assert_eq!(v.as_array().map(Vec::len), Some(0), "{v}");
 }
+
+/// Flow analytics through the API, on either store: a known mix of six demo conversations
+/// (browsing; too small; a qualified lead; a live chat picked up after 30 s and closed
+/// after 2 min; one nobody picks up in time; one with nobody available) gives exactly these
+/// counts, in virtual time.
+#[tokio::test(start_paused = true)]
+async fn analytics_count_a_known_mix_exactly() {
+    use server_common::{ADMIN, BOB};
+    let a = app(1000).await;
+    let say = |id: String, token: String, body: Value| {
+        let a = &a;
+        async move {
+            let (st, v) = a
+                .call(
+                    "POST",
+                    &format!("/api/conversations/{id}/messages"),
+                    Some(&token),
+                    Some(body),
+                )
+                .await;
+            assert_eq!(st, 200, "{v}");
+            v
+        }
+    };
+    let agent = |token: &'static str, method: &'static str, path: String, body: Option<Value>| {
+        let a = &a;
+        async move {
+            let (st, v) = a.call(method, &path, Some(token), body).await;
+            assert_eq!(st, 200, "{path}: {v}");
+        }
+    };
+    // 1: just browsing. 2: a team too small. 3: a qualified demo lead.
+    let (c1, t1, _) = a.start("demo").await;
+    say(c1, t1, json!({"choice": 3})).await;
+    let (c2, t2, _) = a.start("demo").await;
+    say(c2.clone(), t2.clone(), json!({"choice": 1})).await;
+    say(c2, t2, json!({"choice": 1})).await;
+    let (c3, t3, _) = a.start("demo").await;
+    say(c3.clone(), t3.clone(), json!({"choice": 1})).await;
+    say(c3.clone(), t3.clone(), json!({"choice": 2})).await;
+    say(c3.clone(), t3.clone(), json!({"text": "Eve"})).await;
+    let v = say(c3, t3, json!({"text": "eve@example.com"})).await;
+    assert_eq!(v["status"], "ended", "{v}");
+    // 4: sales, picked up by ana after 30 s and closed 2 min later. 5: sales, nobody picks
+    // up within the card's 2 minutes.
+    let (c4, t4, _) = a.start("demo").await;
+    say(c4.clone(), t4, json!({"choice": 2})).await;
+    let (c5, t5, _) = a.start("demo").await;
+    say(c5, t5, json!({"choice": 2})).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let base = format!("/api/agent/conversations/{c4}");
+    agent(ANA, "POST", format!("{base}/assign"), None).await;
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    agent(ANA, "POST", format!("{base}/close"), None).await;
+    // 6: sales with everyone away: nobody available.
+    for t in [ANA, BOB] {
+        let body = Some(json!({"presence": "away"}));
+        agent(t, "PUT", "/api/agent/presence".into(), body).await;
+    }
+    let (c6, t6, _) = a.start("demo").await;
+    say(c6, t6, json!({"choice": 2})).await;
+
+    let (st, _) = a
+        .call("GET", "/api/admin/stats?playbook=demo", None, None)
+        .await;
+    assert_eq!(st, 401);
+    let (st, r) = a
+        .call("GET", "/api/admin/stats?playbook=demo", Some(ADMIN), None)
+        .await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(
+        (r["from"].as_str(), r["to"].as_str()),
+        (Some("2025-12-07"), Some("2026-01-05"))
+    );
+    assert_eq!(r["started"], 6);
+    assert_eq!(r["channels"], json!({"web": 6}));
+    assert_eq!(
+        r["outcomes"],
+        json!({"qualified": 1, "disqualified": 1, "none": 2})
+    );
+    assert_eq!(r["records"], json!({"lead": 1}));
+    let card = |id: &str| {
+        r["cards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no card {id}"))
+            .clone()
+    };
+    let counts = |id: &str| {
+        let c = card(id);
+        (
+            c["entered"].as_i64().unwrap(),
+            c["left"].as_i64().unwrap(),
+            c["stopped"].as_i64().unwrap(),
+        )
+    };
+    assert_eq!(counts("welcome"), (6, 6, 0));
+    assert_eq!(counts("size"), (2, 2, 0));
+    assert_eq!(counts("sales"), (3, 3, 0));
+    assert_eq!(counts("ask_name"), (2, 0, 2), "abandoned there");
+    assert_eq!(counts("thanks"), (1, 0, 0));
+    assert_eq!(card("thanks")["ended"], json!({"qualified": 1}));
+    assert_eq!(card("bye")["ended"], json!({"none": 2}));
+    assert_eq!(card("too_small")["ended"], json!({"disqualified": 1}));
+    let taken = |from: &str, link: &str| {
+        r["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["from"] == from && k["link"] == link)
+            .map(|k| k["count"].as_i64().unwrap())
+            .unwrap_or_else(|| panic!("no link {from} {link}"))
+    };
+    assert_eq!(
+        [
+            taken("welcome", "answer:0"),
+            taken("welcome", "answer:1"),
+            taken("welcome", "answer:2")
+        ],
+        [2, 3, 1]
+    );
+    assert_eq!(
+        [taken("size", "answer:0"), taken("size", "answer:1")],
+        [1, 1]
+    );
+    assert_eq!(taken("sales", "closed"), 1);
+    assert_eq!(taken("route_lead", "rule:0"), 1);
+    let live = &r["live_chat"];
+    assert_eq!(
+        [
+            &live["requested"],
+            &live["no_agent"],
+            &live["queued"],
+            &live["picked_up"],
+            &live["timed_out"],
+            &live["closed"]
+        ],
+        [3, 1, 2, 1, 1, 1].map(|n| json!(n)).each_ref()
+    );
+    assert_eq!(live["pickup"]["median_s"], 30, "{live}");
+    assert_eq!(live["chat"]["median_s"], 120, "{live}");
+    assert_eq!(live["handled"], json!({"ana": 1}));
+    // The same report as text, CSV and a graph; bad requests say what is wrong.
+    for (format, has) in [
+        ("text", "welcome"),
+        ("csv", "section,card"),
+        ("mermaid", "entered 6"),
+    ] {
+        let (st, v) = server_common::oneshot_text(
+            &a.router,
+            &format!("/api/admin/stats?playbook=demo&format={format}"),
+            ADMIN,
+        )
+        .await;
+        assert_eq!(st, 200);
+        assert!(v.contains(has), "{format}: {v}");
+    }
+    let (st, v) = a
+        .call(
+            "GET",
+            "/api/admin/stats?playbook=demo&from=2026-02-01",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+    let (st, _) = a
+        .call("GET", "/api/admin/stats?playbook=nope", Some(ADMIN), None)
+        .await;
+    assert_eq!(st, 404);
+    // Another day counts apart.
+    let (_, r) = a
+        .call(
+            "GET",
+            "/api/admin/stats?playbook=demo&from=2026-01-06&to=2026-01-06",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(r["started"], 0);
+}

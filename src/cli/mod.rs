@@ -10,6 +10,7 @@ mod fmt;
 mod loadgen;
 mod run;
 mod serve;
+mod stats;
 mod test;
 
 use std::io::Write;
@@ -178,6 +179,9 @@ pub enum Command {
     ///
     /// Exits 0 when every reply and lead matched, 1 on any mismatch (`"ok": false`).
     Bench(bench::BenchArgs),
+    /// Print a playbook's flow analytics: traffic per card and answer, drop-off, outcomes,
+    /// records and live-chat numbers, from a data folder or a PostgreSQL database.
+    Stats(stats::StatsArgs),
 }
 
 /// How `check` reports.
@@ -300,6 +304,7 @@ impl Cli {
                 snapshots,
             }),
             Command::Bench(args) => bench::run(&args),
+            Command::Stats(args) => stats::run(&args),
             Command::Schema => {
                 let schema = crate::model::schema();
                 let text = serde_json::to_string_pretty(&schema).expect("a schema serializes");

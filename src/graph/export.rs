@@ -133,6 +133,27 @@ fn mermaid_escape(s: &str) -> String {
 }
 
 pub(super) fn mermaid(g: &FlowGraph, playbook: &Playbook) -> String {
+    mermaid_with(g, playbook, None)
+}
+
+/// Numbers drawn over the graph (the analytics page): a line under each card's label and a
+/// class per card, a text appended to each link's label. Indexed by card index, and by card
+/// index and link kind.
+#[derive(Debug, Clone, Default)]
+pub struct Overlay {
+    /// Per card: an extra label line (`entered 120 · 8% stop here`) and a class name.
+    pub cards: Vec<(String, &'static str)>,
+    /// Per link: its extra text (`64 · 53%`).
+    pub links: std::collections::HashMap<(usize, crate::model::LinkKind), String>,
+    /// Class definitions (`name`, Mermaid style) to declare.
+    pub classes: Vec<(&'static str, &'static str)>,
+}
+
+pub(super) fn mermaid_with(
+    g: &FlowGraph,
+    playbook: &Playbook,
+    overlay: Option<&Overlay>,
+) -> String {
     let mut out = String::from("flowchart TD\n");
     if let Some(s) = g.start() {
         let _ = writeln!(out, "    begin((start)) --> n{}", g.card(s));
@@ -140,11 +161,15 @@ pub(super) fn mermaid(g: &FlowGraph, playbook: &Playbook) -> String {
     for node in g.nodes() {
         let i = g.card(node);
         let card = &playbook.cards[i];
-        let label = format!(
+        let mut label = format!(
             "{}<br/>{}",
             mermaid_escape(card.id().as_str()),
             mermaid_escape(&summary(card))
         );
+        let extra = overlay.and_then(|o| o.cards.get(i));
+        if let Some((line, _)) = extra {
+            let _ = write!(label, "<br/>{}", mermaid_escape(line));
+        }
         let (open, close) = match shape(card) {
             Shape::Message => ("[\"", "\"]"),
             Shape::Question => ("{{\"", "\"}}"),
@@ -156,9 +181,20 @@ pub(super) fn mermaid(g: &FlowGraph, playbook: &Playbook) -> String {
             Shape::End => ("(((\"", "\")))"),
         };
         let _ = writeln!(out, "    n{i}{open}{label}{close}");
+        if let Some((_, class)) = extra.filter(|(_, c)| !c.is_empty()) {
+            let _ = writeln!(out, "    class n{i} {class}");
+        }
         for (_, to, edge) in g.out_edges(node) {
             let to = g.card(to);
-            if edge.label.is_empty() {
+            let counted = overlay.and_then(|o| o.links.get(&(i, edge.kind)));
+            if let Some(n) = counted {
+                let text = if edge.label.is_empty() {
+                    n.clone()
+                } else {
+                    format!("{} · {n}", edge.label)
+                };
+                let _ = writeln!(out, "    n{i} -->|\"{}\"| n{to}", mermaid_escape(&text));
+            } else if edge.label.is_empty() {
                 let _ = writeln!(out, "    n{i} --> n{to}");
             } else {
                 let _ = writeln!(
@@ -179,6 +215,11 @@ pub(super) fn mermaid(g: &FlowGraph, playbook: &Playbook) -> String {
             } else {
                 let _ = writeln!(out, "    n{i} -->|\"{label}\"| n{i}_out");
             }
+        }
+    }
+    if let Some(o) = overlay {
+        for (name, style) in &o.classes {
+            let _ = writeln!(out, "    classDef {name} {style}");
         }
     }
     out

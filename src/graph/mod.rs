@@ -8,6 +8,8 @@
 
 mod export;
 
+pub use export::Overlay;
+
 use std::collections::{HashMap, VecDeque};
 
 use petgraph::Direction;
@@ -219,6 +221,11 @@ impl FlowGraph {
     /// The playbook as a Mermaid flowchart (`flowchart TD`).
     pub fn to_mermaid(&self, playbook: &Playbook) -> String {
         export::mermaid(self, playbook)
+    }
+
+    /// The playbook as a Mermaid flowchart with numbers drawn over it (the analytics page).
+    pub fn to_mermaid_with(&self, playbook: &Playbook, overlay: &Overlay) -> String {
+        export::mermaid_with(self, playbook, Some(overlay))
     }
 
     /// The playbook as a Graphviz DOT digraph.

@@ -186,3 +186,30 @@ impl Card {
         }
     }
 }
+
+impl Card {
+    /// A link in words: `answer "Book a demo"`, `rule 1`, `on timeout`…
+    pub fn describe_link(&self, kind: LinkKind) -> String {
+        let card = self;
+        match kind {
+            LinkKind::Next => "next".to_owned(),
+            LinkKind::Answer(i) => match card {
+                Card::Question(q) => q.answers.get(i).map_or(format!("answer {}", i + 1), |a| {
+                    format!("answer {:?}", a.label)
+                }),
+                _ => format!("answer {}", i + 1),
+            },
+            LinkKind::FreeText => "free text".to_owned(),
+            LinkKind::Valid => "valid answer".to_owned(),
+            LinkKind::GiveUp => "give up (too many invalid answers)".to_owned(),
+            LinkKind::Idle => "idle timeout".to_owned(),
+            LinkKind::Rule(i) => format!("rule {}", i + 1),
+            LinkKind::Otherwise => "else".to_owned(),
+            LinkKind::Closed => "on closed (agent closed the chat)".to_owned(),
+            LinkKind::Offline => "on offline (no agent online)".to_owned(),
+            LinkKind::Timeout => "on timeout (nobody picked up in time)".to_owned(),
+            LinkKind::Agreed => "agreed".to_owned(),
+            LinkKind::Declined => "declined".to_owned(),
+        }
+    }
+}

@@ -39,8 +39,13 @@ use serde::Serialize;
 pub use postgres::{PgOptions, PgStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
+/// The meta key a migration to analytics (version 5) leaves on a database that already held
+/// conversations: the highest `ord` then, whose conversations a server counts once
+/// ([`Storage::take_meta`] claims it).
+pub const STATS_BACKFILL: &str = "stats_backfill";
+
 /// The schema version this release writes. A database with a higher one is refused.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// A storage failure.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -196,6 +201,8 @@ pub struct Commit {
     pub pools: Vec<(String, i64, i64)>,
     /// Counters and settings: `(key, value)`.
     pub meta: Vec<(String, String)>,
+    /// Analytics counters to add to: `(playbook, version, day, key, n)`.
+    pub stats: Vec<(String, i64, i64, String, i64)>,
     /// New playbook versions.
     pub versions: Vec<VersionRow>,
     /// Opaque messages for the other replicas' listeners ([`Change::Notice`]), sent when the
@@ -212,6 +219,7 @@ impl Commit {
             && self.loads.is_empty()
             && self.pools.is_empty()
             && self.meta.is_empty()
+            && self.stats.is_empty()
             && self.versions.is_empty()
     }
 
@@ -223,6 +231,7 @@ impl Commit {
         self.loads.extend(other.loads);
         self.pools.extend(other.pools);
         self.meta.extend(other.meta);
+        self.stats.extend(other.stats);
         self.versions.extend(other.versions);
         self.notices.extend(other.notices);
     }
@@ -394,6 +403,20 @@ pub trait Storage: Send + Sync + 'static {
     fn next_due(&self) -> Result<Option<i64>, StoreError>;
     /// Stores delivery outcomes: `(key, outcome)`.
     fn deliveries(&self, outcomes: &[(String, Delivery)]) -> Result<(), StoreError>;
+    /// Removes a meta key and returns its value, atomically: of replicas racing, one gets it
+    /// (a one-time job's claim).
+    fn take_meta(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Conversations with `after < ord <= upto`, by `ord`, at most `limit`, without lines.
+    fn scan(&self, after: i64, upto: i64, limit: i64) -> Result<Vec<ConvRow>, StoreError>;
+    /// A playbook's analytics counters (one version, or all) of days `from..=to`:
+    /// `(day, key, n)`, summed over versions, ordered by day and key.
+    fn stats(
+        &self,
+        playbook: &str,
+        version: Option<i64>,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, String, i64)>, StoreError>;
 }
 
 /// The tail as stored: a JSON array of `[seq, line]` pairs, the lines being JSON already.

@@ -208,6 +208,15 @@ CREATE TABLE IF NOT EXISTS agent_load (
     open BIGINT NOT NULL,
     last BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS stats (
+    playbook TEXT NOT NULL,
+    version  BIGINT NOT NULL,
+    day      BIGINT NOT NULL,
+    key      TEXT NOT NULL,
+    n        BIGINT NOT NULL,
+    shard    INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (playbook, day, version, key, shard)
+);
 CREATE TABLE IF NOT EXISTS records (
     id              BIGSERIAL PRIMARY KEY,
     key             TEXT NOT NULL UNIQUE,
@@ -387,6 +396,11 @@ impl PgStore {
                     return Err(StoreError::TooNew { found });
                 }
             }
+            let had_stats: Option<String> = tx
+                .query_one("SELECT to_regclass('stats')::text", &[])
+                .await
+                .map_err(pg_err)?
+                .get(0);
             let had_loads: Option<String> = tx
                 .query_one("SELECT to_regclass('agent_load')::text", &[])
                 .await
@@ -396,6 +410,17 @@ impl PgStore {
             if had_loads.is_none() {
                 // Version 2 → 3: agents' open chats, counted once from the conversations.
                 tx.batch_execute(BACKFILL_LOADS).await.map_err(pg_err)?;
+            }
+            if had_stats.is_none() {
+                // Version 5: the conversations stored so far are counted once by a server.
+                tx.execute(
+                    "INSERT INTO meta (key, value)
+                     SELECT $1, MAX(ord)::text FROM conversations HAVING COUNT(*) > 0
+                     ON CONFLICT (key) DO NOTHING",
+                    &[&super::STATS_BACKFILL],
+                )
+                .await
+                .map_err(pg_err)?;
             }
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', $1)
@@ -750,6 +775,27 @@ async fn write_commit(
             return Err(StoreError::Conflict(format!("pool `{pool}`")));
         }
     }
+    if !c.stats.is_empty() {
+        // Each replica adds to rows of its own shard: a day's busiest counters are written by
+        // every commit, and one row for all replicas would make their commits wait in turn.
+        let shard = i32::from_str_radix(instance.get(..2).unwrap_or("0"), 16).unwrap_or(0) % 16;
+        let playbooks: Vec<&str> = c.stats.iter().map(|r| r.0.as_str()).collect();
+        let versions: Vec<i64> = c.stats.iter().map(|r| r.1).collect();
+        let days: Vec<i64> = c.stats.iter().map(|r| r.2).collect();
+        let keys: Vec<&str> = c.stats.iter().map(|r| r.3.as_str()).collect();
+        let ns: Vec<i64> = c.stats.iter().map(|r| r.4).collect();
+        let st = tx
+            .prepare_cached(
+                "INSERT INTO stats AS s (playbook, version, day, key, n, shard)
+                 SELECT p, v, d, k, n, $6 FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[]) AS u(p, v, d, k, n)
+                 ON CONFLICT (playbook, day, version, key, shard) DO UPDATE SET n = s.n + excluded.n",
+            )
+            .await
+            .map_err(pg_err)?;
+        tx.execute(&st, &[&playbooks, &versions, &days, &keys, &ns, &shard])
+            .await
+            .map_err(pg_err)?;
+    }
     for (key, value) in &c.meta {
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ($1, $2)
@@ -1099,6 +1145,65 @@ impl Storage for PgStore {
             .await
             .map_err(pg_err)?
             .get(0))
+        })
+    }
+
+    fn take_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = key.to_owned();
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            Ok(
+                c.query_opt("DELETE FROM meta WHERE key = $1 RETURNING value", &[&key])
+                    .await
+                    .map_err(pg_err)?
+                    .map(|r| r.get(0)),
+            )
+        })
+    }
+
+    fn scan(&self, after: i64, upto: i64, limit: i64) -> Result<Vec<ConvRow>, StoreError> {
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            Ok(c.query(
+                &format!(
+                    "SELECT {CONV_COLUMNS} FROM conversations WHERE ord > $1 AND ord <= $2
+                     ORDER BY ord LIMIT $3"
+                ),
+                &[&after, &upto, &limit],
+            )
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(conv_of)
+            .collect())
+        })
+    }
+
+    fn stats(
+        &self,
+        playbook: &str,
+        version: Option<i64>,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, String, i64)>, StoreError> {
+        let playbook = playbook.to_owned();
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            let st = c
+                .prepare_cached(
+                    "SELECT day, key, SUM(n)::bigint FROM stats
+                     WHERE playbook = $1 AND day BETWEEN $2 AND $3
+                       AND ($4::bigint IS NULL OR version = $4)
+                     GROUP BY day, key ORDER BY day, key",
+                )
+                .await
+                .map_err(pg_err)?;
+            Ok(c.query(&st, &[&playbook, &from, &to, &version])
+                .await
+                .map_err(pg_err)?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect())
         })
     }
 

@@ -35,7 +35,7 @@ impl Default for SqliteOptions {
     }
 }
 
-/// The schema of version 3 (version 2 lacked `agent_load`). `events` of version 1 is migrated by the runtime and renamed
+/// The schema of version 5 (version 2 lacked `agent_load`, version 3 `stats`). `events` of version 1 is migrated by the runtime and renamed
 /// `events_v1`.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -86,6 +86,14 @@ CREATE TABLE IF NOT EXISTS agent_load (
     open INTEGER NOT NULL,
     last INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS stats (
+    playbook TEXT NOT NULL,
+    version  INTEGER NOT NULL,
+    day      INTEGER NOT NULL,
+    key      TEXT NOT NULL,
+    n        INTEGER NOT NULL,
+    PRIMARY KEY (playbook, day, version, key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS records (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     key             TEXT NOT NULL UNIQUE,
@@ -232,7 +240,16 @@ impl SqliteStore {
         }
         let legacy = version.is_none() && table_exists(&write, "events")?;
         let had_loads = table_exists(&write, "agent_load")?;
+        let had_stats = table_exists(&write, "stats")?;
         write.execute_batch(SCHEMA)?;
+        if !had_stats {
+            // Version 5: the conversations stored so far are counted once by the server.
+            write.execute(
+                "INSERT OR IGNORE INTO meta (key, value)
+                 SELECT ?1, CAST(MAX(ord) AS TEXT) FROM conversations HAVING COUNT(*) > 0",
+                [super::STATS_BACKFILL],
+            )?;
+        }
         if !had_loads {
             // Version 2 → 3: agents' open chats, counted once from the conversations.
             write.execute_batch(super::postgres::BACKFILL_LOADS)?;
@@ -396,6 +413,13 @@ fn write_commit(tx: &Connection, c: &Commit) -> Result<(), StoreError> {
     let pools: Vec<(String, i64)> = c.pools.iter().map(|(p, _, n)| (p.clone(), *n)).collect();
     upsert(tx, "pools", "name", "next", &pools)?;
     upsert(tx, "meta", "key", "value", &c.meta)?;
+    let mut stat = tx.prepare_cached(
+        "INSERT INTO stats (playbook, version, day, key, n) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (playbook, day, version, key) DO UPDATE SET n = n + excluded.n",
+    )?;
+    for (p, v, d, k, n) in &c.stats {
+        stat.execute(params![p, v, d, k, n])?;
+    }
     let mut ver = tx.prepare_cached(
         "INSERT OR IGNORE INTO playbook_versions (name, version, file, source) VALUES (?1, ?2, ?3, ?4)",
     )?;
@@ -503,7 +527,113 @@ fn desk_rows(c: &Connection) -> rusqlite::Result<DeskRows> {
     })
 }
 
+fn stats_rows(
+    c: &Connection,
+    playbook: &str,
+    version: Option<i64>,
+    from: i64,
+    to: i64,
+) -> rusqlite::Result<Vec<(i64, String, i64)>> {
+    let mut st = c.prepare_cached(
+        "SELECT day, key, SUM(n) FROM stats
+         WHERE playbook = ?1 AND day BETWEEN ?2 AND ?3 AND (?4 IS NULL OR version = ?4)
+         GROUP BY day, key ORDER BY day, key",
+    )?;
+    st.query_map(params![playbook, from, to, version], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?
+    .collect()
+}
+
+fn version_rows(c: &Connection) -> rusqlite::Result<Vec<VersionRow>> {
+    let mut st = c.prepare(
+        "SELECT name, version, file, source FROM playbook_versions ORDER BY name, version",
+    )?;
+    st.query_map([], |r| {
+        Ok(VersionRow {
+            name: r.get(0)?,
+            version: r.get(1)?,
+            file: r.get(2)?,
+            source: r.get(3)?,
+        })
+    })?
+    .collect()
+}
+
+/// A data folder's database opened read-only, beside a server that may be running on it
+/// (no lock is taken; SQLite readers never block its writer): what `playbook stats` reads.
+pub struct SqliteReader(Connection);
+
+impl SqliteReader {
+    /// Opens the database at `path` for reading.
+    pub fn open(path: &Path) -> Result<SqliteReader, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Io(format!("no database at {}", path.display())));
+        }
+        let c = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        c.busy_timeout(Duration::from_secs(5))?;
+        if !table_exists(&c, "stats")? {
+            return Err(StoreError::Io(format!(
+                "{} was written by an older release: start `playbook serve` on it once to upgrade it",
+                path.display()
+            )));
+        }
+        Ok(SqliteReader(c))
+    }
+
+    /// The playbook versions stored.
+    pub fn versions(&self) -> Result<Vec<VersionRow>, StoreError> {
+        Ok(version_rows(&self.0)?)
+    }
+
+    /// As [`Storage::stats`].
+    pub fn stats(
+        &self,
+        playbook: &str,
+        version: Option<i64>,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, String, i64)>, StoreError> {
+        Ok(stats_rows(&self.0, playbook, version, from, to)?)
+    }
+}
+
 impl Storage for SqliteStore {
+    fn take_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let mut conn = self
+            .write
+            .lock()
+            .map_err(|_| StoreError::Io("write connection poisoned".into()))?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let v = tx
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?;
+        tx.execute("DELETE FROM meta WHERE key = ?1", [key])?;
+        tx.commit()?;
+        Ok(v)
+    }
+
+    fn scan(&self, after: i64, upto: i64, limit: i64) -> Result<Vec<ConvRow>, StoreError> {
+        self.with_read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {CONV_COLUMNS} FROM conversations WHERE ord > ?1 AND ord <= ?2
+                 ORDER BY ord LIMIT ?3"
+            ))?;
+            st.query_map(params![after, upto, limit], row_to_conv)?
+                .collect()
+        })
+    }
+
+    fn stats(
+        &self,
+        playbook: &str,
+        version: Option<i64>,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, String, i64)>, StoreError> {
+        self.with_read(|c| stats_rows(c, playbook, version, from, to))
+    }
+
     fn desk_rows(&self) -> Result<DeskRows, StoreError> {
         self.with_read(desk_rows)
     }
@@ -594,20 +724,7 @@ impl Storage for SqliteStore {
     }
 
     fn versions(&self) -> Result<Vec<VersionRow>, StoreError> {
-        self.with_read(|c| {
-            let mut st = c.prepare(
-                "SELECT name, version, file, source FROM playbook_versions ORDER BY name, version",
-            )?;
-            st.query_map([], |r| {
-                Ok(VersionRow {
-                    name: r.get(0)?,
-                    version: r.get(1)?,
-                    file: r.get(2)?,
-                    source: r.get(3)?,
-                })
-            })?
-            .collect()
-        })
+        self.with_read(version_rows)
     }
 
     fn records(&self, after: i64, limit: i64) -> Result<Vec<RecordRow>, StoreError> {

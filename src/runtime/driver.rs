@@ -185,6 +185,7 @@ enum Request {
 pub struct Driver {
     tx: mpsc::Sender<Request>,
     all: broadcast::Sender<Arc<Outputs>>,
+    clock: Clock,
 }
 
 impl Driver {
@@ -257,11 +258,16 @@ impl Driver {
             again: Vec::new(),
         };
         tokio::spawn(task.run());
-        Driver { tx, all }
+        Driver { tx, all, clock }
     }
 
     async fn send(&self, r: Request) -> Result<(), Stopped> {
         self.tx.send(r).await.map_err(|_| Stopped)
+    }
+
+    /// The time now, as the driver's conversations see it (virtual in tests).
+    pub fn now(&self) -> Instant {
+        self.clock.now()
     }
 
     /// Applies a command to a conversation at the clock's now; returns what it produced

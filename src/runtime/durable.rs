@@ -95,6 +95,11 @@ pub fn commit(ch: &Changes) -> Result<Commit, StoreError> {
         .iter()
         .map(|(p, b, n)| (p.clone(), *b as i64, *n as i64))
         .collect();
+    c.stats = ch
+        .stats
+        .rows()
+        .map(|(p, v, d, k, n)| (p.to_owned(), v, d, k.to_owned(), n))
+        .collect();
     if let Some(seq) = ch.desk_seq {
         c.meta.push((meta::DESK_SEQ.to_owned(), seq.to_string()));
     }

@@ -150,6 +150,9 @@ pub struct ConvState {
     /// after it carries it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent: Option<capture::Consent>,
+    /// When an agent took the live chat (for its length in the analytics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_since: Option<Instant>,
 }
 
 /// A stored conversation, to put back into a hub ([`Hub::insert`]).
@@ -215,12 +218,15 @@ pub struct Changes {
     pub next_ord: Option<u64>,
     /// Records made.
     pub records: Vec<Stored>,
+    /// Analytics counters added.
+    pub stats: crate::stats::Tally,
 }
 
 impl Changes {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.convs.is_empty()
+        self.stats.is_empty()
+            && self.convs.is_empty()
             && self.agents.is_empty()
             && self.loads.is_empty()
             && self.pools.is_empty()
@@ -262,6 +268,8 @@ struct Unit {
     now: Instant,
     next_ord: u64,
     records: Vec<Stored>,
+    /// The analytics counters its steps added.
+    stats: crate::stats::Tally,
 }
 
 /// Timer kinds in firing order at equal deadlines.
@@ -802,6 +810,7 @@ impl Hub {
                 desk: None,
                 buttons: Vec::new(),
                 consent: None,
+                live_since: None,
             },
             transcript: Transcript::default(),
             timers: [None; 3],
@@ -1159,6 +1168,7 @@ impl Hub {
         let engine = Arc::clone(&self.playbooks[self.slot(c).playbook as usize].engine);
         let mut effects = Vec::new();
         let mut next = self.slot(c).state.session.clone();
+        let before = (next.phase(), next.card());
         let start_at = self.slot_mut(c).start_at.take();
         match start_at {
             Some((card, vars)) => {
@@ -1194,6 +1204,7 @@ impl Hub {
         let conv = self.slot_mut(c);
         conv.state.desk = entry;
         conv.state.buttons = conv.transcript.buttons().to_vec();
+        self.count(c, &engine, &event, before, &effects, now);
         let conv = self.slot(c);
         out.updates.push(ConvUpdate {
             conversation: conv.id.clone(),
@@ -1212,6 +1223,93 @@ impl Hub {
             .collect();
         out.notifications = self.desk.take_notifications();
         Ok(out)
+    }
+
+    /// Adds one to an analytics counter of conversation `c`'s playbook version, when a unit
+    /// is open (the counters are stored with the unit's commit; without a store nothing
+    /// keeps them).
+    fn tally(&mut self, c: u32, at: Instant, key: &crate::stats::Key) {
+        let conv = self.slots[c as usize]
+            .as_ref()
+            .expect("counted slots are occupied");
+        let p = &self.playbooks[conv.playbook as usize];
+        if let Some(u) = self.units.last_mut().filter(|u| !u.sealed) {
+            u.stats.add(&p.name, p.version, at, key);
+        }
+    }
+
+    /// The analytics counters of one step: a start, the cards entered and links followed,
+    /// where it ended, and the live chat's course (requested, no agent, queued, picked up
+    /// with its wait, timed out, closed with its length, who handled it).
+    fn count(
+        &mut self,
+        c: u32,
+        engine: &Engine,
+        event: &Event<'_>,
+        (phase, card): (Phase, crate::CardIx),
+        effects: &[Effect<'_>],
+        now: Instant,
+    ) {
+        use crate::stats::{Key, bucket, link_name};
+        if self.open_unit().is_none() {
+            return;
+        }
+        let program = engine.program();
+        let mut keys = Vec::new();
+        if matches!(event, Event::Start { .. }) {
+            let channel = self.slot(c).state.session.channel().name();
+            keys.push(Key::Started(channel.into()));
+        }
+        let queued = effects
+            .iter()
+            .any(|e| matches!(e, Effect::EnterUnassigned { .. }));
+        let mut last: Option<&str> = None;
+        for e in effects {
+            match e {
+                Effect::Entered { card, via } => {
+                    keys.push(Key::Entered(card.to_string()));
+                    if let Some(v) = via {
+                        keys.push(Key::Link(v.from.to_string(), link_name(v.link)));
+                    }
+                    let live = program.lookup(card).is_some_and(|ix| {
+                        matches!(program.card(ix), crate::model::Card::LiveChat(_))
+                    });
+                    if live {
+                        keys.push(Key::LiveRequested);
+                        if !queued {
+                            keys.push(Key::LiveNoAgent);
+                        }
+                    }
+                    last = Some(card);
+                }
+                Effect::EnterUnassigned { .. } => keys.push(Key::LiveQueued),
+                Effect::LeaveUnassigned => keys.push(Key::LiveTimedOut),
+                Effect::End { outcome } => {
+                    let at = last.unwrap_or_else(|| program.card(card).id().as_str());
+                    keys.push(Key::Ended(at.to_owned(), *outcome));
+                }
+                _ => {}
+            }
+        }
+        match event {
+            Event::AgentJoined { agent } if phase == Phase::Queued => {
+                let since = self.slot(c).state.desk.as_ref().map_or(now, |d| d.since);
+                keys.push(Key::LivePickedUp);
+                keys.push(Key::Handled(agent.to_string()));
+                keys.push(Key::PickupS(bucket(now.0.saturating_sub(since.0))));
+                self.slot_mut(c).state.live_since = Some(now);
+            }
+            Event::Reassigned { to } => keys.push(Key::Handled(to.to_string())),
+            Event::AgentClosed { .. } => {
+                let since = self.slot(c).state.live_since.unwrap_or(now);
+                keys.push(Key::LiveClosed);
+                keys.push(Key::ChatS(bucket(now.0.saturating_sub(since.0))));
+            }
+            _ => {}
+        }
+        for k in &keys {
+            self.tally(c, now, k);
+        }
     }
 
     /// Carries out the parts of an effect that concern the hub's own parts.
@@ -1275,6 +1373,16 @@ impl Hub {
             return;
         }
         self.desk.note_capture(&stored.record);
+        let kind = match &stored.record.data {
+            capture::RecordData::Lead(_) => "lead",
+            capture::RecordData::Deal(_) => "deal",
+            capture::RecordData::Activity(_) => "activity",
+        };
+        self.tally(
+            c,
+            stored.record.created_at,
+            &crate::stats::Key::Record(kind.into()),
+        );
         if let Err(e) = self.sink.put(&stored) {
             out.sink_errors.push(e.to_string());
         }
@@ -1300,6 +1408,7 @@ impl Hub {
                 now: self.now,
                 next_ord: self.next_ord,
                 records: Vec::new(),
+                stats: crate::stats::Tally::default(),
                 sealed: false,
             });
         }
@@ -1345,6 +1454,7 @@ impl Hub {
         }
         let mut ch = Changes {
             records: u.records.clone(),
+            stats: u.stats.clone(),
             ..Changes::default()
         };
         let mut changed = Vec::new();

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use crate::CardIx;
-use crate::model::{Card, LinkKind};
+use crate::model::LinkKind;
 
 use super::{LoadedPlaybook, Run};
 
@@ -48,30 +48,6 @@ fn pct(n: usize, of: usize) -> f64 {
         100.0
     } else {
         n as f64 * 100.0 / of as f64
-    }
-}
-
-/// A link in words: `answer "Book a demo"`, `rule 1`, `on timeout`…
-pub fn describe(card: &Card, kind: LinkKind) -> String {
-    match kind {
-        LinkKind::Next => "next".to_owned(),
-        LinkKind::Answer(i) => match card {
-            Card::Question(q) => q.answers.get(i).map_or(format!("answer {}", i + 1), |a| {
-                format!("answer {:?}", a.label)
-            }),
-            _ => format!("answer {}", i + 1),
-        },
-        LinkKind::FreeText => "free text".to_owned(),
-        LinkKind::Valid => "valid answer".to_owned(),
-        LinkKind::GiveUp => "give up (too many invalid answers)".to_owned(),
-        LinkKind::Idle => "idle timeout".to_owned(),
-        LinkKind::Rule(i) => format!("rule {}", i + 1),
-        LinkKind::Otherwise => "else".to_owned(),
-        LinkKind::Closed => "on closed (agent closed the chat)".to_owned(),
-        LinkKind::Offline => "on offline (no agent online)".to_owned(),
-        LinkKind::Timeout => "on timeout (nobody picked up in time)".to_owned(),
-        LinkKind::Agreed => "agreed".to_owned(),
-        LinkKind::Declined => "declined".to_owned(),
     }
 }
 
@@ -205,7 +181,7 @@ impl Book {
                         "{}: `{}` {} -> {}",
                         place(&format!("/cards/{i}{}", link.field)),
                         card.id(),
-                        describe(card, link.kind),
+                        card.describe_link(link.kind),
                         link.to
                     ));
                 }

@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/playbooks", get(playbooks))
         .route("/api/playbooks/{name}/graph", get(graph))
         .route("/api/admin/reload", post(reload))
+        .route("/api/admin/stats", get(super::analytics::admin_stats))
         .merge(super::pages::routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(limit))
@@ -918,17 +919,27 @@ async fn graph(
     }
 }
 
+/// Refuses a call without the config's admin token (401).
+pub(super) fn require_admin(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<(), ApiError> {
+    let ok = match (&state.config().admin_token, bearer(headers)) {
+        (Some(want), Some(got)) => super::config::ct_eq(want, got),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized("an admin token is required".into()))
+    }
+}
+
 async fn reload(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
-    let ok = match (&state.config().admin_token, bearer(&headers)) {
-        (Some(want), Some(got)) => super::config::ct_eq(want, got),
-        _ => false,
-    };
-    if !ok {
-        return Err(ApiError::Unauthorized("an admin token is required".into()));
-    }
+    require_admin(&state, &headers)?;
     let report = state.reload().await?;
     let status = if report.refused.is_empty() {
         StatusCode::OK

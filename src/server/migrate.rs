@@ -9,6 +9,9 @@
 //! beside it. Timers still pending are not fired here: the server fires them when it starts.
 //!
 //! Must not: run on a file of schema 2, or write anything outside that one transaction.
+//!
+//! Also here: [`backfill_stats`], the one-time count of the conversations and records a
+//! database held before it kept analytics (schema 5).
 
 use std::path::{Path, PathBuf};
 
@@ -147,4 +150,100 @@ fn backup_path(db: &Path) -> PathBuf {
     let mut name = db.file_name().unwrap_or_default().to_os_string();
     name.push(".v1-backup");
     db.with_file_name(name)
+}
+
+/// Counts, once, what a database held before it kept analytics (schema 5): the
+/// conversations up to the `ord` the migration noted ([`crate::persist::STATS_BACKFILL`],
+/// claimed so that of replicas starting together one counts) and their records. What a stored
+/// conversation still tells is counted: its start (by its last channel), how it ended (at its
+/// card, with its outcome), its live chat's course (requested, queued, picked up and by whom,
+/// timed out, closed) and its records by kind. Cards entered and links taken before the
+/// migration were never stored, so those counts begin at the migration; durations too.
+pub fn backfill_stats(store: &dyn crate::persist::Storage, hub: &Hub) -> Result<usize, StoreError> {
+    use crate::desk::ConvState as Desk;
+    use crate::engine::Phase;
+    use crate::stats::{Key, Tally};
+    let Some(upto) = store.take_meta(crate::persist::STATS_BACKFILL)? else {
+        return Ok(0);
+    };
+    let upto: i64 = upto.parse().unwrap_or(0);
+    let mut tally = Tally::default();
+    let mut of: std::collections::HashMap<String, (String, i64)> = Default::default();
+    let mut after = 0;
+    loop {
+        let rows = store.scan(after, upto, 1000)?;
+        let Some(last) = rows.last() else { break };
+        after = last.ord;
+        for row in rows {
+            let Ok(state) = serde_json::from_str::<crate::runtime::ConvState>(&row.state) else {
+                continue;
+            };
+            let (pb, v) = (row.playbook.as_str(), row.version);
+            let s = &state.session;
+            tally.add(
+                pb,
+                v,
+                s.started_at,
+                &Key::Started(s.channel().name().into()),
+            );
+            if let Phase::Ended(o) = s.phase()
+                && let Some(engine) = hub.playbook_id(pb, v).and_then(|id| hub.engine(id))
+            {
+                let card = engine.card_id(s).to_owned();
+                tally.add(pb, v, state.updated_at, &Key::Ended(card, o));
+            }
+            if let Some(d) = &state.desk {
+                let at = if d.since.0 > 0 {
+                    d.since
+                } else {
+                    state.updated_at
+                };
+                let mut keys = vec![Key::LiveRequested, Key::LiveQueued];
+                match &d.state {
+                    Desk::Unassigned => {}
+                    Desk::Assigned(a) => {
+                        keys.extend([Key::LivePickedUp, Key::Handled(a.clone())]);
+                    }
+                    Desk::Closed(a) => {
+                        keys.extend([Key::LivePickedUp, Key::Handled(a.clone()), Key::LiveClosed])
+                    }
+                    Desk::TimedOut => keys.push(Key::LiveTimedOut),
+                }
+                for k in &keys {
+                    tally.add(pb, v, at, k);
+                }
+            }
+            of.insert(row.id, (row.playbook, row.version));
+        }
+    }
+    let counted = of.len();
+    let mut after = 0;
+    loop {
+        let rows = store.records(after, 1000)?;
+        let Some(last) = rows.last() else { break };
+        after = last.id;
+        for r in rows {
+            let (Some((pb, v)), Ok(stored)) = (
+                of.get(&r.conversation),
+                serde_json::from_value::<crate::capture::Stored>(r.body),
+            ) else {
+                continue;
+            };
+            let kind = match stored.record.data {
+                crate::capture::RecordData::Lead(_) => "lead",
+                crate::capture::RecordData::Deal(_) => "deal",
+                crate::capture::RecordData::Activity(_) => "activity",
+            };
+            tally.add(pb, *v, stored.record.created_at, &Key::Record(kind.into()));
+        }
+    }
+    let stats = tally
+        .rows()
+        .map(|(p, v, d, k, n)| (p.to_owned(), v, d, k.to_owned(), n))
+        .collect();
+    store.commit(&Commit {
+        stats,
+        ..Commit::default()
+    })?;
+    Ok(counted)
 }

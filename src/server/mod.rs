@@ -15,6 +15,7 @@
 //! Must not: decide anything the engine, desk or hub decides (it maps HTTP onto commands and
 //! hub errors onto statuses), acknowledge a change before the store has it, or panic on input.
 
+mod analytics;
 pub mod config;
 pub mod edge;
 pub mod error;
@@ -738,6 +739,13 @@ pub fn open_store(
         }
     }
     store.commit(&seed)?;
+    let counted = migrate::backfill_stats(store.as_ref(), &hub)?;
+    if counted > 0 {
+        tracing::info!(
+            conversations = counted,
+            "analytics: counted the conversations stored before"
+        );
+    }
     hub.set_turn_limit(Some(config.limits.turns_per_minute));
     tracing::info!(
         open = loaded,

@@ -1,5 +1,5 @@
 //! The web pages of `web/` (visitor widget, embeddable script, agent inbox, playbook graph
-//! view, stylesheet, vendored Mermaid), embedded into the binary at compile time and served
+//! view and its analytics, stylesheet, vendored Mermaid), embedded into the binary at compile time and served
 //! as they are.
 //!
 //! Must not: template user data into pages (every page fetches its data from the JSON API and
@@ -15,6 +15,7 @@ const WIDGET_JS: &str = include_str!("../../web/widget.js");
 const INBOX_HTML: &str = include_str!("../../web/inbox.html");
 const INBOX_JS: &str = include_str!("../../web/inbox.js");
 const PLAYBOOK_HTML: &str = include_str!("../../web/playbook.html");
+const STATS_HTML: &str = include_str!("../../web/stats.html");
 const STYLE_CSS: &str = include_str!("../../web/style.css");
 const AVATAR_SVG: &str = include_str!("../../web/avatar.svg");
 const MERMAID_JS: &str = include_str!("../../web/assets/mermaid.min.js");
@@ -56,6 +57,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/playbooks/{name}",
             get(|| async { file(HTML, PLAYBOOK_HTML) }),
+        )
+        .route(
+            "/playbooks/{name}/stats",
+            get(|| async { file(HTML, STATS_HTML) }),
         )
         .route(
             "/assets/mermaid.min.js",

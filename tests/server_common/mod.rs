@@ -292,6 +292,24 @@ pub async fn fake_crm(
 
 /// Sends a request through the router itself (`oneshot`, no socket) and returns (status,
 /// JSON body or Null).
+/// A GET through the router with a bearer token, answered as text.
+pub async fn oneshot_text(router: &axum::Router, path: &str, token: &str) -> (u16, String) {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use tower::ServiceExt;
+    let req = Request::builder()
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 22)
+        .await
+        .unwrap();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
 pub async fn oneshot(
     router: &axum::Router,
     method: &str,
