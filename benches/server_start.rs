@@ -36,13 +36,16 @@ use playbook::persist::{
     Commit, ConvWrite, NewRecord, SqliteOptions, SqliteStore, Storage, VersionRow,
 };
 use playbook::runtime::driver::Clock;
-use playbook::runtime::{Command, Hub, StartOptions, durable};
+use playbook::runtime::{Hub, StartOptions, durable};
 use playbook::server::{self, Config, ServeOptions};
+
+#[path = "demo_paths.rs"]
+mod demo_paths;
 
 const DEMO: &str = include_str!("../playbooks/demo.playbook");
 const CONFIG: &str = include_str!("../playbook.toml.example");
 /// The id and token the templates run under; copies replace them.
-const TID: &str = "c_feedfacefeedfaceabcd";
+const TID: &str = demo_paths::ID;
 const TTOKEN: &str = "deadbeefdeadbeefdeadbeefdeadbeef";
 const BATCH: usize = 10_000;
 const T0: u64 = 1_767_225_600_000;
@@ -245,71 +248,7 @@ struct Template {
 /// Runs the five conversations through a durable hub, each as one unit of work, and keeps
 /// the rows the runtime would commit for them.
 fn templates(config: &Config) -> Vec<Template> {
-    type Step = fn(&mut Hub, u64) -> Result<(), playbook::runtime::HubError>;
-    fn choice(i: usize) -> Command {
-        Command::VisitorChoice {
-            index: i,
-            channel: Channel::Web,
-        }
-    }
-    fn text(t: &str) -> Command {
-        Command::VisitorText {
-            text: t.into(),
-            channel: Channel::Web,
-        }
-    }
-    fn ap(h: &mut Hub, c: Command, at: u64) -> Result<(), playbook::runtime::HubError> {
-        h.apply(TID, c, Instant(at)).map(drop)
-    }
-    let paths: [(&'static str, Step); 5] = [
-        (
-            "qualified demo request (lead, re-prompted email)",
-            |h, t| {
-                ap(h, choice(0), t + 4_000)?;
-                ap(h, choice(1), t + 9_000)?;
-                ap(h, text("Ann"), t + 15_000)?;
-                ap(h, text("ann at acme"), t + 24_000)?;
-                ap(h, text("ann@acme.example"), t + 31_000)
-            },
-        ),
-        ("sales chat picked up and closed by an agent", |h, t| {
-            ap(h, choice(1), t + 4_000)?;
-            let agent = || "ana".to_owned();
-            ap(h, Command::Pickup { agent: agent() }, t + 20_000)?;
-            ap(
-                h,
-                Command::AgentMessage {
-                    agent: agent(),
-                    text: "Hi! Happy to help — what would you like to know?".into(),
-                },
-                t + 30_000,
-            )?;
-            ap(h, text("Do you have an annual plan?"), t + 50_000)?;
-            ap(
-                h,
-                Command::AgentMessage {
-                    agent: agent(),
-                    text: "Yes, two months free. I'll send the details.".into(),
-                },
-                t + 70_000,
-            )?;
-            ap(h, Command::Close { agent: agent() }, t + 90_000)
-        }),
-        (
-            "sales chat nobody picked up, offline form (lead)",
-            |h, t| {
-                ap(h, choice(1), t + 4_000)?;
-                h.advance(Instant(t + 4_000 + 121_000));
-                ap(h, text("Bo"), t + 140_000)?;
-                ap(h, text("bo@example.com"), t + 150_000)
-            },
-        ),
-        ("company too small", |h, t| {
-            ap(h, choice(0), t + 4_000)?;
-            ap(h, choice(0), t + 8_000)
-        }),
-        ("just browsing", |h, t| ap(h, choice(2), t + 5_000)),
-    ];
+    let paths = demo_paths::paths();
     let mut out = Vec::new();
     for (name, path) in paths {
         let (engine, _) = server::playbooks::compile("demo.playbook", DEMO).expect("demo compiles");

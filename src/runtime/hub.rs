@@ -306,6 +306,8 @@ pub struct Hub {
     /// The end of the block of start orders reserved in a shared store, if it is one.
     ord_end: Option<u64>,
     turn_limit: Option<u32>,
+    /// Whether steps add to the analytics counters ([`Hub::set_analytics`]).
+    analytics: bool,
     /// Units of work not yet stored, oldest first; only the last may be open.
     units: Vec<Unit>,
     now: Instant,
@@ -355,6 +357,7 @@ impl Hub {
             next_ord: 1,
             ord_end: None,
             turn_limit: None,
+            analytics: true,
             units: Vec::new(),
             now: Instant(0),
         }
@@ -369,6 +372,11 @@ impl Hub {
     pub fn with_sink(mut self, sink: impl RecordSink + 'static) -> Self {
         self.sink = Box::new(sink);
         self
+    }
+
+    /// Turns the analytics counters off (or on again): for an operator who wants none kept.
+    pub fn set_analytics(&mut self, on: bool) {
+        self.analytics = on;
     }
 
     /// Limits accepted visitor inputs per conversation per minute (refused ones do not count).
@@ -1229,6 +1237,9 @@ impl Hub {
     /// is open (the counters are stored with the unit's commit; without a store nothing
     /// keeps them).
     fn tally(&mut self, c: u32, at: Instant, key: &crate::stats::Key) {
+        if !self.analytics {
+            return;
+        }
         let conv = self.slots[c as usize]
             .as_ref()
             .expect("counted slots are occupied");
@@ -1251,7 +1262,7 @@ impl Hub {
         now: Instant,
     ) {
         use crate::stats::{Key, bucket, link_name};
-        if self.open_unit().is_none() {
+        if !self.analytics || self.open_unit().is_none() {
             return;
         }
         let program = engine.program();

@@ -52,6 +52,24 @@ pub struct Config {
     /// Canned answers agents insert in the inbox by typing `/` (`GET /api/agent/saved_replies`).
     #[serde(default)]
     pub saved_replies: Vec<SavedReply>,
+    /// Flow analytics (`[analytics]`).
+    #[serde(default)]
+    pub analytics: Analytics,
+}
+
+/// Flow analytics settings (`[analytics]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Analytics {
+    /// Whether the server keeps analytics counters (on by default; off keeps none, and the
+    /// stats show nothing from then on).
+    pub enabled: bool,
+}
+
+impl Default for Analytics {
+    fn default() -> Self {
+        Analytics { enabled: true }
+    }
 }
 
 /// The widget's look (`[widget]`): all optional, the widget's defaults otherwise.

@@ -747,6 +747,7 @@ pub fn open_store(
         );
     }
     hub.set_turn_limit(Some(config.limits.turns_per_minute));
+    hub.set_analytics(config.analytics.enabled);
     tracing::info!(
         open = loaded,
         timers = hub.timer_count(),
