@@ -21,9 +21,13 @@ pub struct Config {
     /// reloads).
     #[serde(default)]
     pub admin_token: Option<String>,
-    /// Where captured records are delivered.
+    /// The generic JSON webhook records are delivered to (the same as a `[[crm]]` of kind
+    /// `webhook` named `webhook`).
     #[serde(default)]
     pub webhook: Option<Webhook>,
+    /// CRM connectors (Pipedrive, HubSpot, Zendesk Sell, webhooks) records are delivered to.
+    #[serde(default)]
+    pub crm: Vec<crate::crm::CrmConfig>,
     /// Request and conversation limits.
     #[serde(default)]
     pub limits: Limits,
@@ -131,8 +135,7 @@ impl Cors {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Webhook {
-    /// The URL each record is POSTed to (plain `http://`; put a TLS proxy in front for
-    /// `https://` CRMs).
+    /// The URL each record is POSTed to (`http://` or `https://`).
     pub url: String,
     /// First retry delay in milliseconds; doubles per failed attempt.
     #[serde(default = "default_retry_min")]
@@ -170,6 +173,33 @@ impl Webhook {
     /// The URL as agents and logs may see it (no userinfo, query or fragment).
     pub fn shown_url(&self) -> String {
         super::redact::url(&self.url)
+    }
+
+    /// The same webhook as a `[[crm]]` connector named `webhook`.
+    pub fn as_crm(&self) -> crate::crm::CrmConfig {
+        crate::crm::CrmConfig {
+            kind: crate::crm::Kind::Webhook,
+            name: None,
+            base_url: None,
+            token_env: self.header_value_env.clone(),
+            token: self
+                .header_value
+                .as_ref()
+                .map(|s| crate::crm::Token(s.0.clone())),
+            url: Some(self.url.clone()),
+            header: self.header.clone(),
+            owners: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            sources: BTreeMap::new(),
+            statuses: BTreeMap::new(),
+            pipelines: BTreeMap::new(),
+            stages: BTreeMap::new(),
+            fields: BTreeMap::new(),
+            retry_min_ms: self.retry_min_ms,
+            retry_max_ms: self.retry_max_ms,
+            timeout_ms: self.timeout_ms,
+            auth_recheck_ms: 600_000,
+        }
     }
 }
 
@@ -343,6 +373,9 @@ impl Config {
             }
             w.header_value = Some(Secret(value));
         }
+        for crm in &mut c.crm {
+            crm.read_token().map_err(invalid)?;
+        }
         if let Some(id) = &mut c.identity {
             let var = &id.secret_env;
             let value = std::env::var(var).map_err(|_| {
@@ -445,6 +478,19 @@ impl Config {
                 return Err(format!(
                     "webhook.url `{}` is not a URL",
                     super::redact::url(&w.url)
+                ));
+            }
+        }
+        let mut crm_names = std::collections::BTreeSet::new();
+        if c.webhook.is_some() {
+            crm_names.insert("webhook".to_owned());
+        }
+        for crm in &c.crm {
+            crm.check()?;
+            if !crm_names.insert(crm.name().to_owned()) {
+                return Err(format!(
+                    "crm `{}` is listed twice (give one a `name`; `[webhook]` is named `webhook`)",
+                    crm.name()
                 ));
             }
         }
