@@ -193,10 +193,7 @@ impl Hubspot {
                 };
                 let due = a.due.unwrap_or(r.created_at);
                 let marker = format!("playbook record {}", r.key);
-                let body_text = match &a.note {
-                    Some(n) => format!("{n}\n\n{marker}"),
-                    None => marker.clone(),
-                };
+                let body_text = super::activity_text(r, a.note.as_deref());
                 let mut props = json!({
                     "hs_task_subject": a.subject,
                     "hs_task_body": body_text,
@@ -257,14 +254,18 @@ impl Hubspot {
         conversation: &str,
     ) -> Result<String, CrmError> {
         // https://developers.hubspot.com/docs/api/crm/contacts
-        let (first, last) = match &p.name {
-            Some(n) => super::split_name(n),
-            None => (None, format!("Website visitor ({conversation})")),
+        // Without a name, an upsert by email must not overwrite the contact's name.
+        let name = match (&p.name, &p.email) {
+            (Some(n), _) => Some(super::split_name(n)),
+            (None, None) => Some((None, format!("Website visitor ({conversation})"))),
+            (None, Some(_)) => None,
         };
-        if let Some(f) = first {
-            props.insert("firstname".into(), json!(f));
+        if let Some((first, last)) = name {
+            if let Some(f) = first {
+                props.insert("firstname".into(), json!(f));
+            }
+            props.insert("lastname".into(), json!(last));
         }
-        props.insert("lastname".into(), json!(last));
         if let Some(ph) = &p.phone {
             props.insert("phone".into(), json!(ph));
         }

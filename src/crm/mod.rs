@@ -412,6 +412,25 @@ pub fn note_text(stored: &Stored, extra: &[(String, String)], html: bool) -> Str
     }
 }
 
+/// The visitor's consent as one line (`Consent (explicit) at …: notice`), if they gave it.
+pub fn consent_line(r: &Record) -> Option<String> {
+    let c = r.consent.as_ref()?;
+    let mode = match c.mode {
+        crate::capture::ConsentMode::Explicit => "explicit",
+        crate::capture::ConsentMode::Implicit => "implicit",
+    };
+    Some(format!("Consent ({mode}) at {}: {}", iso(c.at.0), c.notice))
+}
+
+/// An activity's text: its note, the consent, then the record key (what a search after a
+/// crash looks for).
+pub fn activity_text(r: &Record, note: Option<&str>) -> String {
+    let mut parts: Vec<String> = note.map(str::to_owned).into_iter().collect();
+    parts.extend(consent_line(r));
+    parts.push(format!("playbook record {}", r.key));
+    parts.join("\n\n")
+}
+
 fn line_text(l: &Line) -> String {
     let who = match &l.from {
         Who::Visitor => "Visitor".to_owned(),

@@ -459,11 +459,7 @@ impl Pipedrive {
         if let Some(o) = &owner {
             b.insert("user_id".into(), num_or_text(o));
         }
-        let mut note = a.note.clone().unwrap_or_default();
-        if !note.is_empty() {
-            note.push_str("\n\n");
-        }
-        note.push_str(&format!("playbook record {}", stored.record.key));
+        let note = super::activity_text(&stored.record, a.note.as_deref());
         b.insert("note".into(), json!(note));
         let lead = job.linked.get("lead").cloned();
         let deal = job.linked.get("deal").cloned();

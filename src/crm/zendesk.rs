@@ -289,13 +289,11 @@ impl Zendesk {
             RecordData::Activity(a) => {
                 // https://developer.zendesk.com/api-reference/sales-crm/resources/tasks/#create-a-task
                 let marker = format!("playbook record {}", r.key);
-                let mut content = a.subject.clone();
-                if let Some(n) = &a.note {
-                    content.push_str("\n\n");
-                    content.push_str(n);
-                }
-                content.push_str("\n\n");
-                content.push_str(&marker);
+                let content = format!(
+                    "{}\n\n{}",
+                    a.subject,
+                    super::activity_text(r, a.note.as_deref())
+                );
                 let mut d = json!({"content": content});
                 if let Some(due) = a.due {
                     d["due_date"] = json!(super::iso(due.0));

@@ -30,6 +30,10 @@ use crate::capture::Stored;
 use crate::crm::{Connector, CrmConfig, CrmError, Job};
 use crate::persist::{Delivery, RecordRow, Storage, StoreError};
 
+/// How often a record waiting for a paused connector looks again, so a reload that unpauses
+/// it is felt within this time (no request goes out while the pause lasts).
+const PAUSED_POLL_MS: i64 = 2_000;
+
 /// How many due records one claim takes: few, so a replica that dies holds few back.
 const CLAIM: i64 = 4;
 
@@ -214,8 +218,8 @@ async fn one(
         if let Some((until, why)) = &l.paused {
             if *until > now {
                 return Ok(Outcome::Retry(
-                    format!("{name}: paused until a restart or reload: {why}"),
-                    *until,
+                    format!("{name}: paused: {why}"),
+                    (*until).min(now + PAUSED_POLL_MS),
                 ));
             }
             l.paused = None;
@@ -236,7 +240,10 @@ async fn one(
                 tracing::error!(connector = %name, error = %why, "CRM connector paused until a restart, a reload or the next check");
                 let until = now + recheck as i64;
                 l.paused = Some((until, why.clone()));
-                return Ok(Outcome::Retry(format!("{name}: paused: {why}"), until));
+                return Ok(Outcome::Retry(
+                    format!("{name}: paused: {why}"),
+                    until.min(now + PAUSED_POLL_MS),
+                ));
             }
             Err(CrmError::RateLimited { retry_after_ms }) => {
                 l.not_before = now + retry_after_ms as i64;
