@@ -2,8 +2,8 @@
 //! the requests the connectors make with the shapes of the vendor's reference (ids, search
 //! results, lists), keeping every request for the tests to check, and able to refuse:
 //! a token that is not the expected one gets 401, scripted answers (429 with Retry-After,
-//! 401) go first, an email in `reject` is refused with a 400/422, and a POST to `slow`
-//! is stored then answered late (the crash test kills the server meanwhile).
+//! 401) go first, an email in `reject` is refused with a 400/422, and the next POST to
+//! `slow` is stored then answered late (the crash test kills the server meanwhile).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -44,7 +44,7 @@ pub struct Fake {
     pub forced: VecDeque<(u16, Option<u64>)>,
     /// An email the vendor refuses (validation error).
     pub reject: Option<String>,
-    /// POSTs to this path are stored, then answered after this delay.
+    /// The next POST to this path is stored, then answered after this delay.
     pub slow: Option<(String, Duration)>,
     next: u64,
 }
@@ -154,11 +154,15 @@ pub async fn serve(fake: Arc<Mutex<Fake>>) -> String {
                 let (status, answer, retry, delay) = {
                     let mut f = fake.lock().unwrap();
                     let (status, answer, retry) = respond(&mut f, &req);
-                    let delay = f
-                        .slow
-                        .as_ref()
-                        .filter(|(p, _)| req.method == "POST" && *p == req.path && status < 300)
-                        .map(|(_, d)| *d);
+                    // Once: the request after a restart is answered at once.
+                    let slow = f.slow.as_ref().is_some_and(|(p, _)| {
+                        req.method == "POST" && *p == req.path && status < 300
+                    });
+                    let delay = if slow {
+                        f.slow.take().map(|(_, d)| d)
+                    } else {
+                        None
+                    };
                     req.status = status;
                     f.reqs.push(req);
                     (status, answer, retry, delay)
