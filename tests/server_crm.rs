@@ -157,7 +157,33 @@ async fn pipedrive_gets_persons_once_leads_deals_notes_and_linked_activities() {
     let c = demo(&s, "Neo Ander", "neo@example.com").await;
     let d = pricing(&s).await;
     let e = support(&s).await;
-    let rs = records_until(&s, delivered(6)).await;
+    // An agent makes a deal from Eve's conversation in the inbox: the same outbox and
+    // connector, owned by the agent, with an exact value.
+    let (st, v) = call(
+        &s.client,
+        "POST",
+        &format!("{}/api/agent/conversations/{a}/records", s.base),
+        Some(ANA),
+        Some(
+            json!({"type": "deal", "title": "Agent deal", "value": "12000.50", "currency": "eur",
+                    "person": {"name": "Eve Smith", "email": "eve@example.com"}}),
+        ),
+    )
+    .await;
+    assert_eq!(st, 400, "a currency is an ISO code: {v}");
+    let (st, v) = call(
+        &s.client,
+        "POST",
+        &format!("{}/api/agent/conversations/{a}/records", s.base),
+        Some(ANA),
+        Some(
+            json!({"type": "deal", "title": "Agent deal", "value": "12000.50", "currency": "EUR",
+                    "person": {"name": "Eve Smith", "email": "eve@example.com"}}),
+        ),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let rs = records_until(&s, delivered(7)).await;
 
     let f = fake.lock().unwrap();
     for r in &f.reqs {
@@ -202,7 +228,7 @@ async fn pipedrive_gets_persons_once_leads_deals_notes_and_linked_activities() {
 
     // Each lead's transcript is a note on it, after it.
     let notes = f.hits("POST", "/v1/notes");
-    assert_eq!(notes.len(), 4, "three leads and a deal");
+    assert_eq!(notes.len(), 5, "three leads and two deals");
     for (i, lead) in f.objects["leads"].iter().enumerate() {
         let note = &notes[i].body;
         assert_eq!(note["lead_id"], lead["id"], "{note}");
@@ -225,8 +251,25 @@ async fn pipedrive_gets_persons_once_leads_deals_notes_and_linked_activities() {
     assert_eq!(f.hits("POST", "/v1/organizations").len(), 1);
     let org = id_text(&f.objects["organizations"][0]["id"]);
     let deals = f.hits("POST", "/v1/deals");
-    assert_eq!(deals.len(), 1);
-    let deal_id = f.objects["deals"][0]["id"].clone();
+    assert_eq!(deals.len(), 2);
+    let agent_deal = deals
+        .iter()
+        .find(|d| d.body["title"] == "Agent deal")
+        .unwrap();
+    assert_eq!(
+        agent_deal.body,
+        json!({"title": "Agent deal", "value": "12000.5", "currency": "EUR", "user_id": 105,
+               "person_id": eve.parse::<i64>().unwrap(), "status": "open"})
+    );
+    let deals: Vec<_> = deals
+        .into_iter()
+        .filter(|d| d.body["title"] != "Agent deal")
+        .collect();
+    let deal_id = f.objects["deals"]
+        .iter()
+        .find(|d| d["title"] != "Agent deal")
+        .unwrap()["id"]
+        .clone();
     let dan = id_text(&f.objects["persons"][2]["id"]);
     assert_eq!(
         deals[0].body,
@@ -234,7 +277,7 @@ async fn pipedrive_gets_persons_once_leads_deals_notes_and_linked_activities() {
                "user_id": 103, "person_id": dan.parse::<i64>().unwrap(), "org_id": org.parse::<i64>().unwrap(),
                "pipeline_id": 1, "stage_id": 5, "status": "open", })
     );
-    assert_eq!(notes[3].body["deal_id"], deal_id);
+    assert!(notes.iter().any(|n| n.body["deal_id"] == deal_id));
 
     // The call is linked to the deal by the deal's id, and made after it.
     let acts = f.hits("POST", "/v1/activities");
