@@ -1,9 +1,11 @@
 //! The server's config file (TOML): agents with their tokens and teams, distribution pools,
-//! the admin token, the CRM webhook and the limits. See `playbook.toml.example`.
+//! the admin token, the CRM webhook and `[[crm]]` connectors ([`crate::crm::CrmConfig`]) and
+//! the limits. See `playbook.toml.example`.
 //!
-//! Must not: read anything but the file it is given (and, in [`Config::load`], the one
-//! environment variable a webhook names for its secret), hold runtime state, or put the
-//! webhook's secret (its header value, its URL's userinfo and query) in an error or `Debug`.
+//! Must not: read anything but the file it is given (and, in [`Config::load`], the
+//! environment variables the webhook, the `[[crm]]` sections and `[identity]` name for their
+//! secrets), hold runtime state, or put a secret (a header value, a token, a URL's userinfo
+//! and query) in an error or `Debug`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -733,6 +735,52 @@ mod tests {
         assert_eq!(secret.0, env!("CARGO_PKG_NAME"));
         assert!(!format!("{c:?}").contains(&format!("\"{}\"", env!("CARGO_PKG_NAME"))));
         std::fs::write(&path, text("PLAYBOOK_TEST_NOT_SET_ANYWHERE")).unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(e.contains("is not set"), "{e}");
+    }
+
+    #[test]
+    fn crm_sections_are_checked_and_read_their_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[webhook]\nurl = \"https://crm.example/hook\"\n\
+             [[crm]]\nkind = \"pipedrive\"\ntoken_env = \"CARGO_PKG_NAME\"\n\
+             [crm.owners]\nsam = 12\ntia = \"13\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        let p = &c.crm[0];
+        assert_eq!(p.name(), "pipedrive");
+        assert_eq!(p.base(), "https://api.pipedrive.com");
+        assert_eq!(p.owners["sam"].0, "12");
+        assert_eq!(p.token.as_ref().unwrap().0, env!("CARGO_PKG_NAME"));
+        assert!(!format!("{c:?}").contains(&format!("\"{}\"", env!("CARGO_PKG_NAME"))));
+        let connectors = super::super::outbox::connectors(&c);
+        assert_eq!(connectors.len(), 2);
+        assert_eq!(connectors[0].name(), "webhook");
+        for (bad, why) in [
+            ("[[crm]]\nkind = \"hubspot\"", "needs `token_env`"),
+            ("[[crm]]\nkind = \"webhook\"", "needs `url`"),
+            ("[[crm]]\nkind = \"salesforce\"", "unknown variant"),
+            (
+                "[[crm]]\nkind = \"hubspot\"\ntoken_env = \"X\"\nbase_url = \"ftp://x\"",
+                "not an http(s) URL",
+            ),
+            (
+                "[webhook]\nurl = \"http://a.example/\"\n[[crm]]\nkind = \"webhook\"\nurl = \"http://b.example/\"",
+                "listed twice",
+            ),
+        ] {
+            let e = Config::parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        std::fs::write(
+            &path,
+            "[[crm]]\nkind = \"zendesk_sell\"\ntoken_env = \"PLAYBOOK_TEST_NOT_SET_ANYWHERE\"\n",
+        )
+        .unwrap();
         let e = Config::load(&path).unwrap_err().to_string();
         assert!(e.contains("is not set"), "{e}");
     }

@@ -1,6 +1,6 @@
 //! `playbook serve`: the HTTP and WebSocket API of `docs/api.md` over the one runtime
-//! [`Driver`], with durable storage ([`crate::persist`]) and CRM webhook delivery
-//! ([`outbox`]).
+//! [`Driver`], with durable storage ([`crate::persist`]) and CRM delivery ([`outbox`] over
+//! [`crate::crm`]'s connectors).
 //!
 //! The path of every change: a handler turns the request into a [`crate::runtime::Command`]
 //! → the driver loads the conversation (memory or store), steps engine and desk on it inside
