@@ -94,11 +94,22 @@ pub async fn run(state: AppState, configs: Vec<CrmConfig>) {
         }
     }
     let store = Arc::clone(state.store());
+    // Long enough to try each claimed record at every connector (one request each for a
+    // webhook, a few for a vendor), each within its timeout; a replica that dies meanwhile
+    // lets them go after that.
     let lease = live
         .iter()
-        .map(|l| l.connector.config().timeout_ms as i64)
+        .map(|l| {
+            let cfg = l.connector.config();
+            let requests = if cfg.kind == crate::crm::Kind::Webhook {
+                1
+            } else {
+                REQUESTS_PER_RECORD
+            };
+            (cfg.timeout_ms as i64).saturating_mul(requests)
+        })
         .sum::<i64>()
-        .saturating_mul(REQUESTS_PER_RECORD * CLAIM)
+        .saturating_mul(CLAIM)
         .saturating_add(10_000);
     let mut generation = u64::MAX;
     loop {
