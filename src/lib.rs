@@ -50,6 +50,7 @@ pub mod bench;
 pub mod capture;
 pub mod check;
 pub mod cli;
+pub mod crm;
 pub mod desk;
 pub mod diagnostic;
 pub mod engine;

@@ -726,8 +726,12 @@ fn livechat_handoff_makes_records_live_chat_and_owned_by_the_agent() {
         panic!()
     };
     assert_eq!(
-        (d.source.as_str(), d.status.as_str(), d.value),
-        ("Live chat", "Open", Some(1200.0))
+        (
+            d.source.as_str(),
+            d.status.as_str(),
+            d.value.as_ref().map(|v| v.as_str())
+        ),
+        ("Live chat", "Open", Some("1200"))
     );
 }
 

@@ -13,6 +13,8 @@ mod server;
 mod server_api;
 #[path = "server_common/mod.rs"]
 mod server_common;
+#[path = "server_crm.rs"]
+mod server_crm;
 #[path = "server_inbox.rs"]
 mod server_inbox;
 #[path = "server_kinds.rs"]

@@ -174,7 +174,7 @@ fn live_chat_pickup_relay_close_keeps_desk_in_step() {
             ManualKind::Deal,
             ManualDetails {
                 title: "Team plan".into(),
-                value: Some(1200.0),
+                value: playbook::capture::Money::parse("1200"),
                 ..Default::default()
             },
             at(70_000),

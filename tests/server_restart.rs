@@ -504,3 +504,93 @@ async fn the_rate_limit_survives_a_restart() {
     );
     p.kill();
 }
+
+/// SIGKILL while Pipedrive has made a lead but not yet answered: after the restart the
+/// connector finds that lead (its step was begun, not done) instead of making a second one,
+/// and goes on with its note; the person, stored as done before the kill, is not searched
+/// or made again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_between_the_crms_answer_and_our_write_makes_no_duplicate() {
+    use server_common::vendor::{self, Fake, Kind};
+    let token = std::env::var("CARGO_PKG_NAME").unwrap();
+    let fake = Fake::new(Kind::Pipedrive, &token);
+    fake.lock().unwrap().slow = Some(("/v1/leads".into(), Duration::from_secs(30)));
+    let url = vendor::serve(fake.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    server_common::playbooks(dir.path());
+    server_common::config(
+        dir.path(),
+        &format!(
+            "[[crm]]\nkind = \"pipedrive\"\nbase_url = \"{url}\"\ntoken_env = \"CARGO_PKG_NAME\"\nretry_min_ms = 50\nretry_max_ms = 200\n"
+        ),
+        1000,
+    );
+    let c = reqwest::Client::new();
+    let p = spawn(dir.path());
+    let mut convs = Vec::new();
+    for i in 0..3 {
+        let (id, token, _) = start(&c, &p.base, "quick").await;
+        let (st, _) = call(
+            &c,
+            "POST",
+            &format!("{}/api/conversations/{id}/messages", p.base),
+            Some(&token),
+            Some(json!({"text": format!("k{i}@example.com")})),
+        )
+        .await;
+        assert_eq!(st, 200);
+        convs.push(id);
+    }
+    // The first lead is made at the CRM; its answer is held back. Kill now.
+    wait_for(
+        || fake.lock().unwrap().count("leads") == 1,
+        "the first lead",
+    )
+    .await;
+    p.kill();
+    assert_eq!(fake.lock().unwrap().count("notes"), 0);
+
+    let p = spawn(dir.path());
+    let mut all = false;
+    for _ in 0..200 {
+        let (_, v) = call(
+            &c,
+            "GET",
+            &format!("{}/api/records", p.base),
+            Some(server_common::ANA),
+            None,
+        )
+        .await;
+        let rs = v.as_array().cloned().unwrap_or_default();
+        if rs.len() == 3 && rs.iter().all(|r| r["delivered_at"].is_number()) {
+            all = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(all, "every record delivered after the restart");
+    let f = fake.lock().unwrap();
+    assert_eq!(f.count("persons"), 3, "one person per email");
+    assert_eq!(f.count("leads"), 3, "no lead made twice");
+    assert_eq!(f.count("notes"), 3, "one transcript note per lead");
+    let titles: BTreeSet<String> = f.objects["leads"]
+        .iter()
+        .map(|l| l["title"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(titles.len(), 3);
+    // The begun lead was looked for, by its title among its person's.
+    let searched = f.hits("GET", "/v1/leads/search");
+    assert_eq!(searched.len(), 1, "{searched:?}");
+    assert_eq!(searched[0].query["term"], "Lead k0@example.com");
+    assert_eq!(searched[0].query["exact_match"], "true");
+    // Each note is on its own lead.
+    let leads: BTreeSet<String> = f.objects["leads"]
+        .iter()
+        .map(|l| vendor::id_text(&l["id"]))
+        .collect();
+    let noted: BTreeSet<String> = f.objects["notes"]
+        .iter()
+        .map(|n| vendor::id_text(&n["lead_id"]))
+        .collect();
+    assert_eq!(leads, noted);
+}

@@ -9,6 +9,8 @@
 //! or advance a pool by itself — the driver calls the desk's `note_capture` for each record
 //! the ledger accepted as new, so replays never move the round robin.
 
+pub mod money;
+
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
@@ -16,6 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{Channel, DeskView, Effect, Event, Instant, Speaker};
 use crate::model::{ActivityType, Owner, Part, PersonSpec, RecordSpec, Template};
+
+pub use money::Money;
 
 /// Source of records made by the bot alone.
 pub const SOURCE_CHATBOT: &str = "Chatbot";
@@ -108,8 +112,8 @@ pub struct Lead {
     pub person: Person,
     /// Organization name.
     pub organization: Option<String>,
-    /// Expected value (absent when the template did not render to a number).
-    pub value: Option<f64>,
+    /// Expected value, an exact decimal (absent when the template did not render to one).
+    pub value: Option<Money>,
     /// Currency of the value.
     pub currency: Option<String>,
     /// Status (`New` by default).
@@ -133,8 +137,8 @@ pub struct Deal {
     pub person: Person,
     /// Organization name.
     pub organization: Option<String>,
-    /// Value.
-    pub value: Option<f64>,
+    /// Value, an exact decimal.
+    pub value: Option<Money>,
     /// Currency.
     pub currency: Option<String>,
     /// Pipeline.
@@ -278,8 +282,8 @@ fn person(p: &Option<PersonSpec>, v: &dyn Values) -> Person {
     })
 }
 
-fn number(t: &Option<Template>, v: &dyn Values) -> Option<f64> {
-    opt(t, v).and_then(|s| crate::engine::parse_number(&s))
+fn number(t: &Option<Template>, v: &dyn Values) -> Option<Money> {
+    opt(t, v).and_then(|s| Money::parse(&s))
 }
 
 fn fields(f: &BTreeMap<String, Template>, v: &dyn Values) -> BTreeMap<String, String> {
@@ -381,8 +385,8 @@ pub enum ManualKind {
 pub struct ManualDetails {
     /// Title.
     pub title: String,
-    /// Value.
-    pub value: Option<f64>,
+    /// Value, an exact decimal (a JSON string or number).
+    pub value: Option<Money>,
     /// Currency.
     pub currency: Option<String>,
     /// Contact person.

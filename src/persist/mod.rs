@@ -285,6 +285,23 @@ pub struct RecordRow {
     pub attempts: i64,
     /// The last delivery error.
     pub last_error: Option<String>,
+    /// Whether the record is parked: a CRM refused it (`last_error` says why) and it is not
+    /// tried again until the server restarts or reloads ([`Storage::unpark`]).
+    pub parked: bool,
+}
+
+/// The `next_attempt_at` of a parked record: never due, so no claim or replica takes it.
+pub const PARKED: i64 = i64::MAX;
+
+/// One step of a record's delivery to one CRM connector, as stored: `vendor_id` is `None`
+/// while the step is begun but its answer was not stored (a crash or a timeout may have
+/// created it at the vendor: the connector searches before creating again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmStep {
+    /// The step (`person`, `lead`, `note` …), named by the connector.
+    pub step: String,
+    /// The vendor's id of what the step made, once known.
+    pub vendor_id: Option<String>,
 }
 
 /// A delivery outcome: delivered at this time, or failed with this error and retried at
@@ -417,6 +434,24 @@ pub trait Storage: Send + Sync + 'static {
         from: i64,
         to: i64,
     ) -> Result<Vec<(i64, String, i64)>, StoreError>;
+    /// The stored steps of record `key` at CRM connector `connector` (schema version 4).
+    fn crm_steps(&self, key: &str, connector: &str) -> Result<Vec<CrmStep>, StoreError>;
+    /// Stores one step of record `key` at `connector` in one write: begun (`vendor_id`
+    /// `None`, written before the vendor is asked) or done with the vendor's id. A done step
+    /// is never changed back.
+    fn crm_step(
+        &self,
+        key: &str,
+        connector: &str,
+        step: &str,
+        vendor_id: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Parks an undelivered record with this error: counted as an attempt, never due
+    /// until [`Storage::unpark`].
+    fn park(&self, key: &str, error: &str) -> Result<(), StoreError>;
+    /// Makes every parked record due at `now` (a restart or reload: the mapping or the CRM
+    /// may have been fixed); returns how many.
+    fn unpark(&self, now: i64) -> Result<u64, StoreError>;
 }
 
 /// The tail as stored: a JSON array of `[seq, line]` pairs, the lines being JSON already.

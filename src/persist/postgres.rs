@@ -35,8 +35,8 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    Change, Commit, ConvRow, Delivery, DeskColumn, DeskRows, OpenSet, RecordRow, SCHEMA_VERSION,
-    Storage, StoreError, VersionRow, decode_tail, encode_tail,
+    Change, Commit, ConvRow, CrmStep, Delivery, DeskColumn, DeskRows, OpenSet, PARKED, RecordRow,
+    SCHEMA_VERSION, Storage, StoreError, VersionRow, decode_tail, encode_tail,
 };
 
 /// Start orders are reserved this many at a time per replica.
@@ -158,7 +158,8 @@ fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
     }
 }
 
-/// The schema of version 2 (the same tables as the SQLite store's).
+/// The schema of version 4 (the same tables as the SQLite store's; version 3 lacked
+/// `crm_steps`).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -230,13 +231,21 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_due ON records (next_attempt_at) WHERE delivered_at IS NULL;
 CREATE INDEX IF NOT EXISTS records_conversation ON records (conversation);
+CREATE TABLE IF NOT EXISTS crm_steps (
+    record_key TEXT NOT NULL,
+    connector  TEXT NOT NULL,
+    step       TEXT NOT NULL,
+    vendor_id  TEXT,
+    PRIMARY KEY (record_key, connector, step)
+);
 CREATE SEQUENCE IF NOT EXISTS ord_blocks;
 ";
 
 const CONV_COLUMNS: &str =
     "id, ord, playbook, version, rev, ended, desk, agent, updated_at, lines, tail, next_due, state";
 
-const RECORD_COLUMNS: &str = "id, key, conversation, body, delivered_at, attempts, last_error";
+const RECORD_COLUMNS: &str = "id, key, conversation, body, delivered_at, attempts, last_error,
+     (next_attempt_at = 9223372036854775807) AS parked";
 
 /// The PostgreSQL store.
 pub struct PgStore {
@@ -297,6 +306,7 @@ fn record_of(r: &tokio_postgres::Row) -> RecordRow {
         delivered_at: r.get(4),
         attempts: r.get(5),
         last_error: r.get(6),
+        parked: r.get(7),
     }
 }
 
@@ -1139,7 +1149,7 @@ impl Storage for PgStore {
         self.block(|pool| async move {
             let c = pool.get().await.map_err(pool_err)?;
             Ok(c.query_one(
-                "SELECT MIN(next_attempt_at) FROM records WHERE delivered_at IS NULL",
+                "SELECT MIN(next_attempt_at) FROM records WHERE delivered_at IS NULL AND next_attempt_at < 9223372036854775807",
                 &[],
             )
             .await
@@ -1236,6 +1246,77 @@ impl Storage for PgStore {
                 };
             }
             tx.commit().await.map_err(pg_err)
+        })
+    }
+
+    fn crm_steps(&self, key: &str, connector: &str) -> Result<Vec<CrmStep>, StoreError> {
+        let (key, connector) = (key.to_owned(), connector.to_owned());
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            Ok(c.query(
+                "SELECT step, vendor_id FROM crm_steps WHERE record_key = $1 AND connector = $2",
+                &[&key, &connector],
+            )
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| CrmStep {
+                step: r.get(0),
+                vendor_id: r.get(1),
+            })
+            .collect())
+        })
+    }
+
+    fn crm_step(
+        &self,
+        key: &str,
+        connector: &str,
+        step: &str,
+        vendor_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (key, connector, step) = (key.to_owned(), connector.to_owned(), step.to_owned());
+        let vendor_id = vendor_id.map(str::to_owned);
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            // A done step keeps its id: a late "begun" never erases it.
+            c.execute(
+                "INSERT INTO crm_steps AS s (record_key, connector, step, vendor_id) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (record_key, connector, step) DO UPDATE
+                 SET vendor_id = COALESCE(excluded.vendor_id, s.vendor_id)",
+                &[&key, &connector, &step, &vendor_id],
+            )
+            .await
+            .map_err(pg_err)?;
+            Ok(())
+        })
+    }
+
+    fn park(&self, key: &str, error: &str) -> Result<(), StoreError> {
+        let (key, error) = (key.to_owned(), error.to_owned());
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            c.execute(
+                "UPDATE records SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3
+                 WHERE key = $1 AND delivered_at IS NULL",
+                &[&key, &error, &PARKED],
+            )
+            .await
+            .map_err(pg_err)?;
+            Ok(())
+        })
+    }
+
+    fn unpark(&self, now: i64) -> Result<u64, StoreError> {
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            c.execute(
+                "UPDATE records SET next_attempt_at = $1
+                 WHERE next_attempt_at = $2 AND delivered_at IS NULL",
+                &[&now, &PARKED],
+            )
+            .await
+            .map_err(pg_err)
         })
     }
 }

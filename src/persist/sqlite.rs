@@ -16,8 +16,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Commit, ConvRow, Delivery, DeskColumn, DeskRows, OpenSet, RecordRow, SCHEMA_VERSION, Storage,
-    StoreError, VersionRow, decode_tail, encode_tail,
+    Commit, ConvRow, CrmStep, Delivery, DeskColumn, DeskRows, OpenSet, PARKED, RecordRow,
+    SCHEMA_VERSION, Storage, StoreError, VersionRow, decode_tail, encode_tail,
 };
 
 /// How to open the file.
@@ -35,7 +35,8 @@ impl Default for SqliteOptions {
     }
 }
 
-/// The schema of version 5 (version 2 lacked `agent_load`, version 3 `stats`). `events` of version 1 is migrated by the runtime and renamed
+/// The schema of version 5 (version 4 lacked `stats`, version 3 `crm_steps`, version 2
+/// `agent_load`). `events` of version 1 is migrated by the runtime and renamed
 /// `events_v1`.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -107,6 +108,13 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_due ON records (next_attempt_at) WHERE delivered_at IS NULL;
 CREATE INDEX IF NOT EXISTS records_conversation ON records (conversation);
+CREATE TABLE IF NOT EXISTS crm_steps (
+    record_key TEXT NOT NULL,
+    connector  TEXT NOT NULL,
+    step       TEXT NOT NULL,
+    vendor_id  TEXT,
+    PRIMARY KEY (record_key, connector, step)
+);
 ";
 
 /// One logged event of a version-1 database, to migrate.
@@ -502,10 +510,12 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
         delivered_at: r.get(4)?,
         attempts: r.get(5)?,
         last_error: r.get(6)?,
+        parked: r.get(7)?,
     })
 }
 
-const RECORD_COLUMNS: &str = "id, key, conversation, body, delivered_at, attempts, last_error";
+const RECORD_COLUMNS: &str = "id, key, conversation, body, delivered_at, attempts, last_error,
+     (next_attempt_at = 9223372036854775807) AS parked";
 
 fn desk_rows(c: &Connection) -> rusqlite::Result<DeskRows> {
     let mut st = c.prepare_cached("SELECT name, presence FROM agents ORDER BY name")?;
@@ -797,7 +807,7 @@ impl Storage for SqliteStore {
     fn next_due(&self) -> Result<Option<i64>, StoreError> {
         self.with_read(|c| {
             c.query_row(
-                "SELECT MIN(next_attempt_at) FROM records WHERE delivered_at IS NULL",
+                "SELECT MIN(next_attempt_at) FROM records WHERE delivered_at IS NULL AND next_attempt_at < 9223372036854775807",
                 [],
                 |r| r.get::<_, Option<i64>>(0),
             )
@@ -827,6 +837,65 @@ impl Storage for SqliteStore {
             }
             Ok(())
         })
+    }
+
+    fn crm_steps(&self, key: &str, connector: &str) -> Result<Vec<CrmStep>, StoreError> {
+        self.with_read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT step, vendor_id FROM crm_steps WHERE record_key = ?1 AND connector = ?2",
+            )?;
+            st.query_map(params![key, connector], |r| {
+                Ok(CrmStep {
+                    step: r.get(0)?,
+                    vendor_id: r.get(1)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn crm_step(
+        &self,
+        key: &str,
+        connector: &str,
+        step: &str,
+        vendor_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.write_tx(|tx| {
+            // A done step keeps its id: a late "begun" never erases it.
+            tx.prepare_cached(
+                "INSERT INTO crm_steps (record_key, connector, step, vendor_id) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (record_key, connector, step) DO UPDATE
+                 SET vendor_id = COALESCE(excluded.vendor_id, crm_steps.vendor_id)",
+            )?
+            .execute(params![key, connector, step, vendor_id])?;
+            Ok(())
+        })
+    }
+
+    fn park(&self, key: &str, error: &str) -> Result<(), StoreError> {
+        self.write_tx(|tx| {
+            tx.prepare_cached(
+                "UPDATE records SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3
+                 WHERE key = ?1 AND delivered_at IS NULL",
+            )?
+            .execute(params![key, error, PARKED])?;
+            Ok(())
+        })
+    }
+
+    fn unpark(&self, now: i64) -> Result<u64, StoreError> {
+        let mut n = 0;
+        self.write_tx(|tx| {
+            n = tx
+                .prepare_cached(
+                    "UPDATE records SET next_attempt_at = ?1
+                     WHERE next_attempt_at = ?2 AND delivered_at IS NULL",
+                )?
+                .execute(params![now, PARKED])? as u64;
+            Ok(())
+        })?;
+        Ok(n)
     }
 }
 

@@ -18,6 +18,9 @@ use crate::runtime::{Command, Hub, HubError, Outputs, StartOptions};
 /// What made a step happen: an input (the same [`Command`] every driver sends the hub) or
 /// a timer falling due.
 #[derive(Debug, Clone, PartialEq)]
+// A command carries an agent's record details (money is an exact decimal string now):
+// causes are few and short-lived, so boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Cause {
     /// A command to the conversation or the desk.
     Command(Command),

@@ -862,8 +862,8 @@ fn kind_of(r: &Record) -> &'static str {
     }
 }
 
-fn num(v: Option<f64>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_default()
+fn num(v: &Option<crate::capture::Money>) -> String {
+    v.as_ref().map(|v| v.to_string()).unwrap_or_default()
 }
 
 /// A record's fields by the names `expect record` uses, values as shown (empty when unset).
@@ -881,7 +881,7 @@ pub fn record_values(r: &Record) -> Vec<(String, String)> {
             put("title", l.title.clone());
             person(&mut put, &l.person);
             put("organization", s(&l.organization));
-            put("value", num(l.value));
+            put("value", num(&l.value));
             put("currency", s(&l.currency));
             put("status", l.status.clone());
             put("source", l.source.clone());
@@ -895,7 +895,7 @@ pub fn record_values(r: &Record) -> Vec<(String, String)> {
             put("title", d.title.clone());
             person(&mut put, &d.person);
             put("organization", s(&d.organization));
-            put("value", num(d.value));
+            put("value", num(&d.value));
             put("currency", s(&d.currency));
             put("pipeline", s(&d.pipeline));
             put("stage", s(&d.stage));
@@ -927,7 +927,7 @@ fn manual_details(fields: &[(String, String)]) -> Result<ManualDetails, String> 
             "title" => d.title = v.clone(),
             "value" => {
                 d.value = Some(
-                    crate::engine::parse_number(v)
+                    crate::capture::Money::parse(v)
                         .ok_or_else(|| format!("`value` must be a number, not {v:?}"))?,
                 )
             }

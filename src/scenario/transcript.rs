@@ -237,7 +237,7 @@ fn opt(v: &Option<String>) -> &str {
     v.as_deref().unwrap_or("-")
 }
 
-fn money(v: Option<f64>, cur: &Option<String>) -> String {
+fn money(v: &Option<crate::capture::Money>, cur: &Option<String>) -> String {
     match (v, cur) {
         (Some(v), Some(c)) => format!("{v} {c}"),
         (Some(v), None) => v.to_string(),
@@ -276,7 +276,7 @@ fn render_record(out: &mut String, head: &str, r: &Record, attached: u32, start:
             field("title", &l.title);
             field("person", &person(&l.person));
             field("organization", opt(&l.organization));
-            field("value", &money(l.value, &l.currency));
+            field("value", &money(&l.value, &l.currency));
             field("status", &l.status);
             field("source", &l.source);
             field("labels", &list(&l.labels));
@@ -291,7 +291,7 @@ fn render_record(out: &mut String, head: &str, r: &Record, attached: u32, start:
             field("title", &d.title);
             field("person", &person(&d.person));
             field("organization", opt(&d.organization));
-            field("value", &money(d.value, &d.currency));
+            field("value", &money(&d.value, &d.currency));
             field("pipeline", opt(&d.pipeline));
             field("stage", opt(&d.stage));
             field("status", &d.status);

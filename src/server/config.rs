@@ -1,9 +1,11 @@
 //! The server's config file (TOML): agents with their tokens and teams, distribution pools,
-//! the admin token, the CRM webhook and the limits. See `playbook.toml.example`.
+//! the admin token, the CRM webhook and `[[crm]]` connectors ([`crate::crm::CrmConfig`]) and
+//! the limits. See `playbook.toml.example`.
 //!
-//! Must not: read anything but the file it is given (and, in [`Config::load`], the one
-//! environment variable a webhook names for its secret), hold runtime state, or put the
-//! webhook's secret (its header value, its URL's userinfo and query) in an error or `Debug`.
+//! Must not: read anything but the file it is given (and, in [`Config::load`], the
+//! environment variables the webhook, the `[[crm]]` sections and `[identity]` name for their
+//! secrets), hold runtime state, or put a secret (a header value, a token, a URL's userinfo
+//! and query) in an error or `Debug`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,9 +23,13 @@ pub struct Config {
     /// reloads).
     #[serde(default)]
     pub admin_token: Option<String>,
-    /// Where captured records are delivered.
+    /// The generic JSON webhook records are delivered to (the same as a `[[crm]]` of kind
+    /// `webhook` named `webhook`).
     #[serde(default)]
     pub webhook: Option<Webhook>,
+    /// CRM connectors (Pipedrive, HubSpot, Zendesk Sell, webhooks) records are delivered to.
+    #[serde(default)]
+    pub crm: Vec<crate::crm::CrmConfig>,
     /// Request and conversation limits.
     #[serde(default)]
     pub limits: Limits,
@@ -149,8 +155,7 @@ impl Cors {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Webhook {
-    /// The URL each record is POSTed to (plain `http://`; put a TLS proxy in front for
-    /// `https://` CRMs).
+    /// The URL each record is POSTed to (`http://` or `https://`).
     pub url: String,
     /// First retry delay in milliseconds; doubles per failed attempt.
     #[serde(default = "default_retry_min")]
@@ -188,6 +193,33 @@ impl Webhook {
     /// The URL as agents and logs may see it (no userinfo, query or fragment).
     pub fn shown_url(&self) -> String {
         super::redact::url(&self.url)
+    }
+
+    /// The same webhook as a `[[crm]]` connector named `webhook`.
+    pub fn as_crm(&self) -> crate::crm::CrmConfig {
+        crate::crm::CrmConfig {
+            kind: crate::crm::Kind::Webhook,
+            name: None,
+            base_url: None,
+            token_env: self.header_value_env.clone(),
+            token: self
+                .header_value
+                .as_ref()
+                .map(|s| crate::crm::Token(s.0.clone())),
+            url: Some(self.url.clone()),
+            header: self.header.clone(),
+            owners: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            sources: BTreeMap::new(),
+            statuses: BTreeMap::new(),
+            pipelines: BTreeMap::new(),
+            stages: BTreeMap::new(),
+            fields: BTreeMap::new(),
+            retry_min_ms: self.retry_min_ms,
+            retry_max_ms: self.retry_max_ms,
+            timeout_ms: self.timeout_ms,
+            auth_recheck_ms: 600_000,
+        }
     }
 }
 
@@ -361,6 +393,9 @@ impl Config {
             }
             w.header_value = Some(Secret(value));
         }
+        for crm in &mut c.crm {
+            crm.read_token().map_err(invalid)?;
+        }
         if let Some(id) = &mut c.identity {
             let var = &id.secret_env;
             let value = std::env::var(var).map_err(|_| {
@@ -463,6 +498,19 @@ impl Config {
                 return Err(format!(
                     "webhook.url `{}` is not a URL",
                     super::redact::url(&w.url)
+                ));
+            }
+        }
+        let mut crm_names = std::collections::BTreeSet::new();
+        if c.webhook.is_some() {
+            crm_names.insert("webhook".to_owned());
+        }
+        for crm in &c.crm {
+            crm.check()?;
+            if !crm_names.insert(crm.name().to_owned()) {
+                return Err(format!(
+                    "crm `{}` is listed twice (give one a `name`; `[webhook]` is named `webhook`)",
+                    crm.name()
                 ));
             }
         }
@@ -705,6 +753,52 @@ mod tests {
         assert_eq!(secret.0, env!("CARGO_PKG_NAME"));
         assert!(!format!("{c:?}").contains(&format!("\"{}\"", env!("CARGO_PKG_NAME"))));
         std::fs::write(&path, text("PLAYBOOK_TEST_NOT_SET_ANYWHERE")).unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(e.contains("is not set"), "{e}");
+    }
+
+    #[test]
+    fn crm_sections_are_checked_and_read_their_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[webhook]\nurl = \"https://crm.example/hook\"\n\
+             [[crm]]\nkind = \"pipedrive\"\ntoken_env = \"CARGO_PKG_NAME\"\n\
+             [crm.owners]\nsam = 12\ntia = \"13\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        let p = &c.crm[0];
+        assert_eq!(p.name(), "pipedrive");
+        assert_eq!(p.base(), "https://api.pipedrive.com");
+        assert_eq!(p.owners["sam"].0, "12");
+        assert_eq!(p.token.as_ref().unwrap().0, env!("CARGO_PKG_NAME"));
+        assert!(!format!("{c:?}").contains(&format!("\"{}\"", env!("CARGO_PKG_NAME"))));
+        let connectors = super::super::outbox::connectors(&c);
+        assert_eq!(connectors.len(), 2);
+        assert_eq!(connectors[0].name(), "webhook");
+        for (bad, why) in [
+            ("[[crm]]\nkind = \"hubspot\"", "needs `token_env`"),
+            ("[[crm]]\nkind = \"webhook\"", "needs `url`"),
+            ("[[crm]]\nkind = \"salesforce\"", "unknown variant"),
+            (
+                "[[crm]]\nkind = \"hubspot\"\ntoken_env = \"X\"\nbase_url = \"ftp://x\"",
+                "not an http(s) URL",
+            ),
+            (
+                "[webhook]\nurl = \"http://a.example/\"\n[[crm]]\nkind = \"webhook\"\nurl = \"http://b.example/\"",
+                "listed twice",
+            ),
+        ] {
+            let e = Config::parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        std::fs::write(
+            &path,
+            "[[crm]]\nkind = \"zendesk_sell\"\ntoken_env = \"PLAYBOOK_TEST_NOT_SET_ANYWHERE\"\n",
+        )
+        .unwrap();
         let e = Config::load(&path).unwrap_err().to_string();
         assert!(e.contains("is not set"), "{e}");
     }

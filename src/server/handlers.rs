@@ -775,8 +775,9 @@ struct RecordReq {
     #[serde(rename = "type")]
     kind: ManualKind,
     title: String,
+    /// An exact decimal: `"12000.50"` or `12000.5`.
     #[serde(default)]
-    value: Option<f64>,
+    value: Option<crate::capture::Money>,
     #[serde(default)]
     currency: Option<String>,
     #[serde(default)]
@@ -796,8 +797,12 @@ async fn agent_record(
     if req.title.trim().is_empty() {
         return Err(ApiError::BadRequest("a record needs a title".into()));
     }
-    if req.value.is_some_and(|v| !v.is_finite()) {
-        return Err(ApiError::BadRequest("value must be a finite number".into()));
+    if let Some(c) = &req.currency
+        && !crate::crm::is_currency(c)
+    {
+        return Err(ApiError::BadRequest(
+            "currency must be an ISO 4217 code such as EUR".into(),
+        ));
     }
     let details = ManualDetails {
         title: req.title,

@@ -1,6 +1,6 @@
 //! `playbook serve`: the HTTP and WebSocket API of `docs/api.md` over the one runtime
-//! [`Driver`], with durable storage ([`crate::persist`]) and CRM webhook delivery
-//! ([`outbox`]).
+//! [`Driver`], with durable storage ([`crate::persist`]) and CRM delivery ([`outbox`] over
+//! [`crate::crm`]'s connectors).
 //!
 //! The path of every change: a handler turns the request into a [`crate::runtime::Command`]
 //! → the driver loads the conversation (memory or store), steps engine and desk on it inside
@@ -64,6 +64,8 @@ pub struct Shared {
     /// One reload at a time (their version numbers must not race).
     reloading: tokio::sync::Mutex<()>,
     outbox_poke: Notify,
+    /// Bumped by a reload: the outbox unparks records and unpauses connectors.
+    outbox_generation: std::sync::atomic::AtomicU64,
     visitors: Mutex<HashMap<String, broadcast::Sender<String>>>,
     agents: Mutex<HashMap<String, broadcast::Sender<String>>>,
     /// Per conversation with a visitor socket: the last line sequence pushed to it, so a
@@ -384,6 +386,9 @@ impl AppState {
         for w in &report.warnings {
             tracing::warn!("{w}");
         }
+        // The CRM may have been fixed meanwhile: parked records and paused connectors get
+        // another chance.
+        outbox::reset(self);
         Ok(report)
     }
 }
@@ -431,17 +436,33 @@ impl AppState {
         Ok(())
     }
 
-    /// What the newest version of each served playbook names that the config lacks (W004).
+    /// What the newest version of each served playbook names that the config lacks (W004),
+    /// and what a CRM connector cannot map (W005).
     fn unknown_refs(&self) -> Vec<String> {
         let catalog = self.catalog();
-        catalog
+        let mut out: Vec<String> = catalog
             .latest_all()
             .flat_map(|(name, v)| {
                 crate::check::desk_names(&v.playbook, |r| self.config().has(r))
                     .into_iter()
                     .map(move |d| format!("{} in playbook `{name}`: {}", d.code, d.message))
             })
-            .collect()
+            .collect();
+        let config = self.config();
+        let playbooks: Vec<(&str, &crate::model::Playbook)> = catalog
+            .latest_all()
+            .map(|(name, v)| (name, v.playbook.as_ref()))
+            .collect();
+        let agents: Vec<&str> = config.agents.iter().map(|a| a.name.as_str()).collect();
+        let pools = config
+            .pools
+            .iter()
+            .map(|p| (p.name.clone(), p.members.clone()))
+            .collect();
+        for c in &config.crm {
+            out.extend(crate::crm::warnings(c, &playbooks, &agents, &pools));
+        }
+        out
     }
 
     /// Serves the playbook versions another replica stored (its reload) that this one does
@@ -785,6 +806,7 @@ pub async fn start(opening: Opening, clock: Clock) -> Result<(AppState, ReloadRe
         playbook_dir,
         reloading: tokio::sync::Mutex::new(()),
         outbox_poke: Notify::new(),
+        outbox_generation: std::sync::atomic::AtomicU64::new(0),
         visitors: Mutex::new(HashMap::new()),
         agents: Mutex::new(HashMap::new()),
         seen: Mutex::new(HashMap::new()),
@@ -798,8 +820,9 @@ pub async fn start(opening: Opening, clock: Clock) -> Result<(AppState, ReloadRe
         tokio::spawn(sync_versions(state.clone()));
     }
     let report = state.reload().await.map_err(|e| e.to_string())?;
-    if let Some(w) = state.config().webhook.clone() {
-        tokio::spawn(outbox::run(state.clone(), w));
+    let connectors = outbox::connectors(state.config());
+    if !connectors.is_empty() {
+        tokio::spawn(outbox::run(state.clone(), connectors));
     }
     Ok((state, report))
 }

@@ -1,6 +1,8 @@
 //! Shared helpers of the server tests: a server on a loopback port, a JSON client.
 #![allow(dead_code)]
 
+pub mod vendor;
+
 use std::path::{Path, PathBuf};
 
 use playbook::runtime::driver::Clock;
