@@ -454,6 +454,19 @@ impl Desk {
         self.conversations.get(id)
     }
 
+    /// A conversation that waits in Unassigned, or why it does not.
+    fn waiting(&self, conversation: &str) -> Result<&DeskConversation, DeskError> {
+        let conv = self
+            .conversations
+            .get(conversation)
+            .ok_or_else(|| DeskError::UnknownConversation(conversation.to_owned()))?;
+        match &conv.state {
+            ConvState::Unassigned => Ok(conv),
+            ConvState::Assigned(a) => Err(DeskError::AlreadyAssigned { agent: a.clone() }),
+            ConvState::Closed(_) | ConvState::TimedOut => Err(DeskError::Closed),
+        }
+    }
+
     /// An agent assigns a waiting conversation to themselves. Of two agents racing, the first
     /// call wins.
     pub fn assign_self(&mut self, conversation: &str, agent: &str) -> Result<(), DeskError> {
@@ -461,15 +474,7 @@ impl Desk {
         if !self.is(agent, Presence::Online) {
             return Err(DeskError::NotOnline(agent.to_owned()));
         }
-        let conv = self
-            .conversations
-            .get(conversation)
-            .ok_or_else(|| DeskError::UnknownConversation(conversation.to_owned()))?;
-        match &conv.state {
-            ConvState::Unassigned => {}
-            ConvState::Assigned(a) => return Err(DeskError::AlreadyAssigned { agent: a.clone() }),
-            ConvState::Closed(_) | ConvState::TimedOut => return Err(DeskError::Closed),
-        }
+        let conv = self.waiting(conversation)?;
         if !self
             .route_agents(&conv.route, conv.contact_owner.as_deref())
             .contains(&agent)
@@ -551,15 +556,7 @@ impl Desk {
     /// Automatic assignment gives a waiting conversation to `agent` (as
     /// [`Desk::next_assignment`] chose), who is notified.
     pub fn auto_assign(&mut self, conversation: &str, agent: &str) -> Result<(), DeskError> {
-        let conv = self
-            .conversations
-            .get(conversation)
-            .ok_or_else(|| DeskError::UnknownConversation(conversation.to_owned()))?;
-        match &conv.state {
-            ConvState::Unassigned => {}
-            ConvState::Assigned(a) => return Err(DeskError::AlreadyAssigned { agent: a.clone() }),
-            ConvState::Closed(_) | ConvState::TimedOut => return Err(DeskError::Closed),
-        }
+        let conv = self.waiting(conversation)?;
         if self.pick(&conv.route, conv.contact_owner.as_deref()) != Some(agent) {
             return Err(DeskError::NotRouted(agent.to_owned()));
         }

@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::engine::Instant;
-use crate::model::{Card, LinkKind, Outcome, Playbook};
+use crate::model::{LinkKind, Outcome, Playbook};
 
 /// A UTC day: days since 1970-01-01.
 pub type Day = i64;
@@ -403,19 +403,6 @@ pub fn range(from: Option<&str>, to: Option<&str>, today: Day) -> Result<(Day, D
     Ok((from, to))
 }
 
-fn card_kind(c: &Card) -> &'static str {
-    match c {
-        Card::Message(_) => "message",
-        Card::Question(_) => "question",
-        Card::Ask(_) => "ask",
-        Card::Branch(_) => "branch",
-        Card::LiveChat(_) => "livechat",
-        Card::Capture(_) => "capture",
-        Card::Consent(_) => "consent",
-        Card::End(_) => "end",
-    }
-}
-
 fn share(n: i64, of: i64) -> f64 {
     if of <= 0 { 0.0 } else { n as f64 / of as f64 }
 }
@@ -512,7 +499,7 @@ pub fn report(
         let stopped = (entered - left - ended.values().sum::<i64>()).max(0);
         r.cards.push(CardStats {
             id,
-            kind: card_kind(card),
+            kind: card.kind_name(),
             entered,
             left,
             ended,
