@@ -524,6 +524,36 @@ async fn retry_after_is_honoured_refused_records_park_and_a_refused_token_pauses
     );
     assert!(e.contains("The email address is invalid"), "{e}");
     assert!(xr["delivered_at"].is_null());
+    // The inbox shows it: the conversation's detail says the record is parked, and why.
+    let (st, detail) = call(
+        &s.client,
+        "GET",
+        &format!("{}/api/agent/conversations/{x}", s.base),
+        Some(ANA),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{detail}");
+    let delivery = &detail["records"][0]["delivery"];
+    assert_eq!(delivery["state"], "parked", "{detail}");
+    assert!(
+        delivery["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("The email address is invalid")),
+        "{delivery}"
+    );
+    let (_, detail) = call(
+        &s.client,
+        "GET",
+        &format!("{}/api/agent/conversations/{z}", s.base),
+        Some(ANA),
+        None,
+    )
+    .await;
+    assert_eq!(
+        detail["records"][0]["delivery"]["state"], "delivered",
+        "{detail}"
+    );
     let ye = of(&rs, &y)[0]["last_error"].as_str().unwrap();
     assert!(
         ye.contains("owner `tia` has no id in [[crm]] `pipedrive` owners"),

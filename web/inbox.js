@@ -397,6 +397,15 @@
     if (data.organization) bits.push(data.organization);
     if (meta.owner) bits.push('owner ' + meta.owner);
     if (bits.length) li.appendChild(el('span', { class: 'meta' }, ' — ' + bits.join(' · ')));
+    // Where the record stands with the CRM (absent on a record just made: not tried yet).
+    var d = rec.delivery;
+    if (d) {
+      var text = d.state === 'delivered' ? 'In the CRM'
+        : d.state === 'parked' ? 'Not accepted by the CRM: ' + (d.last_error || 'no reason given')
+        : d.last_error ? 'Not in the CRM yet (attempt ' + d.attempts + '): ' + d.last_error
+        : 'Being sent to the CRM';
+      li.appendChild(el('span', { class: 'delivery delivery-' + d.state, role: 'status' }, text));
+    }
     return li;
   }
 

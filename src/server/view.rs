@@ -208,6 +208,28 @@ pub fn stored_summary(row: &ConvRow, lines: &[String], engine: Option<&Engine>) 
     v
 }
 
+/// A stored record as the inbox shows it: the record with its transcript, and `delivery` —
+/// `delivered` (with `delivered_at`), `pending` (still being tried: `attempts`, and
+/// `last_error` once one failed) or `parked` (the CRM refused it, or a name has no id:
+/// `last_error` says why; tried again at the next start or reload).
+fn record_json(r: &RecordRow) -> Value {
+    let mut v = r.body.clone();
+    let state = match (r.delivered_at, r.parked) {
+        (Some(_), _) => "delivered",
+        (None, true) => "parked",
+        (None, false) => "pending",
+    };
+    // Errors stored before redaction existed may still quote a secret URL.
+    let error = r.last_error.as_deref().map(super::redact::text);
+    v["delivery"] = json!({
+        "state": state,
+        "delivered_at": r.delivered_at,
+        "attempts": r.attempts,
+        "last_error": error,
+    });
+    v
+}
+
 /// One conversation with everything an agent may see; `records` come from the store.
 pub fn detail(hub: &Hub, id: &str, records: &[RecordRow]) -> Option<Value> {
     let (status, messages) = history(hub, id, 0)?;
@@ -227,7 +249,7 @@ pub fn detail(hub: &Hub, id: &str, records: &[RecordRow]) -> Option<Value> {
         v["consent"] = serde_json::to_value(c).unwrap_or(Value::Null);
     }
     v["messages"] = Value::Array(messages);
-    v["records"] = Value::Array(records.iter().map(|r| r.body.clone()).collect());
+    v["records"] = Value::Array(records.iter().map(record_json).collect());
     v["status"] = Value::String(status.to_owned());
     Some(v)
 }
