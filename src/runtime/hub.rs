@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use super::sink::{NullSink, RecordSink};
 use super::types::{Command, ConvUpdate, Emitted, Outputs};
 use crate::capture::{self, Commit, Ledger, ManualDetails, ManualKind, Stored, Transcript};
-use crate::desk::{Desk, DeskConversation, DeskError, Presence};
+use crate::desk::{Desk, DeskConversation, DeskError, Notification, Presence};
 use crate::engine::{
     Channel, Effect, Engine, EngineError, Event, Instant, Phase, Session, Timer, TimerKind,
 };
@@ -1156,7 +1156,26 @@ impl Hub {
         desk_op: Option<DeskOp<'_>>,
     ) -> Result<Outputs, HubError> {
         let mut out = self.step_one(c, event, now, desk_op)?;
-        out.extend(self.dispatch(now));
+        let given = self.dispatch(now);
+        // A chat given out in the step that queued it never waited: agents hear only whose
+        // it is, not that it waits in Unassigned.
+        let assigned: Vec<&str> = given
+            .notifications
+            .iter()
+            .filter_map(|n| match n {
+                Notification::AssignedToYou {
+                    conversation,
+                    by: None,
+                    ..
+                } => Some(conversation.as_str()),
+                _ => None,
+            })
+            .collect();
+        out.notifications.retain(|n| {
+            !matches!(n, Notification::EnteredUnassigned { conversation, .. }
+                if assigned.contains(&conversation.as_str()))
+        });
+        out.extend(given);
         Ok(out)
     }
 

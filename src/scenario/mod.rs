@@ -495,20 +495,30 @@ impl<'a> Runner<'a> {
 
     fn step(&mut self, pos: Pos, action: &Action) -> Result<(), ScenarioError> {
         match action {
-            Action::Agent(name, p) => {
+            Action::Agent(name, p, capacity) => {
                 if self.started {
+                    if capacity.is_some() {
+                        return Err(self.err(
+                            pos,
+                            format!("give `{name}` a capacity where the agent is declared, before the conversation starts"),
+                        ));
+                    }
                     self.presence(pos, name, *p)?;
                 } else {
                     if !self.agents.insert(name.clone()) {
                         return Err(self.err(pos, format!("agent `{name}` is declared twice; to change presence later, write `{name} goes away`")));
                     }
                     self.d.desk_mut().add_agent(name, *p);
-                    self.transcript
-                        .desk
-                        .push(format!("{name} {}", presence_word(*p)));
+                    let mut line = format!("{name} {}", presence_word(*p));
+                    if let Some(c) = capacity {
+                        // The agent was just added.
+                        let _ = self.d.desk_mut().set_capacity(name, Some(*c));
+                        line.push_str(&format!(" (capacity {c})"));
+                    }
+                    self.transcript.desk.push(line);
                 }
             }
-            Action::Team(name, members) | Action::Pool(name, members) => {
+            Action::Team(name, members, _) | Action::Pool(name, members) => {
                 let team = matches!(action, Action::Team(..));
                 let what = if team { "team" } else { "pool" };
                 if self.started {
@@ -529,9 +539,12 @@ impl<'a> Runner<'a> {
                 } else {
                     self.d.desk_mut().add_pool(name, &m);
                 }
-                self.transcript
-                    .desk
-                    .push(format!("{what} {name}: {}", m.join(", ")));
+                let mut line = format!("{what} {name}: {}", m.join(", "));
+                if let Action::Team(_, _, Some(a)) = action {
+                    self.d.desk_mut().set_assignment(Some(name), *a);
+                    line.push_str(&format!(" (assign {})", a.name()));
+                }
+                self.transcript.desk.push(line);
             }
             Action::Goes(name, p) => self.presence(pos, name, *p)?,
             Action::Visitor(ch, input) => self.visitor(pos, *ch, input)?,

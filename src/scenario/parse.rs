@@ -82,10 +82,11 @@ pub enum VisitorInput {
 /// One scripted thing that happens, or an expectation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// `agent ana online`: declares an agent (before the chat starts) or changes presence.
-    Agent(String, Presence),
-    /// `team Sales: ana, bob`.
-    Team(String, Vec<String>),
+    /// `agent ana online [capacity 2]`: declares an agent (before the chat starts; with the
+    /// most open chats automatic assignment gives them) or changes presence.
+    Agent(String, Presence, Option<u32>),
+    /// `team Sales: ana, bob [assign round_robin]`.
+    Team(String, Vec<String>, Option<crate::model::Assignment>),
     /// `pool "Inbound SDRs": sam, tia`.
     Pool(String, Vec<String>),
     /// The visitor acts, optionally on another channel.
@@ -278,7 +279,13 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             Rule::s_agent => {
                 let name = who(next(1).ok_or_else(missing)?, file)?;
                 let p = next(0).ok_or_else(missing)?;
-                sc.push(at, Action::Agent(name, presence(p.as_str())));
+                let capacity = match next(1) {
+                    Some(n) => Some(n.as_str().parse::<u32>().map_err(|_| {
+                        err(file, pos(&n), "a capacity is a whole number of chats")
+                    })?),
+                    None => None,
+                };
+                sc.push(at, Action::Agent(name, presence(p.as_str()), capacity));
             }
             Rule::s_team | Rule::s_pool => {
                 let name = who(next(1).ok_or_else(missing)?, file)?;
@@ -287,10 +294,15 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
                     .into_inner()
                     .map(|m| who(m, file))
                     .collect::<Result<Vec<_>, _>>()?;
+                let assign = next(1).map(|a| match a.as_str() {
+                    "round_robin" => crate::model::Assignment::RoundRobin,
+                    "least_busy" => crate::model::Assignment::LeastBusy,
+                    _ => crate::model::Assignment::Manual,
+                });
                 sc.push(
                     at,
                     if rule == Rule::s_team {
-                        Action::Team(name, members)
+                        Action::Team(name, members, assign)
                     } else {
                         Action::Pool(name, members)
                     },
@@ -474,6 +486,9 @@ fn word(r: &Rule) -> Option<&'static str> {
         Rule::count => "a number",
         Rule::channel => "a channel",
         Rule::presence => "`online`, `away` or `offline`",
+        Rule::assignment => "`manual`, `round_robin` or `least_busy`",
+        Rule::kw_capacity => "`capacity`",
+        Rule::kw_assign => "`assign`",
         Rule::outcome => "`qualified`, `disqualified` or `none`",
         Rule::record_kind => "`lead`, `deal` or `activity`",
         Rule::manual_kind => "`lead` or `deal`",
