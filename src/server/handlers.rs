@@ -196,7 +196,7 @@ async fn index(State(state): State<AppState>) -> Html<String> {
             let name = html_escape(p["name"].as_str().unwrap_or_default());
             let title = html_escape(p["title"].as_str().unwrap_or_default());
             format!(
-                "<li><a href=\"/widget?playbook={name}\">{title}</a> (v{}) · <a href=\"/api/playbooks/{name}/graph\">graph</a></li>\n",
+                "<li><a href=\"/widget?playbook={name}\">{title}</a> (v{}) · <a href=\"/playbooks/{name}\">graph</a> · <a href=\"/playbooks/{name}/stats\">analytics</a></li>\n",
                 p["version"]
             )
         })
