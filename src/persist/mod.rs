@@ -494,8 +494,7 @@ pub trait Storage: Send + Sync + 'static {
     /// may have been fixed); returns how many.
     fn unpark(&self, now: i64) -> Result<u64, StoreError>;
     /// The conversation a social contact is linked to (schema version 6).
-    fn channel_contact(&self, channel: &str, contact: &str)
-    -> Result<Option<String>, StoreError>;
+    fn channel_contact(&self, channel: &str, contact: &str) -> Result<Option<String>, StoreError>;
     /// Whether a social message id was applied already.
     fn channel_message_seen(&self, channel: &str, id: &str) -> Result<bool, StoreError>;
     /// Every link: `(channel, contact, conversation)`, oldest first.

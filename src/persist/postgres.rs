@@ -35,8 +35,8 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    ChannelSend, Change, Commit, ConvRow, CrmStep, Delivery, DeskColumn, DeskRows, OpenSet, PARKED, RecordRow,
-    SCHEMA_VERSION, Storage, StoreError, VersionRow, decode_tail, encode_tail,
+    Change, ChannelSend, Commit, ConvRow, CrmStep, Delivery, DeskColumn, DeskRows, OpenSet, PARKED,
+    RecordRow, SCHEMA_VERSION, Storage, StoreError, VersionRow, decode_tail, encode_tail,
 };
 
 /// Start orders are reserved this many at a time per replica.
@@ -1330,11 +1330,7 @@ impl Storage for PgStore {
         })
     }
 
-    fn channel_contact(
-        &self,
-        channel: &str,
-        contact: &str,
-    ) -> Result<Option<String>, StoreError> {
+    fn channel_contact(&self, channel: &str, contact: &str) -> Result<Option<String>, StoreError> {
         let (channel, contact) = (channel.to_owned(), contact.to_owned());
         self.block(move |pool| async move {
             let c = pool.get().await.map_err(pool_err)?;

@@ -16,8 +16,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    ChannelSend, Commit, ConvRow, CrmStep, Delivery, DeskColumn, DeskRows, OpenSet, PARKED, RecordRow,
-    SCHEMA_VERSION, Storage, StoreError, VersionRow, decode_tail, encode_tail,
+    ChannelSend, Commit, ConvRow, CrmStep, Delivery, DeskColumn, DeskRows, OpenSet, PARKED,
+    RecordRow, SCHEMA_VERSION, Storage, StoreError, VersionRow, decode_tail, encode_tail,
 };
 
 /// How to open the file.
@@ -907,11 +907,7 @@ impl Storage for SqliteStore {
         })
     }
 
-    fn channel_contact(
-        &self,
-        channel: &str,
-        contact: &str,
-    ) -> Result<Option<String>, StoreError> {
+    fn channel_contact(&self, channel: &str, contact: &str) -> Result<Option<String>, StoreError> {
         self.with_read(|c| {
             c.prepare_cached(
                 "SELECT conversation FROM channel_contacts WHERE channel = ?1 AND contact = ?2",

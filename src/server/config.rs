@@ -3,7 +3,7 @@
 //! the limits. See `playbook.toml.example`.
 //!
 //! Must not: read anything but the file it is given (and, in [`Config::load`], the
-//! environment variables the webhook, the `[[crm]]` sections and `[identity]` name for their
+//! environment variables the webhook, the `[[crm]]` sections, `[identity]` and `[channels.*]` name for their
 //! secrets), hold runtime state, or put a secret (a header value, a token, a URL's userinfo
 //! and query) in an error or `Debug`.
 
@@ -61,6 +61,98 @@ pub struct Config {
     /// Flow analytics (`[analytics]`).
     #[serde(default)]
     pub analytics: Analytics,
+    /// Social channels (`[channels.whatsapp]`, `[channels.messenger]`,
+    /// `[channels.instagram]`); see [`super::channels`].
+    #[serde(default)]
+    pub channels: Channels,
+}
+
+/// The configured social channels.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Channels {
+    /// WhatsApp Cloud API.
+    #[serde(default)]
+    pub whatsapp: Option<WhatsApp>,
+    /// Facebook Messenger (a page).
+    #[serde(default)]
+    pub messenger: Option<MetaPage>,
+    /// Instagram messaging (the page linked to the Instagram account).
+    #[serde(default)]
+    pub instagram: Option<MetaPage>,
+}
+
+/// The Graph API version the default `base_url`s name.
+pub const GRAPH_BASE_URL: &str = "https://graph.facebook.com/v21.0";
+
+fn default_graph() -> String {
+    GRAPH_BASE_URL.to_owned()
+}
+
+/// `[channels.whatsapp]`: a WhatsApp Business phone number on the Cloud API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsApp {
+    /// The phone number's id at Meta (the path of `POST /{phone_number_id}/messages`).
+    pub phone_number_id: String,
+    /// The number visitors write to, digits only with country code (for `wa.me` links).
+    #[serde(default)]
+    pub number: Option<String>,
+    /// The environment variable holding the access token (a system user's token).
+    pub token_env: String,
+    /// The environment variable holding the app secret that signs webhooks.
+    pub app_secret_env: String,
+    /// The token Meta echoes when the webhook is verified (chosen by you, not a secret
+    /// that grants anything).
+    pub verify_token: String,
+    /// The playbook a contact who writes without a conversation starts.
+    pub playbook: String,
+    /// The Graph API root (a test points it at a fake).
+    #[serde(default = "default_graph")]
+    pub base_url: String,
+    /// An approved message template sent when a message is due outside the 24-hour window
+    /// (else such a message is held).
+    #[serde(default)]
+    pub template: Option<String>,
+    /// The template's language code.
+    #[serde(default = "default_template_language")]
+    pub template_language: String,
+    /// The token, read from `token_env` by [`Config::load`].
+    #[serde(skip)]
+    pub token: Option<Secret>,
+    /// The app secret, read from `app_secret_env` by [`Config::load`].
+    #[serde(skip)]
+    pub app_secret: Option<Secret>,
+}
+
+fn default_template_language() -> String {
+    "en_US".to_owned()
+}
+
+/// `[channels.messenger]` or `[channels.instagram]`: a Facebook page (for Instagram, the
+/// page the professional account is linked to).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetaPage {
+    /// The page's id (for `m.me` links and `POST /{page_id}/messages`).
+    pub page_id: String,
+    /// The environment variable holding the page access token.
+    pub token_env: String,
+    /// The environment variable holding the app secret that signs webhooks.
+    pub app_secret_env: String,
+    /// The token Meta echoes when the webhook is verified.
+    pub verify_token: String,
+    /// The playbook a contact who writes without a conversation starts.
+    pub playbook: String,
+    /// The Graph API root (a test points it at a fake).
+    #[serde(default = "default_graph")]
+    pub base_url: String,
+    /// The token, read from `token_env` by [`Config::load`].
+    #[serde(skip)]
+    pub token: Option<Secret>,
+    /// The app secret, read from `app_secret_env` by [`Config::load`].
+    #[serde(skip)]
+    pub app_secret: Option<Secret>,
 }
 
 /// Flow analytics settings (`[analytics]`).
@@ -409,6 +501,27 @@ impl Config {
                 )));
             }
             id.secret = Some(Secret(value));
+        }
+        let read = |section: &str, key: &str, var: &str| -> Result<Secret, ConfigError> {
+            match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Ok(Secret(v)),
+                _ => Err(invalid(format!(
+                    "channels.{section}.{key} names `{var}`, which is not set (or empty, or not UTF-8)"
+                ))),
+            }
+        };
+        if let Some(w) = &mut c.channels.whatsapp {
+            w.token = Some(read("whatsapp", "token_env", &w.token_env)?);
+            w.app_secret = Some(read("whatsapp", "app_secret_env", &w.app_secret_env)?);
+        }
+        for (name, page) in [
+            ("messenger", &mut c.channels.messenger),
+            ("instagram", &mut c.channels.instagram),
+        ] {
+            if let Some(p) = page {
+                p.token = Some(read(name, "token_env", &p.token_env)?);
+                p.app_secret = Some(read(name, "app_secret_env", &p.app_secret_env)?);
+            }
         }
         Ok(c)
     }
