@@ -1461,6 +1461,46 @@ async fn desk_rows(c: &deadpool_postgres::Client) -> Result<DeskRows, StoreError
     Ok(rows)
 }
 
+/// The channel rows of a commit: a message id or a new contact already stored is a
+/// conflict (a unique violation), a link moves only from the conversation it replaces.
+async fn write_channel_rows(
+    tx: &deadpool_postgres::Transaction<'_>,
+    c: &Commit,
+) -> Result<(), StoreError> {
+    for (channel, id, conv) in &c.channel_messages {
+        tx.execute(
+            "INSERT INTO channel_messages (channel, message_id, conversation) VALUES ($1, $2, $3)",
+            &[channel, id, conv],
+        )
+        .await
+        .map_err(pg_err)?;
+    }
+    for l in &c.channel_links {
+        let n = match &l.replaces {
+            None => tx
+                .execute(
+                    "INSERT INTO channel_contacts (channel, contact, conversation, linked_at)
+                     VALUES ($1, $2, $3, $4)",
+                    &[&l.channel, &l.contact, &l.conversation, &l.at],
+                )
+                .await
+                .map_err(pg_err)?,
+            Some(old) => tx
+                .execute(
+                    "UPDATE channel_contacts SET conversation = $3, linked_at = $4
+                     WHERE channel = $1 AND contact = $2 AND conversation = $5",
+                    &[&l.channel, &l.contact, &l.conversation, &l.at, old],
+                )
+                .await
+                .map_err(pg_err)?,
+        };
+        if n != 1 {
+            return Err(StoreError::Conflict(format!("{} contact", l.channel)));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1504,44 +1544,4 @@ mod tests {
             .unwrap_err();
         assert!(!e.to_string().contains("s3cret"), "{e}");
     }
-}
-
-/// The channel rows of a commit: a message id or a new contact already stored is a
-/// conflict (a unique violation), a link moves only from the conversation it replaces.
-async fn write_channel_rows(
-    tx: &deadpool_postgres::Transaction<'_>,
-    c: &Commit,
-) -> Result<(), StoreError> {
-    for (channel, id, conv) in &c.channel_messages {
-        tx.execute(
-            "INSERT INTO channel_messages (channel, message_id, conversation) VALUES ($1, $2, $3)",
-            &[channel, id, conv],
-        )
-        .await
-        .map_err(pg_err)?;
-    }
-    for l in &c.channel_links {
-        let n = match &l.replaces {
-            None => tx
-                .execute(
-                    "INSERT INTO channel_contacts (channel, contact, conversation, linked_at)
-                     VALUES ($1, $2, $3, $4)",
-                    &[&l.channel, &l.contact, &l.conversation, &l.at],
-                )
-                .await
-                .map_err(pg_err)?,
-            Some(old) => tx
-                .execute(
-                    "UPDATE channel_contacts SET conversation = $3, linked_at = $4
-                     WHERE channel = $1 AND contact = $2 AND conversation = $5",
-                    &[&l.channel, &l.contact, &l.conversation, &l.at, old],
-                )
-                .await
-                .map_err(pg_err)?,
-        };
-        if n != 1 {
-            return Err(StoreError::Conflict(format!("{} contact", l.channel)));
-        }
-    }
-    Ok(())
 }

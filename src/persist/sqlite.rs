@@ -996,6 +996,49 @@ impl Storage for SqliteStore {
     }
 }
 
+/// The channel rows of a commit: a message id or a new contact already stored is a
+/// conflict (the commit is refused), a link moves only from the conversation it replaces.
+fn write_channel_rows(tx: &Connection, c: &Commit) -> Result<(), StoreError> {
+    let conflict = |what: String| {
+        move |e: rusqlite::Error| match e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                StoreError::Conflict(what)
+            }
+            e => e.into(),
+        }
+    };
+    for (channel, id, conv) in &c.channel_messages {
+        tx.prepare_cached(
+            "INSERT INTO channel_messages (channel, message_id, conversation) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![channel, id, conv])
+        .map_err(conflict(format!("{channel} message")))?;
+    }
+    for l in &c.channel_links {
+        let n = match &l.replaces {
+            None => tx
+                .prepare_cached(
+                    "INSERT INTO channel_contacts (channel, contact, conversation, linked_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![l.channel, l.contact, l.conversation, l.at])
+                .map_err(conflict(format!("{} contact", l.channel)))?,
+            Some(old) => tx
+                .prepare_cached(
+                    "UPDATE channel_contacts SET conversation = ?3, linked_at = ?4
+                     WHERE channel = ?1 AND contact = ?2 AND conversation = ?5",
+                )?
+                .execute(params![l.channel, l.contact, l.conversation, l.at, old])?,
+        };
+        if n != 1 {
+            return Err(StoreError::Conflict(format!("{} contact", l.channel)));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1208,47 +1251,4 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().starts_with("storage:"), "{err}");
     }
-}
-
-/// The channel rows of a commit: a message id or a new contact already stored is a
-/// conflict (the commit is refused), a link moves only from the conversation it replaces.
-fn write_channel_rows(tx: &Connection, c: &Commit) -> Result<(), StoreError> {
-    let conflict = |what: String| {
-        move |e: rusqlite::Error| match e {
-            rusqlite::Error::SqliteFailure(f, _)
-                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                StoreError::Conflict(what)
-            }
-            e => e.into(),
-        }
-    };
-    for (channel, id, conv) in &c.channel_messages {
-        tx.prepare_cached(
-            "INSERT INTO channel_messages (channel, message_id, conversation) VALUES (?1, ?2, ?3)",
-        )?
-        .execute(params![channel, id, conv])
-        .map_err(conflict(format!("{channel} message")))?;
-    }
-    for l in &c.channel_links {
-        let n = match &l.replaces {
-            None => tx
-                .prepare_cached(
-                    "INSERT INTO channel_contacts (channel, contact, conversation, linked_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(params![l.channel, l.contact, l.conversation, l.at])
-                .map_err(conflict(format!("{} contact", l.channel)))?,
-            Some(old) => tx
-                .prepare_cached(
-                    "UPDATE channel_contacts SET conversation = ?3, linked_at = ?4
-                     WHERE channel = ?1 AND contact = ?2 AND conversation = ?5",
-                )?
-                .execute(params![l.channel, l.contact, l.conversation, l.at, old])?,
-        };
-        if n != 1 {
-            return Err(StoreError::Conflict(format!("{} contact", l.channel)));
-        }
-    }
-    Ok(())
 }
