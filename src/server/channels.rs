@@ -985,3 +985,97 @@ pub fn page_body(to: &str, line: &Line, seq: i64, key: &str) -> Value {
     message["metadata"] = json!(key);
     json!({"recipient": {"id": to}, "messaging_type": "RESPONSE", "message": message})
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_checked_against_the_raw_body() {
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"secret").unwrap();
+        mac.update(b"{\"a\":1}");
+        let hex: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let good = format!("sha256={hex}");
+        assert!(signature_ok(b"secret", b"{\"a\":1}", Some(&good)));
+        assert!(!signature_ok(b"secret", b"{\"a\": 1}", Some(&good)));
+        assert!(!signature_ok(b"other", b"{\"a\":1}", Some(&good)));
+        assert!(!signature_ok(b"", b"{\"a\":1}", Some(&good)));
+        assert!(!signature_ok(b"secret", b"{\"a\":1}", Some(&hex)));
+        assert!(!signature_ok(b"secret", b"{\"a\":1}", Some("sha256=abc")));
+        assert!(!signature_ok(b"secret", b"{\"a\":1}", None));
+    }
+
+    #[test]
+    fn postbacks_instagram_and_unknown_events_parse_without_failing() {
+        let v = json!({"object": "instagram", "entry": [{"id": "17841", "messaging": [
+            {"sender": {"id": "u1"}, "recipient": {"id": "17841"}, "timestamp": 1,
+             "postback": {"mid": "m_pb", "title": "Yes", "payload": "choice:3:0"}},
+            {"sender": {"id": "u1"}, "recipient": {"id": "17841"}, "timestamp": 2,
+             "postback": {"title": "Get Started", "payload": "GET_STARTED"}},
+            {"sender": {"id": "u1"}, "recipient": {"id": "17841"}, "timestamp": 3,
+             "read": {"mid": "m_x"}},
+            {"sender": {"id": "u1"}, "recipient": {"id": "17841"}, "timestamp": 4,
+             "message": {"mid": "m_img", "attachments": [{"type": "image"}]}},
+            {"recipient": {"id": "17841"}}
+        ]}]});
+        let (msgs, ignored) = parse_delivery(Social::Instagram, &v, "17841");
+        assert_eq!(ignored, 3);
+        assert_eq!(
+            msgs,
+            [
+                Inbound {
+                    contact: "u1".into(),
+                    id: "m_pb".into(),
+                    input: Input::Choice {
+                        seq: 3,
+                        index: 0,
+                        title: "Yes".into()
+                    }
+                },
+                Inbound {
+                    contact: "u1".into(),
+                    id: "postback:u1:2".into(),
+                    input: Input::Text("Get Started".into())
+                },
+            ]
+        );
+        // Not an object at all, or entries of the wrong type: nothing, no panic.
+        for v in [
+            json!([1, 2]),
+            json!({"entry": "x"}),
+            json!({"entry": [{"changes": 5}]}),
+        ] {
+            assert_eq!(parse_delivery(Social::WhatsApp, &v, "1").0, []);
+            assert_eq!(parse_delivery(Social::Messenger, &v, "1").0, []);
+        }
+        let wa = json!({"entry": [{"changes": [{"value": {"messages": [
+            {"from": "1555", "id": "wamid.S", "type": "sticker", "sticker": {}},
+            {"from": "1555", "id": "wamid.B", "type": "button", "button": {"payload": "choice:2:1", "text": "No"}},
+            {"from": "1555", "id": "wamid.L", "type": "interactive", "interactive": {"type": "list_reply", "list_reply": {"id": "other", "title": "Blue"}}}
+        ]}}]}]});
+        let (msgs, ignored) = parse_delivery(Social::WhatsApp, &wa, "1");
+        assert_eq!(ignored, 1);
+        assert_eq!(
+            msgs[0].input,
+            Input::Choice {
+                seq: 2,
+                index: 1,
+                title: "No".into()
+            }
+        );
+        assert_eq!(msgs[1].input, Input::Text("Blue".into()));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_five_minutes() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(4), Duration::from_secs(8));
+        assert_eq!(backoff(30), Duration::from_secs(300));
+    }
+}

@@ -529,6 +529,19 @@ impl Config {
     /// Parses and validates config text.
     pub fn parse(text: &str) -> Result<Config, String> {
         let mut c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        let ch = &c.channels;
+        let urls = [
+            ("whatsapp", ch.whatsapp.as_ref().map(|w| &w.base_url)),
+            ("messenger", ch.messenger.as_ref().map(|p| &p.base_url)),
+            ("instagram", ch.instagram.as_ref().map(|p| &p.base_url)),
+        ];
+        for (name, url) in urls {
+            if let Some(url) = url
+                && !(url.starts_with("https://") || url.starts_with("http://"))
+            {
+                return Err(format!("channels.{name}.base_url is not an http(s) URL"));
+            }
+        }
         let mut teams = std::collections::BTreeSet::new();
         for t in &mut c.teams {
             if !teams.insert(t.name.clone()) {
@@ -914,6 +927,54 @@ mod tests {
         .unwrap();
         let e = Config::load(&path).unwrap_err().to_string();
         assert!(e.contains("is not set"), "{e}");
+    }
+
+    #[test]
+    fn channel_sections_read_their_secrets_and_default_the_graph_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[channels.whatsapp]\nphone_number_id = \"1065\"\ntoken_env = \"CARGO_PKG_NAME\"\n\
+             app_secret_env = \"CARGO_PKG_NAME\"\nverify_token = \"v\"\nplaybook = \"demo\"\n\
+             [channels.messenger]\npage_id = \"42\"\ntoken_env = \"CARGO_PKG_NAME\"\n\
+             app_secret_env = \"CARGO_PKG_NAME\"\nverify_token = \"v\"\nplaybook = \"demo\"\n\
+             base_url = \"http://127.0.0.1:9/v21.0\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        let w = c.channels.whatsapp.as_ref().unwrap();
+        assert_eq!(w.base_url, GRAPH_BASE_URL);
+        assert_eq!(w.token.as_ref().unwrap().0, env!("CARGO_PKG_NAME"));
+        assert_eq!(w.app_secret.as_ref().unwrap().0, env!("CARGO_PKG_NAME"));
+        let m = c.channels.messenger.as_ref().unwrap();
+        assert_eq!(m.base_url, "http://127.0.0.1:9/v21.0");
+        assert!(c.channels.instagram.is_none());
+        assert!(!format!("{c:?}").contains(&format!("\"{}\"", env!("CARGO_PKG_NAME"))));
+        for (bad, why) in [
+            (
+                "[channels.whatsapp]\nphone_number_id = \"1\"",
+                "missing field",
+            ),
+            ("[channels.telegram]\npage_id = \"1\"", "unknown field"),
+            (
+                "[channels.instagram]\npage_id = \"1\"\ntoken_env = \"A\"\napp_secret_env = \"B\"\n\
+                 verify_token = \"v\"\nplaybook = \"demo\"\nbase_url = \"ftp://x\"",
+                "not an http(s) URL",
+            ),
+        ] {
+            let e = Config::parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        std::fs::write(
+            &path,
+            "[channels.messenger]\npage_id = \"42\"\ntoken_env = \"CARGO_PKG_NAME\"\n\
+             app_secret_env = \"PLAYBOOK_TEST_NOT_SET_ANYWHERE\"\nverify_token = \"v\"\n\
+             playbook = \"demo\"\n",
+        )
+        .unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(e.contains("channels.messenger.app_secret_env"), "{e}");
     }
 
     #[test]
