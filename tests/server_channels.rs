@@ -33,6 +33,8 @@ struct Graph {
     /// Answer 503 to this many requests first.
     fail_first: usize,
     seen: usize,
+    /// A request whose body holds this text is recorded, then answered only after 30 s.
+    slow: Option<String>,
 }
 
 /// The fake Graph API on a loopback port; returns its base URL (`…/v21.0`).
@@ -42,20 +44,26 @@ async fn fake_graph(state: Arc<Mutex<Graph>>) -> String {
         move |uri: Uri, headers: HeaderMap, body: String| {
             let state = state.clone();
             async move {
-                let mut g = state.lock().unwrap();
-                g.seen += 1;
-                if g.seen <= g.fail_first {
-                    return (StatusCode::SERVICE_UNAVAILABLE, String::new());
+                let slow = {
+                    let mut g = state.lock().unwrap();
+                    g.seen += 1;
+                    if g.seen <= g.fail_first {
+                        return (StatusCode::SERVICE_UNAVAILABLE, String::new());
+                    }
+                    g.sent.push(Sent {
+                        path: uri.path().to_owned(),
+                        auth: headers
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned(),
+                        body: serde_json::from_str(&body).unwrap_or(Value::Null),
+                    });
+                    g.slow.as_ref().is_some_and(|s| body.contains(s.as_str()))
+                };
+                if slow {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
                 }
-                g.sent.push(Sent {
-                    path: uri.path().to_owned(),
-                    auth: headers
-                        .get("authorization")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_owned(),
-                    body: serde_json::from_str(&body).unwrap_or(Value::Null),
-                });
                 (
                     StatusCode::OK,
                     json!({"messaging_product": "whatsapp", "messages": [{"id": "wamid.out"}]})
@@ -87,17 +95,7 @@ async fn app(playbook: &str, fail_first: usize) -> App {
     }));
     let url = fake_graph(graph.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let extra = format!(
-        "[channels.whatsapp]\nphone_number_id = \"1065\"\nnumber = \"15550001111\"\n\
-         token_env = \"CARGO_PKG_NAME\"\napp_secret_env = \"CARGO_PKG_NAME\"\n\
-         verify_token = \"verify-me\"\nplaybook = \"{playbook}\"\nbase_url = \"{url}\"\n\
-         [channels.messenger]\npage_id = \"4242\"\ntoken_env = \"CARGO_PKG_NAME\"\n\
-         app_secret_env = \"CARGO_PKG_NAME\"\nverify_token = \"verify-me\"\n\
-         playbook = \"{playbook}\"\nbase_url = \"{url}\"\n\
-         [channels.instagram]\npage_id = \"17841\"\ntoken_env = \"CARGO_PKG_NAME\"\n\
-         app_secret_env = \"CARGO_PKG_NAME\"\nverify_token = \"verify-me\"\n\
-         playbook = \"{playbook}\"\nbase_url = \"{url}\"\n"
-    );
+    let extra = channels_config(playbook, &url);
     let config = server_common::config(dir.path(), &extra, 1000);
     let opts = playbook::server::ServeOptions {
         playbooks: server_common::playbooks(dir.path()),
@@ -120,6 +118,21 @@ async fn app(playbook: &str, fail_first: usize) -> App {
         graph,
         _dir: dir,
     }
+}
+
+/// The `[channels.*]` sections, all on `playbook`, talking to the Graph API at `url`.
+fn channels_config(playbook: &str, url: &str) -> String {
+    format!(
+        "[channels.whatsapp]\nphone_number_id = \"1065\"\nnumber = \"15550001111\"\n\
+         token_env = \"CARGO_PKG_NAME\"\napp_secret_env = \"CARGO_PKG_NAME\"\n\
+         verify_token = \"verify-me\"\nplaybook = \"{playbook}\"\nbase_url = \"{url}\"\n\
+         [channels.messenger]\npage_id = \"4242\"\ntoken_env = \"CARGO_PKG_NAME\"\n\
+         app_secret_env = \"CARGO_PKG_NAME\"\nverify_token = \"verify-me\"\n\
+         playbook = \"{playbook}\"\nbase_url = \"{url}\"\n\
+         [channels.instagram]\npage_id = \"17841\"\ntoken_env = \"CARGO_PKG_NAME\"\n\
+         app_secret_env = \"CARGO_PKG_NAME\"\nverify_token = \"verify-me\"\n\
+         playbook = \"{playbook}\"\nbase_url = \"{url}\"\n"
+    )
 }
 
 fn sign(body: &str) -> String {
@@ -658,4 +671,124 @@ async fn whatsapp_outside_the_window_holds_an_agents_message_without_a_template(
     assert_eq!(a.agent(&msg, json!({"text": "Welcome back"})).await, 200);
     let sent = a.wait_sent(before + 2).await;
     assert_eq!(sent[before + 1].body["text"]["body"], "Welcome back");
+}
+
+/// The `playbook serve` binary on `dir`; its address, and the process (killed on drop).
+struct Proc(std::process::Child, String);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(dir: &std::path::Path) -> Proc {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_playbook"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--playbooks"])
+        .arg(dir.join("playbooks"))
+        .arg("--data")
+        .arg(dir.join("data"))
+        .arg("--config")
+        .arg(dir.join("playbook.toml"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    Proc(child, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_send_resends_only_that_line_and_loses_none() {
+    if server_common::on_postgres() {
+        // The binary runs on its data folder: once is enough.
+        return;
+    }
+    let graph = Arc::new(Mutex::new(Graph {
+        slow: Some("Thanks!".into()),
+        ..Graph::default()
+    }));
+    let url = fake_graph(graph.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    server_common::playbooks(dir.path());
+    server_common::config(dir.path(), &channels_config("quick", &url), 1000);
+    let c = reqwest::Client::new();
+    let post = |base: String, v: Value| {
+        let c = c.clone();
+        async move {
+            let body = v.to_string();
+            let r = c
+                .post(format!("{base}/api/channels/whatsapp/webhook"))
+                .header("x-hub-signature-256", sign(&body))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    let count = |text: &str| {
+        graph
+            .lock()
+            .unwrap()
+            .sent
+            .iter()
+            .filter(|s| s.body["text"]["body"] == text)
+            .count()
+    };
+    let from = "16315551190";
+    let p = spawn(dir.path());
+    let base = p.1.clone();
+    post(
+        base.clone(),
+        wa_delivery(from, vec![wa_text(from, "wamid.1", "hi")]),
+    )
+    .await;
+    post(
+        base.clone(),
+        wa_delivery(from, vec![wa_text(from, "wamid.2", "kerry@example.com")]),
+    )
+    .await;
+    // "Thanks!" reached Meta, whose answer is held back: the server dies before it knows.
+    for _ in 0..200 {
+        if count("Thanks!") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(count("Thanks!"), 1);
+    drop(p);
+    graph.lock().unwrap().slow = None;
+
+    let p = spawn(dir.path());
+    let base = p.1.clone();
+    for _ in 0..200 {
+        if count("Thanks!") == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // The line in flight is sent again (at-least-once, as documented); the line Meta had
+    // acknowledged is not.
+    assert_eq!(count("Thanks!"), 2);
+    assert_eq!(count("Your email?"), 1);
+    // Meta repeats the delivery the dead server had taken: nothing is applied twice.
+    post(
+        base.clone(),
+        wa_delivery(from, vec![wa_text(from, "wamid.2", "kerry@example.com")]),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(graph.lock().unwrap().sent.len(), 3);
 }
