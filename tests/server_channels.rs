@@ -792,3 +792,55 @@ async fn sigkill_during_a_send_resends_only_that_line_and_loses_none() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(graph.lock().unwrap().sent.len(), 3);
 }
+
+#[tokio::test]
+async fn a_line_is_claimed_by_one_sender_and_taken_over_after_the_lease() {
+    let a = app("quick", 0).await;
+    let store = a.state.store().clone();
+    tokio::task::spawn_blocking(move || {
+        use playbook::persist::ChannelSend;
+        let t = 1_000_000;
+        assert!(store.channel_claim("c_x", 1, t, 60_000).unwrap());
+        // A second sender (another replica) does not get it while the claim stands.
+        assert!(!store.channel_claim("c_x", 1, t + 59_999, 60_000).unwrap());
+        // The first died: after the lease it is taken over, one attempt more.
+        assert!(store.channel_claim("c_x", 1, t + 60_000, 60_000).unwrap());
+        let sends = store.channel_sends("c_x").unwrap();
+        assert_eq!(
+            (sends[0].status.as_str(), sends[0].attempts),
+            ("sending", 2)
+        );
+        let sent = ChannelSend {
+            seq: 1,
+            status: "sent".into(),
+            attempts: 2,
+            last_error: None,
+        };
+        store.channel_send("c_x", &sent, t).unwrap();
+        // Sent is final; a line to retry is claimed at once.
+        assert!(!store.channel_claim("c_x", 1, t + 10_000_000, 0).unwrap());
+        let retry = ChannelSend {
+            seq: 2,
+            status: "retry".into(),
+            attempts: 1,
+            last_error: Some("HTTP 503".into()),
+        };
+        store.channel_send("c_x", &retry, t).unwrap();
+        assert!(store.channel_claim("c_x", 2, t, 60_000).unwrap());
+        assert_eq!(store.channel_link_of("c_x").unwrap(), None);
+    })
+    .await
+    .unwrap();
+    let from = "16315551191";
+    a.deliver(
+        "whatsapp",
+        &wa_delivery(from, vec![wa_text(from, "wamid.1", "hi")]),
+    )
+    .await;
+    let id = a.conversation_of("whatsapp", from).await.unwrap();
+    let store = a.state.store().clone();
+    let link = tokio::task::spawn_blocking(move || store.channel_link_of(&id).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(link, Some(("whatsapp".to_owned(), from.to_owned())));
+}

@@ -508,6 +508,18 @@ pub trait Storage: Send + Sync + 'static {
         send: &ChannelSend,
         at: i64,
     ) -> Result<(), StoreError>;
+    /// Claims line `seq` of a conversation for sending at `now`: `true` when this worker may
+    /// send it — it was never tried, is to be retried, or was being sent by a worker whose
+    /// claim is older than `lease_ms` (a crash). Marks it `sending`, one attempt more.
+    fn channel_claim(
+        &self,
+        conversation: &str,
+        seq: i64,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// The channel and contact a conversation is linked to, if any.
+    fn channel_link_of(&self, conversation: &str) -> Result<Option<(String, String)>, StoreError>;
 }
 
 /// The tail as stored: a JSON array of `[seq, line]` pairs, the lines being JSON already.

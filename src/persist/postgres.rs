@@ -260,6 +260,7 @@ CREATE TABLE IF NOT EXISTS channel_sends (
     at           BIGINT NOT NULL,
     PRIMARY KEY (conversation, seq)
 );
+CREATE INDEX IF NOT EXISTS channel_contacts_conversation ON channel_contacts (conversation);
 CREATE SEQUENCE IF NOT EXISTS ord_blocks;
 ";
 
@@ -1422,6 +1423,46 @@ impl Storage for PgStore {
             .await
             .map_err(pg_err)?;
             Ok(())
+        })
+    }
+
+    fn channel_claim(
+        &self,
+        conversation: &str,
+        seq: i64,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let conversation = conversation.to_owned();
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            // One statement: of replicas racing for a line, one row update wins.
+            let n = c
+                .execute(
+                    "INSERT INTO channel_sends AS s (conversation, seq, status, attempts, at)
+                     VALUES ($1, $2, 'sending', 1, $3)
+                     ON CONFLICT (conversation, seq) DO UPDATE SET status = 'sending',
+                         attempts = s.attempts + 1, at = excluded.at
+                     WHERE s.status = 'retry' OR (s.status = 'sending' AND s.at <= $3 - $4)",
+                    &[&conversation, &seq, &now, &lease_ms],
+                )
+                .await
+                .map_err(pg_err)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn channel_link_of(&self, conversation: &str) -> Result<Option<(String, String)>, StoreError> {
+        let conversation = conversation.to_owned();
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            Ok(c.query_opt(
+                "SELECT channel, contact FROM channel_contacts WHERE conversation = $1",
+                &[&conversation],
+            )
+            .await
+            .map_err(pg_err)?
+            .map(|r| (r.get(0), r.get(1))))
         })
     }
 

@@ -137,6 +137,7 @@ CREATE TABLE IF NOT EXISTS channel_sends (
     at           INTEGER NOT NULL,
     PRIMARY KEY (conversation, seq)
 );
+CREATE INDEX IF NOT EXISTS channel_contacts_conversation ON channel_contacts (conversation);
 ";
 
 /// One logged event of a version-1 database, to migrate.
@@ -978,6 +979,40 @@ impl Storage for SqliteStore {
                 at
             ])?;
             Ok(())
+        })
+    }
+
+    fn channel_claim(
+        &self,
+        conversation: &str,
+        seq: i64,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut n = 0;
+        self.write_tx(|tx| {
+            n = tx
+                .prepare_cached(
+                    "INSERT INTO channel_sends (conversation, seq, status, attempts, at)
+                 VALUES (?1, ?2, 'sending', 1, ?3)
+                 ON CONFLICT (conversation, seq) DO UPDATE SET status = 'sending',
+                     attempts = channel_sends.attempts + 1, at = excluded.at
+                 WHERE channel_sends.status = 'retry'
+                    OR (channel_sends.status = 'sending' AND channel_sends.at <= ?3 - ?4)",
+                )?
+                .execute(params![conversation, seq, now, lease_ms])?;
+            Ok(())
+        })?;
+        Ok(n == 1)
+    }
+
+    fn channel_link_of(&self, conversation: &str) -> Result<Option<(String, String)>, StoreError> {
+        self.with_read(|c| {
+            c.prepare_cached(
+                "SELECT channel, contact FROM channel_contacts WHERE conversation = ?1",
+            )?
+            .query_row([conversation], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
         })
     }
 

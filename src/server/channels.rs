@@ -19,9 +19,11 @@
 //! store once committed, and `channel_sends` holds each outbound line's state keyed by
 //! (conversation, line seq) — the idempotency key. After every commit the sender reads the
 //! conversation and sends, in order, each bot, agent or notice line not yet done whose last
-//! visitor line (or, before any, the link) is on the social channel. A line is marked
-//! `sending` before its request and `sent` after it, so a restart resends only a line whose
-//! request was in flight at the crash: **at-least-once for that one line** (the Graph API
+//! visitor line (or, before any, the link) is on the social channel. A line is claimed
+//! (`sending`, in one conditional write, so of replicas on one database one sends it; a
+//! claim older than a minute is taken over) before its request and marked `sent` after it,
+//! so a restart resends only a line whose request was in flight at the crash:
+//! **at-least-once for that one line** (the Graph API
 //! has no idempotency key; the key rides in `biz_opaque_callback_data` / `metadata` so a
 //! duplicate can be recognised in Meta's status and echo events). 429, 5xx and network
 //! errors are retried with backoff (1 s doubling to 5 min), in order; other refusals mark the
@@ -35,7 +37,7 @@
 //! the reason and logged at `warn`.
 //!
 //! Must not: acknowledge a delivery before its change is stored, log or echo a token or app
-//! secret, or send one line from two tasks (one sender per process).
+//! secret, or send a line it has not claimed.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -65,6 +67,9 @@ pub const WINDOW_MS: u64 = 24 * 3600 * 1000;
 pub const HUMAN_AGENT_MS: u64 = 7 * 24 * 3600 * 1000;
 const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(300);
+/// On a shared store: how long a replica's claim on a line stands before another may take
+/// it over (the claimer died mid-send).
+const LEASE_MS: i64 = 60_000;
 /// A button's payload: `choice:<seq of the question line>:<index from 0>`.
 const CHOICE: &str = "choice:";
 
@@ -625,6 +630,9 @@ async fn watch(state: AppState) {
                 for u in out.updates.iter().filter(|u| !u.lines.is_empty()) {
                     if state.0.channels.linked(&u.conversation).is_some() {
                         poke(&state, &u.conversation);
+                    } else if state.store().shared() {
+                        // Another replica may have linked it since this one started.
+                        learn(&state, &u.conversation).await;
                     }
                 }
             }
@@ -640,6 +648,21 @@ async fn watch(state: AppState) {
             }
             Err(_) => return,
         }
+    }
+}
+
+/// Reads a conversation's link from the store; pokes the sender when there is one.
+async fn learn(state: &AppState, conv: &str) {
+    let c = conv.to_owned();
+    match state.blocking(move |st| st.channel_link_of(&c)).await {
+        Ok(Some((ch, contact))) => {
+            if let Some(ch) = Social::parse(&ch) {
+                state.0.channels.link(conv, ch, &contact);
+                poke(state, conv);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read a conversation's channel link"),
     }
 }
 
@@ -719,8 +742,21 @@ async fn send_new(state: &AppState, client: &reqwest::Client, conv: &str) -> Res
             }
             Plan::Send(body) => body,
         };
-        // Marked before the request: a crash from here until `sent` resends this line once.
-        store_send(state, conv, send.clone()).await?;
+        // Claimed (marked `sending`) before the request: a crash from here until `sent`
+        // resends this line once. Another replica holding it sends it and what follows.
+        let lease = if state.store().shared() { LEASE_MS } else { 0 };
+        let (c, at) = (conv.to_owned(), i64::try_from(now).unwrap_or(i64::MAX));
+        match state
+            .blocking(move |st| st.channel_claim(&c, seq, at, lease))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Err(Duration::from_millis(lease.unsigned_abs().max(1_000))),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim a message to send");
+                return Err(RETRY_MIN);
+            }
+        }
         let (url, token) = endpoint(state, ch);
         let result = client
             .post(&url)
