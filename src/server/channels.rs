@@ -513,6 +513,12 @@ async fn apply_one(
                 tracing::info!(channel = name, conversation = %new, "a contact started a conversation");
                 Ok(true)
             }
+            Err(DriverError::Hub(e)) => {
+                // The configured playbook is missing or refused the start: the operator must
+                // hear of it (the contact gets no answer).
+                tracing::warn!(channel = name, playbook, reason = %e, "a contact could not start a conversation");
+                Ok(false)
+            }
             Err(e) => refused(name, e),
         };
     };
@@ -669,7 +675,7 @@ async fn learn(state: &AppState, conv: &str) {
 /// What to do with one outbound line.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
-    /// Send this body to this path.
+    /// Send this request body to the channel's messages endpoint.
     Send(Value),
     /// Keep it back, for this reason.
     Hold(String),
