@@ -11,6 +11,8 @@
 mod server;
 #[path = "server_api.rs"]
 mod server_api;
+#[path = "server_channels.rs"]
+mod server_channels;
 #[path = "server_common/mod.rs"]
 mod server_common;
 #[path = "server_crm.rs"]

@@ -45,7 +45,7 @@ pub use sqlite::{SqliteOptions, SqliteStore};
 pub const STATS_BACKFILL: &str = "stats_backfill";
 
 /// The schema version this release writes. A database with a higher one is refused.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// A storage failure.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -208,6 +208,43 @@ pub struct Commit {
     /// Opaque messages for the other replicas' listeners ([`Change::Notice`]), sent when the
     /// commit is (a store without replicas drops them).
     pub notices: Vec<String>,
+    /// Social contacts linked to a conversation (schema version 6).
+    pub channel_links: Vec<ChannelLink>,
+    /// Social message ids applied: `(channel, message id, conversation)`. A message id
+    /// already stored fails the whole commit ([`StoreError::Conflict`]), so one delivered
+    /// twice is never applied twice, even by racing replicas.
+    pub channel_messages: Vec<(String, String, String)>,
+}
+
+/// A social contact (a WhatsApp number, a page-scoped id) linked to a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelLink {
+    /// `whatsapp`, `messenger` or `instagram`.
+    pub channel: String,
+    /// The contact's id on that channel.
+    pub contact: String,
+    /// The conversation it now continues.
+    pub conversation: String,
+    /// The conversation it was linked to before, which must still be the stored one (else
+    /// [`StoreError::Conflict`]); `None` for a contact never linked (a stored link then
+    /// conflicts): two racing deliveries never both start a conversation.
+    pub replaces: Option<String>,
+    /// When (ms since the epoch).
+    pub at: i64,
+}
+
+/// The delivery state of one outbound line to a social channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelSend {
+    /// The line's sequence number in its conversation.
+    pub seq: i64,
+    /// `sent`, `held` (a channel rule kept it back), `failed` (refused for good) or
+    /// `retry` (to be tried again).
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// The last error or why it was held.
+    pub last_error: Option<String>,
 }
 
 impl Commit {
@@ -221,6 +258,8 @@ impl Commit {
             && self.meta.is_empty()
             && self.stats.is_empty()
             && self.versions.is_empty()
+            && self.channel_links.is_empty()
+            && self.channel_messages.is_empty()
     }
 
     /// Adds another commit's writes after this one's.
@@ -234,6 +273,8 @@ impl Commit {
         self.stats.extend(other.stats);
         self.versions.extend(other.versions);
         self.notices.extend(other.notices);
+        self.channel_links.extend(other.channel_links);
+        self.channel_messages.extend(other.channel_messages);
     }
 }
 
@@ -452,6 +493,33 @@ pub trait Storage: Send + Sync + 'static {
     /// Makes every parked record due at `now` (a restart or reload: the mapping or the CRM
     /// may have been fixed); returns how many.
     fn unpark(&self, now: i64) -> Result<u64, StoreError>;
+    /// The conversation a social contact is linked to (schema version 6).
+    fn channel_contact(&self, channel: &str, contact: &str) -> Result<Option<String>, StoreError>;
+    /// Whether a social message id was applied already.
+    fn channel_message_seen(&self, channel: &str, id: &str) -> Result<bool, StoreError>;
+    /// Every link: `(channel, contact, conversation)`, oldest first.
+    fn channel_links(&self) -> Result<Vec<(String, String, String)>, StoreError>;
+    /// The delivery state of a conversation's outbound lines, by `seq`.
+    fn channel_sends(&self, conversation: &str) -> Result<Vec<ChannelSend>, StoreError>;
+    /// Stores one line's delivery state, replacing the one stored.
+    fn channel_send(
+        &self,
+        conversation: &str,
+        send: &ChannelSend,
+        at: i64,
+    ) -> Result<(), StoreError>;
+    /// Claims line `seq` of a conversation for sending at `now`: `true` when this worker may
+    /// send it — it was never tried, is to be retried, or was being sent by a worker whose
+    /// claim is older than `lease_ms` (a crash). Marks it `sending`, one attempt more.
+    fn channel_claim(
+        &self,
+        conversation: &str,
+        seq: i64,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// The channel and contact a conversation is linked to, if any.
+    fn channel_link_of(&self, conversation: &str) -> Result<Option<(String, String)>, StoreError>;
 }
 
 /// The tail as stored: a JSON array of `[seq, line]` pairs, the lines being JSON already.

@@ -35,8 +35,8 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    Change, Commit, ConvRow, CrmStep, Delivery, DeskColumn, DeskRows, OpenSet, PARKED, RecordRow,
-    SCHEMA_VERSION, Storage, StoreError, VersionRow, decode_tail, encode_tail,
+    Change, ChannelSend, Commit, ConvRow, CrmStep, Delivery, DeskColumn, DeskRows, OpenSet, PARKED,
+    RecordRow, SCHEMA_VERSION, Storage, StoreError, VersionRow, decode_tail, encode_tail,
 };
 
 /// Start orders are reserved this many at a time per replica.
@@ -158,8 +158,8 @@ fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
     }
 }
 
-/// The schema of version 4 (the same tables as the SQLite store's; version 3 lacked
-/// `crm_steps`).
+/// The schema of version 6 (the same tables as the SQLite store's; version 5 lacked the
+/// `channel_*` tables, version 3 `crm_steps`).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -238,6 +238,29 @@ CREATE TABLE IF NOT EXISTS crm_steps (
     vendor_id  TEXT,
     PRIMARY KEY (record_key, connector, step)
 );
+CREATE TABLE IF NOT EXISTS channel_contacts (
+    channel      TEXT NOT NULL,
+    contact      TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    linked_at    BIGINT NOT NULL,
+    PRIMARY KEY (channel, contact)
+);
+CREATE TABLE IF NOT EXISTS channel_messages (
+    channel      TEXT NOT NULL,
+    message_id   TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    PRIMARY KEY (channel, message_id)
+);
+CREATE TABLE IF NOT EXISTS channel_sends (
+    conversation TEXT NOT NULL,
+    seq          BIGINT NOT NULL,
+    status       TEXT NOT NULL,
+    attempts     BIGINT NOT NULL DEFAULT 0,
+    last_error   TEXT,
+    at           BIGINT NOT NULL,
+    PRIMARY KEY (conversation, seq)
+);
+CREATE INDEX IF NOT EXISTS channel_contacts_conversation ON channel_contacts (conversation);
 CREATE SEQUENCE IF NOT EXISTS ord_blocks;
 ";
 
@@ -649,6 +672,7 @@ async fn write_commit(
     instance: &str,
     channel: &str,
 ) -> Result<(), StoreError> {
+    write_channel_rows(tx, &c).await?;
     if !c.convs.is_empty() {
         // Every conversation of the group in one statement. Revision 1 inserts; revision n
         // replaces the row only over n - 1; the ids written come back, so a missing one names
@@ -1307,6 +1331,141 @@ impl Storage for PgStore {
         })
     }
 
+    fn channel_contact(&self, channel: &str, contact: &str) -> Result<Option<String>, StoreError> {
+        let (channel, contact) = (channel.to_owned(), contact.to_owned());
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            Ok(c.query_opt(
+                "SELECT conversation FROM channel_contacts WHERE channel = $1 AND contact = $2",
+                &[&channel, &contact],
+            )
+            .await
+            .map_err(pg_err)?
+            .map(|r| r.get(0)))
+        })
+    }
+
+    fn channel_message_seen(&self, channel: &str, id: &str) -> Result<bool, StoreError> {
+        let (channel, id) = (channel.to_owned(), id.to_owned());
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            Ok(c.query_opt(
+                "SELECT 1 FROM channel_messages WHERE channel = $1 AND message_id = $2",
+                &[&channel, &id],
+            )
+            .await
+            .map_err(pg_err)?
+            .is_some())
+        })
+    }
+
+    fn channel_links(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            Ok(c.query(
+                "SELECT channel, contact, conversation FROM channel_contacts ORDER BY linked_at",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+        })
+    }
+
+    fn channel_sends(&self, conversation: &str) -> Result<Vec<ChannelSend>, StoreError> {
+        let conversation = conversation.to_owned();
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            Ok(c.query(
+                "SELECT seq, status, attempts, last_error FROM channel_sends
+                 WHERE conversation = $1 ORDER BY seq",
+                &[&conversation],
+            )
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| ChannelSend {
+                seq: r.get(0),
+                status: r.get(1),
+                attempts: r.get(2),
+                last_error: r.get(3),
+            })
+            .collect())
+        })
+    }
+
+    fn channel_send(
+        &self,
+        conversation: &str,
+        send: &ChannelSend,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let conversation = conversation.to_owned();
+        let send = send.clone();
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            c.execute(
+                "INSERT INTO channel_sends (conversation, seq, status, attempts, last_error, at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (conversation, seq) DO UPDATE SET status = excluded.status,
+                     attempts = excluded.attempts, last_error = excluded.last_error, at = excluded.at",
+                &[
+                    &conversation,
+                    &send.seq,
+                    &send.status,
+                    &send.attempts,
+                    &send.last_error,
+                    &at,
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+            Ok(())
+        })
+    }
+
+    fn channel_claim(
+        &self,
+        conversation: &str,
+        seq: i64,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let conversation = conversation.to_owned();
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            // One statement: of replicas racing for a line, one row update wins.
+            let n = c
+                .execute(
+                    "INSERT INTO channel_sends AS s (conversation, seq, status, attempts, at)
+                     VALUES ($1, $2, 'sending', 1, $3)
+                     ON CONFLICT (conversation, seq) DO UPDATE SET status = 'sending',
+                         attempts = s.attempts + 1, at = excluded.at
+                     WHERE s.status = 'retry' OR (s.status = 'sending' AND s.at <= $3 - $4)",
+                    &[&conversation, &seq, &now, &lease_ms],
+                )
+                .await
+                .map_err(pg_err)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn channel_link_of(&self, conversation: &str) -> Result<Option<(String, String)>, StoreError> {
+        let conversation = conversation.to_owned();
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            Ok(c.query_opt(
+                "SELECT channel, contact FROM channel_contacts WHERE conversation = $1",
+                &[&conversation],
+            )
+            .await
+            .map_err(pg_err)?
+            .map(|r| (r.get(0), r.get(1))))
+        })
+    }
+
     fn unpark(&self, now: i64) -> Result<u64, StoreError> {
         self.block(move |pool| async move {
             let c = pool.get().await.map_err(pool_err)?;
@@ -1341,6 +1500,46 @@ async fn desk_rows(c: &deadpool_postgres::Client) -> Result<DeskRows, StoreError
         }
     }
     Ok(rows)
+}
+
+/// The channel rows of a commit: a message id or a new contact already stored is a
+/// conflict (a unique violation), a link moves only from the conversation it replaces.
+async fn write_channel_rows(
+    tx: &deadpool_postgres::Transaction<'_>,
+    c: &Commit,
+) -> Result<(), StoreError> {
+    for (channel, id, conv) in &c.channel_messages {
+        tx.execute(
+            "INSERT INTO channel_messages (channel, message_id, conversation) VALUES ($1, $2, $3)",
+            &[channel, id, conv],
+        )
+        .await
+        .map_err(pg_err)?;
+    }
+    for l in &c.channel_links {
+        let n = match &l.replaces {
+            None => tx
+                .execute(
+                    "INSERT INTO channel_contacts (channel, contact, conversation, linked_at)
+                     VALUES ($1, $2, $3, $4)",
+                    &[&l.channel, &l.contact, &l.conversation, &l.at],
+                )
+                .await
+                .map_err(pg_err)?,
+            Some(old) => tx
+                .execute(
+                    "UPDATE channel_contacts SET conversation = $3, linked_at = $4
+                     WHERE channel = $1 AND contact = $2 AND conversation = $5",
+                    &[&l.channel, &l.contact, &l.conversation, &l.at, old],
+                )
+                .await
+                .map_err(pg_err)?,
+        };
+        if n != 1 {
+            return Err(StoreError::Conflict(format!("{} contact", l.channel)));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

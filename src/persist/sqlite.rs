@@ -16,8 +16,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Commit, ConvRow, CrmStep, Delivery, DeskColumn, DeskRows, OpenSet, PARKED, RecordRow,
-    SCHEMA_VERSION, Storage, StoreError, VersionRow, decode_tail, encode_tail,
+    ChannelSend, Commit, ConvRow, CrmStep, Delivery, DeskColumn, DeskRows, OpenSet, PARKED,
+    RecordRow, SCHEMA_VERSION, Storage, StoreError, VersionRow, decode_tail, encode_tail,
 };
 
 /// How to open the file.
@@ -35,7 +35,7 @@ impl Default for SqliteOptions {
     }
 }
 
-/// The schema of version 5 (version 4 lacked `stats`, version 3 `crm_steps`, version 2
+/// The schema of version 6 (version 5 lacked the `channel_*` tables, version 4 `stats`, version 3 `crm_steps`, version 2
 /// `agent_load`). `events` of version 1 is migrated by the runtime and renamed
 /// `events_v1`.
 const SCHEMA: &str = "
@@ -115,6 +115,29 @@ CREATE TABLE IF NOT EXISTS crm_steps (
     vendor_id  TEXT,
     PRIMARY KEY (record_key, connector, step)
 );
+CREATE TABLE IF NOT EXISTS channel_contacts (
+    channel      TEXT NOT NULL,
+    contact      TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    linked_at    INTEGER NOT NULL,
+    PRIMARY KEY (channel, contact)
+);
+CREATE TABLE IF NOT EXISTS channel_messages (
+    channel      TEXT NOT NULL,
+    message_id   TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    PRIMARY KEY (channel, message_id)
+);
+CREATE TABLE IF NOT EXISTS channel_sends (
+    conversation TEXT NOT NULL,
+    seq          INTEGER NOT NULL,
+    status       TEXT NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT,
+    at           INTEGER NOT NULL,
+    PRIMARY KEY (conversation, seq)
+);
+CREATE INDEX IF NOT EXISTS channel_contacts_conversation ON channel_contacts (conversation);
 ";
 
 /// One logged event of a version-1 database, to migrate.
@@ -355,6 +378,7 @@ fn set_version(c: &Connection) -> Result<(), StoreError> {
 }
 
 fn write_commit(tx: &Connection, c: &Commit) -> Result<(), StoreError> {
+    write_channel_rows(tx, c)?;
     // One statement for a new and a changed conversation: revision 1 inserts; revision n
     // replaces the row only over revision n - 1. No row written means another writer won.
     let mut write = tx.prepare_cached(
@@ -884,6 +908,114 @@ impl Storage for SqliteStore {
         })
     }
 
+    fn channel_contact(&self, channel: &str, contact: &str) -> Result<Option<String>, StoreError> {
+        self.with_read(|c| {
+            c.prepare_cached(
+                "SELECT conversation FROM channel_contacts WHERE channel = ?1 AND contact = ?2",
+            )?
+            .query_row([channel, contact], |r| r.get(0))
+            .optional()
+        })
+    }
+
+    fn channel_message_seen(&self, channel: &str, id: &str) -> Result<bool, StoreError> {
+        self.with_read(|c| {
+            c.prepare_cached(
+                "SELECT 1 FROM channel_messages WHERE channel = ?1 AND message_id = ?2",
+            )?
+            .query_row([channel, id], |_| Ok(()))
+            .optional()
+            .map(|o| o.is_some())
+        })
+    }
+
+    fn channel_links(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        self.with_read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT channel, contact, conversation FROM channel_contacts ORDER BY linked_at",
+            )?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+    }
+
+    fn channel_sends(&self, conversation: &str) -> Result<Vec<ChannelSend>, StoreError> {
+        self.with_read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT seq, status, attempts, last_error FROM channel_sends
+                 WHERE conversation = ?1 ORDER BY seq",
+            )?;
+            st.query_map([conversation], |r| {
+                Ok(ChannelSend {
+                    seq: r.get(0)?,
+                    status: r.get(1)?,
+                    attempts: r.get(2)?,
+                    last_error: r.get(3)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn channel_send(
+        &self,
+        conversation: &str,
+        send: &ChannelSend,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        self.write_tx(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO channel_sends (conversation, seq, status, attempts, last_error, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (conversation, seq) DO UPDATE SET status = excluded.status,
+                     attempts = excluded.attempts, last_error = excluded.last_error, at = excluded.at",
+            )?
+            .execute(params![
+                conversation,
+                send.seq,
+                send.status,
+                send.attempts,
+                send.last_error,
+                at
+            ])?;
+            Ok(())
+        })
+    }
+
+    fn channel_claim(
+        &self,
+        conversation: &str,
+        seq: i64,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut n = 0;
+        self.write_tx(|tx| {
+            n = tx
+                .prepare_cached(
+                    "INSERT INTO channel_sends (conversation, seq, status, attempts, at)
+                 VALUES (?1, ?2, 'sending', 1, ?3)
+                 ON CONFLICT (conversation, seq) DO UPDATE SET status = 'sending',
+                     attempts = channel_sends.attempts + 1, at = excluded.at
+                 WHERE channel_sends.status = 'retry'
+                    OR (channel_sends.status = 'sending' AND channel_sends.at <= ?3 - ?4)",
+                )?
+                .execute(params![conversation, seq, now, lease_ms])?;
+            Ok(())
+        })?;
+        Ok(n == 1)
+    }
+
+    fn channel_link_of(&self, conversation: &str) -> Result<Option<(String, String)>, StoreError> {
+        self.with_read(|c| {
+            c.prepare_cached(
+                "SELECT channel, contact FROM channel_contacts WHERE conversation = ?1",
+            )?
+            .query_row([conversation], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+        })
+    }
+
     fn unpark(&self, now: i64) -> Result<u64, StoreError> {
         let mut n = 0;
         self.write_tx(|tx| {
@@ -897,6 +1029,49 @@ impl Storage for SqliteStore {
         })?;
         Ok(n)
     }
+}
+
+/// The channel rows of a commit: a message id or a new contact already stored is a
+/// conflict (the commit is refused), a link moves only from the conversation it replaces.
+fn write_channel_rows(tx: &Connection, c: &Commit) -> Result<(), StoreError> {
+    let conflict = |what: String| {
+        move |e: rusqlite::Error| match e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                StoreError::Conflict(what)
+            }
+            e => e.into(),
+        }
+    };
+    for (channel, id, conv) in &c.channel_messages {
+        tx.prepare_cached(
+            "INSERT INTO channel_messages (channel, message_id, conversation) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![channel, id, conv])
+        .map_err(conflict(format!("{channel} message")))?;
+    }
+    for l in &c.channel_links {
+        let n = match &l.replaces {
+            None => tx
+                .prepare_cached(
+                    "INSERT INTO channel_contacts (channel, contact, conversation, linked_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![l.channel, l.contact, l.conversation, l.at])
+                .map_err(conflict(format!("{} contact", l.channel)))?,
+            Some(old) => tx
+                .prepare_cached(
+                    "UPDATE channel_contacts SET conversation = ?3, linked_at = ?4
+                     WHERE channel = ?1 AND contact = ?2 AND conversation = ?5",
+                )?
+                .execute(params![l.channel, l.contact, l.conversation, l.at, old])?,
+        };
+        if n != 1 {
+            return Err(StoreError::Conflict(format!("{} contact", l.channel)));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -166,6 +166,8 @@ enum Request {
         reply: oneshot::Sender<Result<Arc<Outputs>, DriverError>>,
         /// Attempts made before (a shared store's lost races).
         attempts: u8,
+        /// Rows written in the same commit when the command is accepted.
+        extra: Option<Box<Commit>>,
     },
     Call(Job),
     Read {
@@ -285,6 +287,28 @@ impl Driver {
         cmd: Command,
         token: Option<&str>,
     ) -> Result<Arc<Outputs>, DriverError> {
+        self.request(id, cmd, token, None).await
+    }
+
+    /// [`Driver::apply`] that also writes `extra` in the same commit when the hub accepts the
+    /// command (durable mode): what a caller must store if and only if the change is stored,
+    /// e.g. the id of a social message it applied. A refused command writes none of it.
+    pub async fn apply_with(
+        &self,
+        id: &str,
+        cmd: Command,
+        extra: Commit,
+    ) -> Result<Arc<Outputs>, DriverError> {
+        self.request(id, cmd, None, Some(Box::new(extra))).await
+    }
+
+    async fn request(
+        &self,
+        id: &str,
+        cmd: Command,
+        token: Option<&str>,
+        extra: Option<Box<Commit>>,
+    ) -> Result<Arc<Outputs>, DriverError> {
         let (reply, rx) = oneshot::channel();
         self.send(Request::Apply {
             id: id.to_owned(),
@@ -292,6 +316,7 @@ impl Driver {
             token: token.map(str::to_owned),
             reply,
             attempts: 0,
+            extra,
         })
         .await?;
         rx.await.map_err(|_| DriverError::Stopped)?
@@ -379,6 +404,7 @@ struct Retry {
     cmd: Command,
     token: Option<String>,
     attempts: u8,
+    extra: Option<Box<Commit>>,
 }
 
 /// A group applied to the hub (a sealed unit), with what waits for its commit.
@@ -538,6 +564,7 @@ impl Task {
         }
         let mut out = Outputs::default();
         let mut pending = Vec::new();
+        let mut extras = Commit::default();
         if timers_due {
             self.unpark(now);
             out.extend(self.hub.advance(now));
@@ -550,6 +577,7 @@ impl Task {
                     token,
                     reply,
                     attempts,
+                    extra,
                 } => {
                     let again = self.shared.then(|| {
                         Box::new(Retry {
@@ -557,10 +585,14 @@ impl Task {
                             cmd: (*cmd).clone(),
                             token: token.clone(),
                             attempts,
+                            extra: extra.clone(),
                         })
                     });
                     // Shared, not copied: the reply and the subscribers read the same outputs.
                     let result = self.apply(&id, *cmd, token.as_deref(), now).map(Arc::new);
+                    if let (Ok(_), Some(extra)) = (&result, extra) {
+                        extras.extend(*extra);
+                    }
                     pending.push(Pending::Apply {
                         reply,
                         result,
@@ -592,7 +624,7 @@ impl Task {
             return;
         }
         let changes = self.hub.seal();
-        if changes.is_empty() && self.inflight.is_none() {
+        if changes.is_empty() && extras.is_empty() && self.inflight.is_none() {
             // Nothing to write and nothing written before it is pending: done now.
             self.hub.keep();
             self.answer(group, Ok(()));
@@ -601,6 +633,7 @@ impl Task {
         }
         match durable::commit(&changes) {
             Ok(mut commit) => {
+                commit.extend(extras);
                 if self.shared {
                     // Agents connected to other replicas hear of it through the store.
                     commit.notices = notices(&group);
@@ -773,6 +806,7 @@ impl Task {
                     token: r.token,
                     reply,
                     attempts: r.attempts + 1,
+                    extra: r.extra,
                 }),
                 p => rest.push(p),
             }

@@ -3,7 +3,7 @@
 //! the limits. See `playbook.toml.example`.
 //!
 //! Must not: read anything but the file it is given (and, in [`Config::load`], the
-//! environment variables the webhook, the `[[crm]]` sections and `[identity]` name for their
+//! environment variables the webhook, the `[[crm]]` sections, `[identity]` and `[channels.*]` name for their
 //! secrets), hold runtime state, or put a secret (a header value, a token, a URL's userinfo
 //! and query) in an error or `Debug`.
 
@@ -61,6 +61,98 @@ pub struct Config {
     /// Flow analytics (`[analytics]`).
     #[serde(default)]
     pub analytics: Analytics,
+    /// Social channels (`[channels.whatsapp]`, `[channels.messenger]`,
+    /// `[channels.instagram]`); see [`super::channels`].
+    #[serde(default)]
+    pub channels: Channels,
+}
+
+/// The configured social channels.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Channels {
+    /// WhatsApp Cloud API.
+    #[serde(default)]
+    pub whatsapp: Option<WhatsApp>,
+    /// Facebook Messenger (a page).
+    #[serde(default)]
+    pub messenger: Option<MetaPage>,
+    /// Instagram messaging (the page linked to the Instagram account).
+    #[serde(default)]
+    pub instagram: Option<MetaPage>,
+}
+
+/// The Graph API version the default `base_url`s name.
+pub const GRAPH_BASE_URL: &str = "https://graph.facebook.com/v21.0";
+
+fn default_graph() -> String {
+    GRAPH_BASE_URL.to_owned()
+}
+
+/// `[channels.whatsapp]`: a WhatsApp Business phone number on the Cloud API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsApp {
+    /// The phone number's id at Meta (the path of `POST /{phone_number_id}/messages`).
+    pub phone_number_id: String,
+    /// The number visitors write to, digits only with country code (for `wa.me` links).
+    #[serde(default)]
+    pub number: Option<String>,
+    /// The environment variable holding the access token (a system user's token).
+    pub token_env: String,
+    /// The environment variable holding the app secret that signs webhooks.
+    pub app_secret_env: String,
+    /// The token Meta echoes when the webhook is verified (chosen by you, not a secret
+    /// that grants anything).
+    pub verify_token: String,
+    /// The playbook a contact who writes without a conversation starts.
+    pub playbook: String,
+    /// The Graph API root (a test points it at a fake).
+    #[serde(default = "default_graph")]
+    pub base_url: String,
+    /// An approved message template sent when a message is due outside the 24-hour window
+    /// (else such a message is held).
+    #[serde(default)]
+    pub template: Option<String>,
+    /// The template's language code.
+    #[serde(default = "default_template_language")]
+    pub template_language: String,
+    /// The token, read from `token_env` by [`Config::load`].
+    #[serde(skip)]
+    pub token: Option<Secret>,
+    /// The app secret, read from `app_secret_env` by [`Config::load`].
+    #[serde(skip)]
+    pub app_secret: Option<Secret>,
+}
+
+fn default_template_language() -> String {
+    "en_US".to_owned()
+}
+
+/// `[channels.messenger]` or `[channels.instagram]`: a Facebook page (for Instagram, the
+/// page the professional account is linked to).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetaPage {
+    /// The page's id (for `m.me` links and `POST /{page_id}/messages`).
+    pub page_id: String,
+    /// The environment variable holding the page access token.
+    pub token_env: String,
+    /// The environment variable holding the app secret that signs webhooks.
+    pub app_secret_env: String,
+    /// The token Meta echoes when the webhook is verified.
+    pub verify_token: String,
+    /// The playbook a contact who writes without a conversation starts.
+    pub playbook: String,
+    /// The Graph API root (a test points it at a fake).
+    #[serde(default = "default_graph")]
+    pub base_url: String,
+    /// The token, read from `token_env` by [`Config::load`].
+    #[serde(skip)]
+    pub token: Option<Secret>,
+    /// The app secret, read from `app_secret_env` by [`Config::load`].
+    #[serde(skip)]
+    pub app_secret: Option<Secret>,
 }
 
 /// Flow analytics settings (`[analytics]`).
@@ -410,12 +502,46 @@ impl Config {
             }
             id.secret = Some(Secret(value));
         }
+        let read = |section: &str, key: &str, var: &str| -> Result<Secret, ConfigError> {
+            match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Ok(Secret(v)),
+                _ => Err(invalid(format!(
+                    "channels.{section}.{key} names `{var}`, which is not set (or empty, or not UTF-8)"
+                ))),
+            }
+        };
+        if let Some(w) = &mut c.channels.whatsapp {
+            w.token = Some(read("whatsapp", "token_env", &w.token_env)?);
+            w.app_secret = Some(read("whatsapp", "app_secret_env", &w.app_secret_env)?);
+        }
+        for (name, page) in [
+            ("messenger", &mut c.channels.messenger),
+            ("instagram", &mut c.channels.instagram),
+        ] {
+            if let Some(p) = page {
+                p.token = Some(read(name, "token_env", &p.token_env)?);
+                p.app_secret = Some(read(name, "app_secret_env", &p.app_secret_env)?);
+            }
+        }
         Ok(c)
     }
 
     /// Parses and validates config text.
     pub fn parse(text: &str) -> Result<Config, String> {
         let mut c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        let ch = &c.channels;
+        let urls = [
+            ("whatsapp", ch.whatsapp.as_ref().map(|w| &w.base_url)),
+            ("messenger", ch.messenger.as_ref().map(|p| &p.base_url)),
+            ("instagram", ch.instagram.as_ref().map(|p| &p.base_url)),
+        ];
+        for (name, url) in urls {
+            if let Some(url) = url
+                && !(url.starts_with("https://") || url.starts_with("http://"))
+            {
+                return Err(format!("channels.{name}.base_url is not an http(s) URL"));
+            }
+        }
         let mut teams = std::collections::BTreeSet::new();
         for t in &mut c.teams {
             if !teams.insert(t.name.clone()) {
@@ -801,6 +927,54 @@ mod tests {
         .unwrap();
         let e = Config::load(&path).unwrap_err().to_string();
         assert!(e.contains("is not set"), "{e}");
+    }
+
+    #[test]
+    fn channel_sections_read_their_secrets_and_default_the_graph_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[channels.whatsapp]\nphone_number_id = \"1065\"\ntoken_env = \"CARGO_PKG_NAME\"\n\
+             app_secret_env = \"CARGO_PKG_NAME\"\nverify_token = \"v\"\nplaybook = \"demo\"\n\
+             [channels.messenger]\npage_id = \"42\"\ntoken_env = \"CARGO_PKG_NAME\"\n\
+             app_secret_env = \"CARGO_PKG_NAME\"\nverify_token = \"v\"\nplaybook = \"demo\"\n\
+             base_url = \"http://127.0.0.1:9/v21.0\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        let w = c.channels.whatsapp.as_ref().unwrap();
+        assert_eq!(w.base_url, GRAPH_BASE_URL);
+        assert_eq!(w.token.as_ref().unwrap().0, env!("CARGO_PKG_NAME"));
+        assert_eq!(w.app_secret.as_ref().unwrap().0, env!("CARGO_PKG_NAME"));
+        let m = c.channels.messenger.as_ref().unwrap();
+        assert_eq!(m.base_url, "http://127.0.0.1:9/v21.0");
+        assert!(c.channels.instagram.is_none());
+        assert!(!format!("{c:?}").contains(&format!("\"{}\"", env!("CARGO_PKG_NAME"))));
+        for (bad, why) in [
+            (
+                "[channels.whatsapp]\nphone_number_id = \"1\"",
+                "missing field",
+            ),
+            ("[channels.telegram]\npage_id = \"1\"", "unknown field"),
+            (
+                "[channels.instagram]\npage_id = \"1\"\ntoken_env = \"A\"\napp_secret_env = \"B\"\n\
+                 verify_token = \"v\"\nplaybook = \"demo\"\nbase_url = \"ftp://x\"",
+                "not an http(s) URL",
+            ),
+        ] {
+            let e = Config::parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        std::fs::write(
+            &path,
+            "[channels.messenger]\npage_id = \"42\"\ntoken_env = \"CARGO_PKG_NAME\"\n\
+             app_secret_env = \"PLAYBOOK_TEST_NOT_SET_ANYWHERE\"\nverify_token = \"v\"\n\
+             playbook = \"demo\"\n",
+        )
+        .unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(e.contains("channels.messenger.app_secret_env"), "{e}");
     }
 
     #[test]

@@ -67,6 +67,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/playbooks/{name}/graph", get(graph))
         .route("/api/admin/reload", post(reload))
         .route("/api/admin/stats", get(super::analytics::admin_stats))
+        // Meta's servers call these, not browsers: no CORS.
+        .route(
+            "/api/channels/{channel}/webhook",
+            get(super::channels::verify).post(super::channels::deliver),
+        )
         .merge(super::pages::routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(limit))

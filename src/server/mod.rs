@@ -16,6 +16,7 @@
 //! hub errors onto statuses), acknowledge a change before the store has it, or panic on input.
 
 mod analytics;
+pub mod channels;
 pub mod config;
 pub mod edge;
 pub mod error;
@@ -74,6 +75,8 @@ pub struct Shared {
     /// Per conversation with a visitor socket that waits in Unassigned: the place in line
     /// last pushed to it.
     positions: Mutex<HashMap<String, usize>>,
+    /// The social channels' delivery lock, links and sender queue.
+    channels: Arc<channels::ChannelState>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -811,6 +814,7 @@ pub async fn start(opening: Opening, clock: Clock) -> Result<(AppState, ReloadRe
         agents: Mutex::new(HashMap::new()),
         seen: Mutex::new(HashMap::new()),
         positions: Mutex::new(HashMap::new()),
+        channels: Arc::new(channels::ChannelState::new()),
     }));
     tokio::spawn(forward(state.clone()));
     if let Some(rx) = state.store().changes() {
@@ -820,6 +824,9 @@ pub async fn start(opening: Opening, clock: Clock) -> Result<(AppState, ReloadRe
         tokio::spawn(sync_versions(state.clone()));
     }
     let report = state.reload().await.map_err(|e| e.to_string())?;
+    if channels::any(&state) {
+        tokio::spawn(channels::run(state.clone()));
+    }
     let connectors = outbox::connectors(state.config());
     if !connectors.is_empty() {
         tokio::spawn(outbox::run(state.clone(), connectors));

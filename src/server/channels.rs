@@ -1,0 +1,1123 @@
+//! Social channels: WhatsApp (Cloud API), Messenger and Instagram, both ways.
+//!
+//! **Inbound** (`/api/channels/{whatsapp,messenger,instagram}/webhook`). `GET` answers
+//! Meta's verification (`hub.mode=subscribe`, the configured `hub.verify_token` → the
+//! `hub.challenge` echoed; else 403). `POST` is a delivery: its raw body must carry a valid
+//! `X-Hub-Signature-256` (HMAC-SHA256 under the app secret, compared in constant time) or it
+//! is refused with 401 before anything is read. Its messages are applied one at a time, in
+//! the order delivered, under one lock per server (so two deliveries of one contact never
+//! interleave): a contact without a conversation (or whose conversation ended) starts one on
+//! the channel's `playbook`; text becomes visitor text; a reply button, list row, quick reply
+//! or postback this server sent becomes the visitor's choice. Each message id is written in
+//! the **same commit** as the change it made ([`Driver::apply_with`]), and checked before
+//! applying: a message Meta delivers again — even after a crash between our commit and our
+//! 200 — is found and skipped; an id already stored makes the commit a conflict, so two
+//! racing replicas cannot both apply it. Statuses, echoes of our own messages, reactions and
+//! other kinds are acknowledged (200) and logged, never an error Meta would retry forever.
+//!
+//! **Outbound** ([`run`]). The store is the outbox: a linked conversation's lines are in the
+//! store once committed, and `channel_sends` holds each outbound line's state keyed by
+//! (conversation, line seq) — the idempotency key. After every commit the sender reads the
+//! conversation and sends, in order, each bot, agent or notice line not yet done whose last
+//! visitor line (or, before any, the link) is on the social channel. A line is claimed
+//! (`sending`, in one conditional write, so of replicas on one database one sends it; a
+//! claim older than a minute is taken over) before its request and marked `sent` after it,
+//! so a restart resends only a line whose request was in flight at the crash:
+//! **at-least-once for that one line** (the Graph API
+//! has no idempotency key; the key rides in `biz_opaque_callback_data` / `metadata` so a
+//! duplicate can be recognised in Meta's status and echo events). 429, 5xx and network
+//! errors are retried with backoff (1 s doubling to 5 min), in order; other refusals mark the
+//! line `failed` with Meta's message and the next line goes on.
+//!
+//! **Channel rules**, in virtual time (the driver's clock), at the time of sending: a bot
+//! (or system) message more than 24 h after the visitor's last message on the channel is
+//! held; an agent's message on Messenger or Instagram up to 7 days after goes with
+//! `MESSAGE_TAG` / `HUMAN_AGENT`, later it is held; on WhatsApp outside 24 h the configured
+//! `template` is sent instead, or the message is held. A held line is stored as `held` with
+//! the reason and logged at `warn`.
+//!
+//! Must not: acknowledge a delivery before its change is stored, log or echo a token or app
+//! secret, or send a line it has not claimed.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tokio::sync::mpsc;
+
+use super::config::MetaPage;
+use super::{ApiError, AppState};
+use crate::capture::{Line, LineKind, Who};
+use crate::engine::Channel;
+use crate::persist::{ChannelLink, ChannelSend, Commit};
+use crate::runtime::Command;
+use crate::runtime::driver::DriverError;
+
+/// The 24-hour messaging window, in ms.
+pub const WINDOW_MS: u64 = 24 * 3600 * 1000;
+/// How long a Messenger/Instagram agent may answer with the `HUMAN_AGENT` tag, in ms.
+pub const HUMAN_AGENT_MS: u64 = 7 * 24 * 3600 * 1000;
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(300);
+/// On a shared store: how long a replica's claim on a line stands before another may take
+/// it over (the claimer died mid-send).
+const LEASE_MS: i64 = 60_000;
+/// A button's payload: `choice:<seq of the question line>:<index from 0>`.
+const CHOICE: &str = "choice:";
+
+/// A social channel this server can be connected to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Social {
+    /// WhatsApp Cloud API.
+    WhatsApp,
+    /// Facebook Messenger.
+    Messenger,
+    /// Instagram messaging.
+    Instagram,
+}
+
+impl Social {
+    /// The name in paths and in the store.
+    pub fn name(self) -> &'static str {
+        match self {
+            Social::WhatsApp => "whatsapp",
+            Social::Messenger => "messenger",
+            Social::Instagram => "instagram",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Social> {
+        Some(match s {
+            "whatsapp" => Social::WhatsApp,
+            "messenger" => Social::Messenger,
+            "instagram" => Social::Instagram,
+            _ => return None,
+        })
+    }
+
+    /// The engine's channel tag.
+    pub fn channel(self) -> Channel {
+        match self {
+            Social::WhatsApp => Channel::WhatsApp,
+            Social::Messenger => Channel::Messenger,
+            Social::Instagram => Channel::Instagram,
+        }
+    }
+}
+
+/// One channel's settings, as the code needs them.
+struct Settings<'a> {
+    verify_token: &'a str,
+    app_secret: &'a [u8],
+    playbook: &'a str,
+}
+
+fn settings(state: &AppState, ch: Social) -> Option<Settings<'_>> {
+    let c = &state.config().channels;
+    fn page(p: &Option<MetaPage>) -> Option<(&String, &Option<super::config::Secret>, &String)> {
+        p.as_ref()
+            .map(|p| (&p.verify_token, &p.app_secret, &p.playbook))
+    }
+    let (verify_token, secret, playbook) = match ch {
+        Social::WhatsApp => c
+            .whatsapp
+            .as_ref()
+            .map(|w| (&w.verify_token, &w.app_secret, &w.playbook)),
+        Social::Messenger => page(&c.messenger),
+        Social::Instagram => page(&c.instagram),
+    }?;
+    Some(Settings {
+        verify_token,
+        // A config parsed without `load` has no secret: nothing can be signed with it.
+        app_secret: secret.as_ref().map(|s| s.0.as_bytes()).unwrap_or_default(),
+        playbook,
+    })
+}
+
+/// What the server holds for the channels: the delivery lock, which conversations are
+/// linked, and the sender's queue.
+pub struct ChannelState {
+    /// One delivery at a time: messages are applied in the order Meta sent them, and a
+    /// contact's first messages never start two conversations.
+    lock: tokio::sync::Mutex<()>,
+    /// Linked conversations: id → (channel, contact).
+    linked: Mutex<HashMap<String, (Social, String)>>,
+    work: mpsc::UnboundedSender<String>,
+    queue: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
+}
+
+impl ChannelState {
+    /// An empty state (the sender loads the links when it starts).
+    pub fn new() -> Self {
+        let (work, rx) = mpsc::unbounded_channel();
+        ChannelState {
+            lock: tokio::sync::Mutex::new(()),
+            linked: Mutex::new(HashMap::new()),
+            work,
+            queue: Mutex::new(Some(rx)),
+        }
+    }
+
+    fn link(&self, conv: &str, ch: Social, contact: &str) {
+        super::lock(&self.linked).insert(conv.to_owned(), (ch, contact.to_owned()));
+    }
+
+    fn linked(&self, conv: &str) -> Option<(Social, String)> {
+        super::lock(&self.linked).get(conv).cloned()
+    }
+}
+
+impl Default for ChannelState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn channel_of(name: &str, state: &AppState) -> Result<Social, ApiError> {
+    Social::parse(name)
+        .filter(|ch| settings(state, *ch).is_some())
+        .ok_or_else(|| ApiError::NotFound(format!("no channel `{name}` is configured")))
+}
+
+/// `GET /api/channels/{channel}/webhook`: Meta's subscription check.
+pub(super) async fn verify(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let ch = channel_of(&name, &state)?;
+    let Some(s) = settings(&state, ch) else {
+        return Err(ApiError::NotFound(format!(
+            "no channel `{name}` is configured"
+        )));
+    };
+    let mode = q.get("hub.mode").map(String::as_str);
+    let token = q.get("hub.verify_token").map(String::as_bytes);
+    let ok = mode == Some("subscribe")
+        && token.is_some_and(|t| constant_eq(t, s.verify_token.as_bytes()));
+    match (ok, q.get("hub.challenge")) {
+        (true, Some(challenge)) => Ok((StatusCode::OK, challenge.clone()).into_response()),
+        _ => Err(ApiError::Forbidden(
+            "the verify token does not match the configured one".into(),
+        )),
+    }
+}
+
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks `X-Hub-Signature-256: sha256=<hex>` against the body, in constant time.
+pub fn signature_ok(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
+    let Some(hex) = header.and_then(|h| h.strip_prefix("sha256=")) else {
+        return false;
+    };
+    let Some(sig) = decode_hex(hex.trim()) else {
+        return false;
+    };
+    if secret.is_empty() {
+        return false;
+    }
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&sig).is_ok()
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// What a contact sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Typed text (or a button whose payload is not one of ours: its title).
+    Text(String),
+    /// One of our buttons: the question line's seq and the button index.
+    Choice {
+        /// The question's line.
+        seq: u64,
+        /// From 0.
+        index: usize,
+        /// The button's title, used as text when the question is no longer current.
+        title: String,
+    },
+}
+
+/// One message of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    /// The contact's id on the channel (WhatsApp number, page-scoped id).
+    pub contact: String,
+    /// Meta's message id (`wamid…`, `mid…`).
+    pub id: String,
+    /// What it says.
+    pub input: Input,
+}
+
+fn choice_or_text(payload: &str, title: &str) -> Input {
+    let parsed = payload.strip_prefix(CHOICE).and_then(|rest| {
+        let (seq, index) = rest.split_once(':')?;
+        Some((seq.parse().ok()?, index.parse().ok()?))
+    });
+    match parsed {
+        Some((seq, index)) => Input::Choice {
+            seq,
+            index,
+            title: title.to_owned(),
+        },
+        None => Input::Text(title.to_owned()),
+    }
+}
+
+/// The messages of a delivery, in order, and how many entries were ignored (statuses,
+/// echoes, unsupported kinds). Never fails on well-formed JSON.
+pub fn parse_delivery(ch: Social, v: &Value, own_id: &str) -> (Vec<Inbound>, usize) {
+    let mut out = Vec::new();
+    let mut ignored = 0;
+    let empty = Vec::new();
+    let arr = |v: &Value, k: &str| v.get(k).and_then(Value::as_array).unwrap_or(&empty).clone();
+    let s = |v: &Value, path: &[&str]| -> Option<String> {
+        let mut cur = v;
+        for k in path {
+            cur = cur.get(k)?;
+        }
+        cur.as_str().map(str::to_owned)
+    };
+    for entry in arr(v, "entry") {
+        if ch == Social::WhatsApp {
+            for change in arr(&entry, "changes") {
+                let value = change.get("value").cloned().unwrap_or(Value::Null);
+                ignored += arr(&value, "statuses").len();
+                for m in arr(&value, "messages") {
+                    let (Some(from), Some(id)) = (s(&m, &["from"]), s(&m, &["id"])) else {
+                        ignored += 1;
+                        continue;
+                    };
+                    let input = match s(&m, &["type"]).as_deref() {
+                        Some("text") => s(&m, &["text", "body"]).map(Input::Text),
+                        Some("interactive") => ["button_reply", "list_reply"]
+                            .iter()
+                            .find_map(|k| m.get("interactive")?.get(k))
+                            .and_then(|r| {
+                                let id = r.get("id")?.as_str()?;
+                                let title = r.get("title").and_then(Value::as_str).unwrap_or(id);
+                                Some(choice_or_text(id, title))
+                            }),
+                        Some("button") => s(&m, &["button", "payload"]).map(|p| {
+                            let title = s(&m, &["button", "text"]).unwrap_or_else(|| p.clone());
+                            choice_or_text(&p, &title)
+                        }),
+                        _ => None,
+                    };
+                    match input {
+                        Some(input) => out.push(Inbound {
+                            contact: from,
+                            id,
+                            input,
+                        }),
+                        None => {
+                            tracing::info!(channel = ch.name(), kind = ?s(&m, &["type"]), "a message of an unsupported kind was ignored");
+                            ignored += 1;
+                        }
+                    }
+                }
+            }
+        } else {
+            for m in arr(&entry, "messaging") {
+                let Some(sender) = s(&m, &["sender", "id"]) else {
+                    ignored += 1;
+                    continue;
+                };
+                let echo = m
+                    .get("message")
+                    .and_then(|x| x.get("is_echo"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                if echo || sender == own_id {
+                    // Our own message coming back: not the visitor's.
+                    ignored += 1;
+                    continue;
+                }
+                let parsed = if let Some(msg) = m.get("message") {
+                    let id = s(msg, &["mid"]);
+                    let text = s(msg, &["text"]);
+                    let input = match s(msg, &["quick_reply", "payload"]) {
+                        Some(p) => Some(choice_or_text(&p, text.as_deref().unwrap_or(&p))),
+                        None => text.map(Input::Text),
+                    };
+                    id.zip(input)
+                } else if let Some(pb) = m.get("postback") {
+                    let payload = s(pb, &["payload"]).unwrap_or_default();
+                    let title = s(pb, &["title"]).unwrap_or_else(|| payload.clone());
+                    // Older postbacks carry no mid: the sender and timestamp name them.
+                    let id = s(pb, &["mid"])
+                        .or_else(|| m.get("timestamp").map(|t| format!("postback:{sender}:{t}")));
+                    id.map(|id| (id, choice_or_text(&payload, &title)))
+                } else {
+                    None
+                };
+                match parsed {
+                    Some((id, input)) => out.push(Inbound {
+                        contact: sender,
+                        id,
+                        input,
+                    }),
+                    None => {
+                        tracing::info!(
+                            channel = ch.name(),
+                            "an event of an unsupported kind was ignored"
+                        );
+                        ignored += 1;
+                    }
+                }
+            }
+        }
+    }
+    (out, ignored)
+}
+
+fn own_id(state: &AppState, ch: Social) -> String {
+    let c = &state.config().channels;
+    match ch {
+        Social::WhatsApp => c.whatsapp.as_ref().map(|w| w.phone_number_id.clone()),
+        Social::Messenger => c.messenger.as_ref().map(|p| p.page_id.clone()),
+        Social::Instagram => c.instagram.as_ref().map(|p| p.page_id.clone()),
+    }
+    .unwrap_or_default()
+}
+
+/// `POST /api/channels/{channel}/webhook`: a delivery from Meta.
+pub(super) async fn deliver(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let ch = channel_of(&name, &state)?;
+    let Some(s) = settings(&state, ch) else {
+        return Err(ApiError::NotFound(format!(
+            "no channel `{name}` is configured"
+        )));
+    };
+    let sig = headers
+        .get("x-hub-signature-256")
+        .and_then(|h| h.to_str().ok());
+    if !signature_ok(s.app_secret, &body, sig) {
+        tracing::warn!(
+            channel = ch.name(),
+            "a webhook delivery with a missing or wrong signature was refused"
+        );
+        return Err(ApiError::Unauthorized(
+            "X-Hub-Signature-256 is missing or does not match the body".into(),
+        ));
+    }
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
+    let playbook = s.playbook.to_owned();
+    let (messages, ignored) = parse_delivery(ch, &v, &own_id(&state, ch));
+    if ignored > 0 {
+        tracing::debug!(
+            channel = ch.name(),
+            ignored,
+            "delivery entries acknowledged and ignored"
+        );
+    }
+    let shared = state.0.channels.clone();
+    let _one = shared.lock.lock().await;
+    let mut applied = 0;
+    for m in &messages {
+        if apply_one(&state, ch, &playbook, m).await? {
+            applied += 1;
+        }
+    }
+    Ok(Json(json!({"received": messages.len(), "applied": applied})).into_response())
+}
+
+/// Applies one message; `false` when it was applied before or refused (logged). A storage
+/// failure is an error: Meta retries the delivery, and what was applied is found then.
+async fn apply_one(
+    state: &AppState,
+    ch: Social,
+    playbook: &str,
+    m: &Inbound,
+) -> Result<bool, ApiError> {
+    let (name, id, contact) = (ch.name(), m.id.clone(), m.contact.clone());
+    let (seen, conv) = state
+        .blocking(move |st| {
+            Ok((
+                st.channel_message_seen(name, &id)?,
+                st.channel_contact(name, &contact)?,
+            ))
+        })
+        .await?;
+    if seen {
+        tracing::info!(channel = name, "a message delivered again was skipped");
+        return Ok(false);
+    }
+    let current = match &conv {
+        Some(c) => {
+            let c2 = c.clone();
+            state
+                .blocking(move |st| st.conversation(&c2))
+                .await?
+                .filter(|(row, _)| !row.ended)
+        }
+        None => None,
+    };
+    let message_row = Commit {
+        channel_messages: vec![(name.to_owned(), m.id.clone(), String::new())],
+        ..Commit::default()
+    };
+    let Some((row, lines)) = current else {
+        // A new contact, or one whose conversation is over: its message starts one. The
+        // message's text is not taken as an answer to the playbook's first question.
+        let new = format!("c_{}", &super::random_hex()?[..20]);
+        let at = i64::try_from(state.driver().now().0).unwrap_or(i64::MAX);
+        let mut extra = message_row;
+        extra.channel_messages[0].2 = new.clone();
+        extra.channel_links.push(ChannelLink {
+            channel: name.to_owned(),
+            contact: m.contact.clone(),
+            conversation: new.clone(),
+            replaces: conv,
+            at,
+        });
+        let cmd = Command::Start {
+            playbook: Some(playbook.to_owned()),
+            channel: ch.channel(),
+            page_url: None,
+            contact_owner: None,
+            token: Some(super::random_hex()?),
+            visitor: Default::default(),
+        };
+        return match state.driver().apply_with(&new, cmd, extra).await {
+            Ok(_) => {
+                state.0.channels.link(&new, ch, &m.contact);
+                poke(state, &new);
+                tracing::info!(channel = name, conversation = %new, "a contact started a conversation");
+                Ok(true)
+            }
+            Err(DriverError::Hub(e)) => {
+                // The configured playbook is missing or refused the start: the operator must
+                // hear of it (the contact gets no answer).
+                tracing::warn!(channel = name, playbook, reason = %e, "a contact could not start a conversation");
+                Ok(false)
+            }
+            Err(e) => refused(name, e),
+        };
+    };
+    let conv = row.id.clone();
+    let cmd = match &m.input {
+        Input::Text(t) => Command::VisitorText {
+            text: t.clone(),
+            channel: ch.channel(),
+        },
+        Input::Choice { seq, index, title } => {
+            if current_question(&lines) == question_at(&lines, *seq)
+                && question_at(&lines, *seq).is_some()
+            {
+                Command::VisitorChoice {
+                    index: *index,
+                    channel: ch.channel(),
+                }
+            } else {
+                // A button of an earlier question: what it says, not which one it was.
+                Command::VisitorText {
+                    text: title.clone(),
+                    channel: ch.channel(),
+                }
+            }
+        }
+    };
+    let mut extra = message_row;
+    extra.channel_messages[0].2 = conv.clone();
+    match state.driver().apply_with(&conv, cmd, extra).await {
+        Ok(_) => {
+            state.0.channels.link(&conv, ch, &m.contact);
+            poke(state, &conv);
+            Ok(true)
+        }
+        Err(e) => refused(name, e),
+    }
+}
+
+fn refused(name: &str, e: DriverError) -> Result<bool, ApiError> {
+    match e {
+        DriverError::Hub(e) => {
+            // The visitor's input did not fit (the conversation moved on): Meta must not
+            // retry it.
+            tracing::info!(channel = name, reason = %e, "a social message was refused");
+            Ok(false)
+        }
+        e => Err(ApiError::from(e)),
+    }
+}
+
+/// The buttons of the line with `seq` (from 1), if it has any.
+fn question_at(lines: &[String], seq: u64) -> Option<Vec<String>> {
+    let i = usize::try_from(seq).ok()?.checked_sub(1)?;
+    let line: Line = serde_json::from_str(lines.get(i)?).ok()?;
+    (!line.buttons.is_empty()).then_some(line.buttons)
+}
+
+/// The buttons of the newest line with buttons.
+fn current_question(lines: &[String]) -> Option<Vec<String>> {
+    lines.iter().rev().find_map(|l| {
+        let line: Line = serde_json::from_str(l).ok()?;
+        (!line.buttons.is_empty()).then_some(line.buttons)
+    })
+}
+
+fn poke(state: &AppState, conv: &str) {
+    let _ = state.0.channels.work.send(conv.to_owned());
+}
+
+/// Whether any channel is configured.
+pub fn any(state: &AppState) -> bool {
+    let c = &state.config().channels;
+    c.whatsapp.is_some() || c.messenger.is_some() || c.instagram.is_some()
+}
+
+/// The sender: loads the links, then sends every linked conversation's new lines after each
+/// commit (and once at start, for what a crash left unsent).
+pub async fn run(state: AppState) {
+    let Some(mut rx) = super::lock(&state.0.channels.queue).take() else {
+        return;
+    };
+    match state.blocking(|st| st.channel_links()).await {
+        Ok(links) => {
+            for (ch, contact, conv) in links {
+                if let Some(ch) = Social::parse(&ch) {
+                    state.0.channels.link(&conv, ch, &contact);
+                    poke(&state, &conv);
+                }
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot read the channel links"),
+    }
+    tokio::spawn(watch(state.clone()));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap_or_default();
+    while let Some(conv) = rx.recv().await {
+        if let Err(delay) = send_new(&state, &client, &conv).await {
+            let state = state.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                poke(&state, &conv);
+            });
+        }
+    }
+}
+
+/// Pokes the sender for every linked conversation a commit changed.
+async fn watch(state: AppState) {
+    let mut rx = state.driver().subscribe_all();
+    loop {
+        match rx.recv().await {
+            Ok(out) => {
+                for u in out.updates.iter().filter(|u| !u.lines.is_empty()) {
+                    if state.0.channels.linked(&u.conversation).is_some() {
+                        poke(&state, &u.conversation);
+                    } else if state.store().shared() {
+                        // Another replica may have linked it since this one started.
+                        learn(&state, &u.conversation).await;
+                    }
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                // Missed some: look at every linked conversation.
+                let all: Vec<String> = super::lock(&state.0.channels.linked)
+                    .keys()
+                    .cloned()
+                    .collect();
+                for c in all {
+                    poke(&state, &c);
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Reads a conversation's link from the store; pokes the sender when there is one.
+async fn learn(state: &AppState, conv: &str) {
+    let c = conv.to_owned();
+    match state.blocking(move |st| st.channel_link_of(&c)).await {
+        Ok(Some((ch, contact))) => {
+            if let Some(ch) = Social::parse(&ch) {
+                state.0.channels.link(conv, ch, &contact);
+                poke(state, conv);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read a conversation's channel link"),
+    }
+}
+
+/// What to do with one outbound line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// Send this request body to the channel's messages endpoint.
+    Send(Value),
+    /// Keep it back, for this reason.
+    Hold(String),
+}
+
+/// Sends the conversation's lines not yet done, in order. `Err(delay)`: try again then.
+async fn send_new(state: &AppState, client: &reqwest::Client, conv: &str) -> Result<(), Duration> {
+    let Some((ch, contact)) = state.0.channels.linked(conv) else {
+        return Ok(());
+    };
+    let c = conv.to_owned();
+    let read = state
+        .blocking(move |st| Ok((st.conversation(&c)?, st.channel_sends(&c)?)))
+        .await;
+    let (lines, sends) = match read {
+        Ok((Some((_, lines)), sends)) => (lines, sends),
+        Ok((None, _)) => return Ok(()),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read a linked conversation");
+            return Err(RETRY_MIN);
+        }
+    };
+    let done: HashMap<i64, ChannelSend> = sends.into_iter().map(|s| (s.seq, s)).collect();
+    let lines: Vec<Line> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let now = state.driver().now().0;
+    for (i, line) in lines.iter().enumerate() {
+        let seq = i as i64 + 1;
+        let prior = done.get(&seq);
+        if prior.is_some_and(|s| s.status != "sending" && s.status != "retry") {
+            continue;
+        }
+        if !outbound(line) || !on_channel(&lines[..i], ch) {
+            continue;
+        }
+        let last_visitor = lines[..i]
+            .iter()
+            .rev()
+            .find(|l| l.from == Who::Visitor && l.channel == ch.channel())
+            .map(|l| l.at.0)
+            // Before any visitor line: the message that started it, at its first line.
+            .or_else(|| lines.first().map(|l| l.at.0))
+            .unwrap_or(now);
+        let plan = plan(
+            state,
+            ch,
+            &contact,
+            line,
+            conv,
+            seq,
+            now.saturating_sub(last_visitor),
+        );
+        let attempts = prior.map_or(0, |p| p.attempts);
+        let mut send = ChannelSend {
+            seq,
+            status: "sending".into(),
+            attempts: attempts + 1,
+            last_error: None,
+        };
+        let body = match plan {
+            Plan::Hold(why) => {
+                tracing::warn!(channel = ch.name(), conversation = conv, seq, reason = %why, "a message was held");
+                send.status = "held".into();
+                send.attempts = attempts;
+                send.last_error = Some(why);
+                store_send(state, conv, send).await?;
+                continue;
+            }
+            Plan::Send(body) => body,
+        };
+        // Claimed (marked `sending`) before the request: a crash from here until `sent`
+        // resends this line once. Another replica holding it sends it and what follows.
+        let lease = if state.store().shared() { LEASE_MS } else { 0 };
+        let (c, at) = (conv.to_owned(), i64::try_from(now).unwrap_or(i64::MAX));
+        match state
+            .blocking(move |st| st.channel_claim(&c, seq, at, lease))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Err(Duration::from_millis(lease.unsigned_abs().max(1_000))),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim a message to send");
+                return Err(RETRY_MIN);
+            }
+        }
+        let (url, token) = endpoint(state, ch);
+        let result = client
+            .post(&url)
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await;
+        let (status, text) = match result {
+            Ok(r) => {
+                let st = r.status();
+                (Some(st), r.text().await.unwrap_or_default())
+            }
+            Err(e) => (None, super::redact::text(&e.to_string())),
+        };
+        match status {
+            Some(st) if st.is_success() => {
+                send.status = "sent".into();
+                store_send(state, conv, send).await?;
+            }
+            Some(st) if st.as_u16() != 429 && st.is_client_error() => {
+                let msg = meta_error(&text).unwrap_or_else(|| format!("HTTP {st}"));
+                tracing::warn!(channel = ch.name(), conversation = conv, seq, error = %msg, "Meta refused a message");
+                send.status = "failed".into();
+                send.last_error = Some(msg);
+                store_send(state, conv, send).await?;
+            }
+            other => {
+                let msg = match other {
+                    Some(st) => format!("HTTP {st}"),
+                    None => text,
+                };
+                let delay = backoff(send.attempts);
+                tracing::info!(channel = ch.name(), conversation = conv, seq, error = %msg, ?delay, "a message will be sent again");
+                send.status = "retry".into();
+                send.last_error = Some(msg);
+                store_send(state, conv, send).await?;
+                return Err(delay);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn backoff(attempts: i64) -> Duration {
+    let n = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
+    RETRY_MIN.saturating_mul(1 << n.min(16)).min(RETRY_MAX)
+}
+
+fn meta_error(text: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    v.get("error")?
+        .get("message")?
+        .as_str()
+        .map(|s| s.chars().take(300).collect())
+}
+
+async fn store_send(state: &AppState, conv: &str, send: ChannelSend) -> Result<(), Duration> {
+    let c = conv.to_owned();
+    let at = i64::try_from(state.driver().now().0).unwrap_or(i64::MAX);
+    state
+        .blocking(move |st| st.channel_send(&c, &send, at))
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot store a message's delivery state");
+            RETRY_MIN
+        })
+}
+
+/// Whether a line goes out to the visitor: what the bot, an agent or the chat says.
+fn outbound(line: &Line) -> bool {
+    line.from != Who::Visitor && line.kind != LineKind::Visitor
+}
+
+/// Whether the visitor's last line before (or, before any, the conversation) is on `ch`.
+fn on_channel(before: &[Line], ch: Social) -> bool {
+    match before.iter().rev().find(|l| l.from == Who::Visitor) {
+        Some(l) => l.channel == ch.channel(),
+        // Started by the social contact (the link is the only way a conversation gets here).
+        None => true,
+    }
+}
+
+fn endpoint(state: &AppState, ch: Social) -> (String, String) {
+    let c = &state.config().channels;
+    let token =
+        |t: &Option<super::config::Secret>| t.as_ref().map(|s| s.0.clone()).unwrap_or_default();
+    match ch {
+        Social::WhatsApp => c
+            .whatsapp
+            .as_ref()
+            .map(|w| {
+                (
+                    format!(
+                        "{}/{}/messages",
+                        w.base_url.trim_end_matches('/'),
+                        w.phone_number_id
+                    ),
+                    token(&w.token),
+                )
+            })
+            .unwrap_or_default(),
+        Social::Messenger | Social::Instagram => {
+            let p = if ch == Social::Messenger {
+                &c.messenger
+            } else {
+                &c.instagram
+            };
+            p.as_ref()
+                .map(|p| {
+                    (
+                        format!(
+                            "{}/{}/messages",
+                            p.base_url.trim_end_matches('/'),
+                            p.page_id
+                        ),
+                        token(&p.token),
+                    )
+                })
+                .unwrap_or_default()
+        }
+    }
+}
+
+/// The request for one line, or why it is held (`since` = ms since the visitor's last
+/// message on the channel).
+fn plan(
+    state: &AppState,
+    ch: Social,
+    contact: &str,
+    line: &Line,
+    conv: &str,
+    seq: i64,
+    since: u64,
+) -> Plan {
+    let key = format!("{conv}:{seq}");
+    let agent = matches!(line.from, Who::Agent(_));
+    match ch {
+        Social::WhatsApp => {
+            let Some(w) = &state.config().channels.whatsapp else {
+                return Plan::Hold("WhatsApp is not configured".into());
+            };
+            if since > WINDOW_MS {
+                return match &w.template {
+                    Some(t) => {
+                        Plan::Send(whatsapp_template(contact, t, &w.template_language, &key))
+                    }
+                    None => Plan::Hold(
+                        "outside WhatsApp's 24-hour window and no template is configured".into(),
+                    ),
+                };
+            }
+            Plan::Send(whatsapp_body(contact, line, seq, &key))
+        }
+        Social::Messenger | Social::Instagram => {
+            let mut body = page_body(contact, line, seq, &key);
+            if since > WINDOW_MS {
+                if !agent {
+                    return Plan::Hold("an automated message outside the 24-hour window".into());
+                }
+                if since > HUMAN_AGENT_MS {
+                    return Plan::Hold(
+                        "an agent's message more than 7 days after the visitor's last".into(),
+                    );
+                }
+                body["messaging_type"] = json!("MESSAGE_TAG");
+                body["tag"] = json!("HUMAN_AGENT");
+            }
+            Plan::Send(body)
+        }
+    }
+}
+
+fn numbered(text: &str, buttons: &[String]) -> String {
+    let mut out = text.to_owned();
+    for (i, b) in buttons.iter().enumerate() {
+        out.push_str(&format!("\n{}. {b}", i + 1));
+    }
+    out
+}
+
+fn fits(buttons: &[String], max: usize, chars: usize) -> bool {
+    buttons.len() <= max && buttons.iter().all(|b| b.chars().count() <= chars)
+}
+
+/// A WhatsApp Cloud API message for a line: text; a question with ≤ 3 answers (titles ≤ 20
+/// characters) as reply buttons, ≤ 10 (titles ≤ 24) as a list, else numbered text.
+pub fn whatsapp_body(to: &str, line: &Line, seq: i64, key: &str) -> Value {
+    let b = &line.buttons;
+    let text = if line.text.trim().is_empty() {
+        "…"
+    } else {
+        &line.text
+    };
+    let id = |i: usize| format!("{CHOICE}{seq}:{i}");
+    let mut v = json!({
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "biz_opaque_callback_data": key,
+    });
+    if b.is_empty() || !(fits(b, 3, 20) || fits(b, 10, 24)) {
+        v["type"] = json!("text");
+        v["text"] = json!({"preview_url": false, "body": numbered(&line.text, b)});
+    } else if fits(b, 3, 20) {
+        let buttons: Vec<Value> = b
+            .iter()
+            .enumerate()
+            .map(|(i, t)| json!({"type": "reply", "reply": {"id": id(i), "title": t}}))
+            .collect();
+        v["type"] = json!("interactive");
+        v["interactive"] =
+            json!({"type": "button", "body": {"text": text}, "action": {"buttons": buttons}});
+    } else {
+        let rows: Vec<Value> = b
+            .iter()
+            .enumerate()
+            .map(|(i, t)| json!({"id": id(i), "title": t}))
+            .collect();
+        v["type"] = json!("interactive");
+        v["interactive"] = json!({"type": "list", "body": {"text": text}, "action": {"button": "Choose", "sections": [{"rows": rows}]}});
+    }
+    v
+}
+
+fn whatsapp_template(to: &str, name: &str, language: &str, key: &str) -> Value {
+    json!({
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "biz_opaque_callback_data": key,
+        "type": "template",
+        "template": {"name": name, "language": {"code": language}},
+    })
+}
+
+/// A Messenger / Instagram Send API message for a line: text with ≤ 13 quick replies
+/// (titles cut to 20 characters), more as numbered text.
+pub fn page_body(to: &str, line: &Line, seq: i64, key: &str) -> Value {
+    let b = &line.buttons;
+    let mut message = if b.is_empty() || b.len() > 13 {
+        json!({"text": numbered(&line.text, b)})
+    } else {
+        let replies: Vec<Value> = b
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let title: String = if t.chars().count() > 20 {
+                    t.chars().take(19).chain(['…']).collect()
+                } else {
+                    t.clone()
+                };
+                json!({"content_type": "text", "title": title, "payload": format!("{CHOICE}{seq}:{i}")})
+            })
+            .collect();
+        let text = if line.text.trim().is_empty() {
+            "…"
+        } else {
+            &line.text
+        };
+        json!({"text": text, "quick_replies": replies})
+    };
+    message["metadata"] = json!(key);
+    json!({"recipient": {"id": to}, "messaging_type": "RESPONSE", "message": message})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_checked_against_the_raw_body() {
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"secret").unwrap();
+        mac.update(b"{\"a\":1}");
+        let hex: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let good = format!("sha256={hex}");
+        assert!(signature_ok(b"secret", b"{\"a\":1}", Some(&good)));
+        assert!(!signature_ok(b"secret", b"{\"a\": 1}", Some(&good)));
+        assert!(!signature_ok(b"other", b"{\"a\":1}", Some(&good)));
+        assert!(!signature_ok(b"", b"{\"a\":1}", Some(&good)));
+        assert!(!signature_ok(b"secret", b"{\"a\":1}", Some(&hex)));
+        assert!(!signature_ok(b"secret", b"{\"a\":1}", Some("sha256=abc")));
+        assert!(!signature_ok(b"secret", b"{\"a\":1}", None));
+    }
+
+    #[test]
+    fn postbacks_instagram_and_unknown_events_parse_without_failing() {
+        let v = json!({"object": "instagram", "entry": [{"id": "17841", "messaging": [
+            {"sender": {"id": "u1"}, "recipient": {"id": "17841"}, "timestamp": 1,
+             "postback": {"mid": "m_pb", "title": "Yes", "payload": "choice:3:0"}},
+            {"sender": {"id": "u1"}, "recipient": {"id": "17841"}, "timestamp": 2,
+             "postback": {"title": "Get Started", "payload": "GET_STARTED"}},
+            {"sender": {"id": "u1"}, "recipient": {"id": "17841"}, "timestamp": 3,
+             "read": {"mid": "m_x"}},
+            {"sender": {"id": "u1"}, "recipient": {"id": "17841"}, "timestamp": 4,
+             "message": {"mid": "m_img", "attachments": [{"type": "image"}]}},
+            {"recipient": {"id": "17841"}}
+        ]}]});
+        let (msgs, ignored) = parse_delivery(Social::Instagram, &v, "17841");
+        assert_eq!(ignored, 3);
+        assert_eq!(
+            msgs,
+            [
+                Inbound {
+                    contact: "u1".into(),
+                    id: "m_pb".into(),
+                    input: Input::Choice {
+                        seq: 3,
+                        index: 0,
+                        title: "Yes".into()
+                    }
+                },
+                Inbound {
+                    contact: "u1".into(),
+                    id: "postback:u1:2".into(),
+                    input: Input::Text("Get Started".into())
+                },
+            ]
+        );
+        // Not an object at all, or entries of the wrong type: nothing, no panic.
+        for v in [
+            json!([1, 2]),
+            json!({"entry": "x"}),
+            json!({"entry": [{"changes": 5}]}),
+        ] {
+            assert_eq!(parse_delivery(Social::WhatsApp, &v, "1").0, []);
+            assert_eq!(parse_delivery(Social::Messenger, &v, "1").0, []);
+        }
+        let wa = json!({"entry": [{"changes": [{"value": {"messages": [
+            {"from": "1555", "id": "wamid.S", "type": "sticker", "sticker": {}},
+            {"from": "1555", "id": "wamid.B", "type": "button", "button": {"payload": "choice:2:1", "text": "No"}},
+            {"from": "1555", "id": "wamid.L", "type": "interactive", "interactive": {"type": "list_reply", "list_reply": {"id": "other", "title": "Blue"}}}
+        ]}}]}]});
+        let (msgs, ignored) = parse_delivery(Social::WhatsApp, &wa, "1");
+        assert_eq!(ignored, 1);
+        assert_eq!(
+            msgs[0].input,
+            Input::Choice {
+                seq: 2,
+                index: 1,
+                title: "No".into()
+            }
+        );
+        assert_eq!(msgs[1].input, Input::Text("Blue".into()));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_five_minutes() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(4), Duration::from_secs(8));
+        assert_eq!(backoff(30), Duration::from_secs(300));
+    }
+}
