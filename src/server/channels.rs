@@ -200,9 +200,9 @@ pub(super) async fn verify(
         )));
     };
     let mode = q.get("hub.mode").map(String::as_str);
-    let token = q.get("hub.verify_token").map(String::as_bytes);
+    let token = q.get("hub.verify_token");
     let ok = mode == Some("subscribe")
-        && token.is_some_and(|t| constant_eq(t, s.verify_token.as_bytes()));
+        && token.is_some_and(|t| super::config::ct_eq(t, s.verify_token));
     match (ok, q.get("hub.challenge")) {
         (true, Some(challenge)) => Ok((StatusCode::OK, challenge.clone()).into_response()),
         _ => Err(ApiError::Forbidden(
@@ -211,16 +211,12 @@ pub(super) async fn verify(
     }
 }
 
-fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Checks `X-Hub-Signature-256: sha256=<hex>` against the body, in constant time.
 pub fn signature_ok(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
     let Some(hex) = header.and_then(|h| h.strip_prefix("sha256=")) else {
         return false;
     };
-    let Some(sig) = decode_hex(hex.trim()) else {
+    let Some(sig) = super::identity::hex_bytes(hex.trim()) else {
         return false;
     };
     if secret.is_empty() {
@@ -231,16 +227,6 @@ pub fn signature_ok(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
     };
     mac.update(body);
     mac.verify_slice(&sig).is_ok()
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// What a contact sent.
