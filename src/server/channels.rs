@@ -201,8 +201,8 @@ pub(super) async fn verify(
     };
     let mode = q.get("hub.mode").map(String::as_str);
     let token = q.get("hub.verify_token");
-    let ok = mode == Some("subscribe")
-        && token.is_some_and(|t| super::config::ct_eq(t, s.verify_token));
+    let ok =
+        mode == Some("subscribe") && token.is_some_and(|t| super::config::ct_eq(t, s.verify_token));
     match (ok, q.get("hub.challenge")) {
         (true, Some(challenge)) => Ok((StatusCode::OK, challenge.clone()).into_response()),
         _ => Err(ApiError::Forbidden(
