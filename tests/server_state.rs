@@ -553,7 +553,13 @@ async fn analytics_count_a_known_mix_exactly() {
     say(c3.clone(), t3.clone(), json!({"choice": 1})).await;
     say(c3.clone(), t3.clone(), json!({"choice": 2})).await;
     say(c3.clone(), t3.clone(), json!({"text": "Eve"})).await;
-    let v = say(c3, t3, json!({"text": "eve@example.com"})).await;
+    // The last answer comes from WhatsApp: outcomes count by the channel used last.
+    let v = say(
+        c3,
+        t3,
+        json!({"text": "eve@example.com", "channel": "whatsapp"}),
+    )
+    .await;
     assert_eq!(v["status"], "ended", "{v}");
     // 4: sales, picked up by ana after 30 s and closed 2 min later. 5: sales, nobody picks
     // up within the card's 2 minutes.
@@ -593,6 +599,10 @@ async fn analytics_count_a_known_mix_exactly() {
         json!({"qualified": 1, "disqualified": 1, "none": 2})
     );
     assert_eq!(r["records"], json!({"lead": 1}));
+    assert_eq!(
+        r["channel_outcomes"],
+        json!({"web": {"disqualified": 1, "none": 2}, "whatsapp": {"qualified": 1}})
+    );
     let card = |id: &str| {
         r["cards"]
             .as_array()

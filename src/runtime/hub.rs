@@ -1317,6 +1317,8 @@ impl Hub {
                 Effect::End { outcome } => {
                     let at = last.unwrap_or_else(|| program.card(card).id().as_str());
                     keys.push(Key::Ended(at.to_owned(), *outcome));
+                    let channel = self.slot(c).state.session.channel().name();
+                    keys.push(Key::EndedOn(channel.into(), *outcome));
                 }
                 _ => {}
             }

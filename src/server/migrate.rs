@@ -191,6 +191,8 @@ pub fn backfill_stats(store: &dyn crate::persist::Storage, hub: &Hub) -> Result<
             {
                 let card = engine.card_id(s).to_owned();
                 tally.add(pb, v, state.updated_at, &Key::Ended(card, o));
+                let channel = s.channel().name().into();
+                tally.add(pb, v, state.updated_at, &Key::EndedOn(channel, o));
             }
             if let Some(d) = &state.desk {
                 let at = if d.since.0 > 0 {

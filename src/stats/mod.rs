@@ -56,6 +56,8 @@ pub enum Key {
     Link(String, String),
     /// The conversation ended at this card with this outcome.
     Ended(String, Outcome),
+    /// …on this channel (the one the visitor used last).
+    EndedOn(String, Outcome),
     /// A record of this kind (`lead`, `deal`, `activity`) was made.
     Record(String),
     /// A live-chat card was reached.
@@ -147,6 +149,7 @@ impl Key {
             Key::Entered(c) => format!("entered\t{c}"),
             Key::Link(c, l) => format!("link\t{c}\t{l}"),
             Key::Ended(c, o) => format!("ended\t{c}\t{}", outcome_name(*o)),
+            Key::EndedOn(c, o) => format!("ended_on\t{c}\t{}", outcome_name(*o)),
             Key::Record(k) => format!("record\t{k}"),
             Key::LiveRequested => "live\trequested".into(),
             Key::LiveNoAgent => "live\tno_agent".into(),
@@ -171,6 +174,7 @@ impl Key {
             ("entered", None) => Key::Entered(a.into()),
             ("link", Some(l)) => Key::Link(a.into(), l.into()),
             ("ended", Some(o)) => Key::Ended(a.into(), outcome_of(o)?),
+            ("ended_on", Some(o)) => Key::EndedOn(a.into(), outcome_of(o)?),
             ("record", None) => Key::Record(a.into()),
             ("live", None) => match a {
                 "requested" => Key::LiveRequested,
@@ -349,8 +353,10 @@ pub struct Report {
     pub to: String,
     /// Conversations started.
     pub started: i64,
-    /// …per channel.
+    /// …per channel (the one they started on).
     pub channels: BTreeMap<String, i64>,
+    /// Conversations ended per channel (the one the visitor used last) and outcome.
+    pub channel_outcomes: BTreeMap<String, BTreeMap<&'static str, i64>>,
     /// Conversations ended, by outcome (`qualified`, `disqualified`, `none`).
     pub outcomes: BTreeMap<&'static str, i64>,
     /// Records made, by kind.
@@ -452,6 +458,13 @@ pub fn report(
                 *ended.entry(c).or_default().entry(o).or_default() += n;
                 *r.outcomes.entry(o).or_default() += n;
                 *day.outcomes.entry(o).or_default() += n;
+            }
+            Key::EndedOn(c, o) => {
+                *r.channel_outcomes
+                    .entry(c)
+                    .or_default()
+                    .entry(outcome_name(o))
+                    .or_default() += n;
             }
             Key::Record(k) => *r.records.entry(k).or_default() += n,
             Key::LiveRequested => live.requested += n,
@@ -708,6 +721,7 @@ mod tests {
             Key::Entered("welcome".into()),
             Key::Link("welcome".into(), link_name(LinkKind::Answer(2))),
             Key::Ended("bye".into(), Outcome::Qualified),
+            Key::EndedOn("whatsapp".into(), Outcome::None),
             Key::Record("lead".into()),
             Key::LiveNoAgent,
             Key::PickupS(30),
