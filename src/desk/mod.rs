@@ -487,7 +487,7 @@ impl Desk {
     }
 
     /// The waiting chat automatic assignment gives out next, and to whom: the oldest
-    /// conversation in Unassigned whose route assigns automatically and has an agent who is
+    /// conversation in Unassigned (by the time it entered) whose route assigns automatically and has an agent who is
     /// available for it (online, within hours) and below capacity; `skip` lists conversations
     /// not to consider. `None` when nothing can be given out now.
     pub fn next_assignment(
@@ -502,14 +502,16 @@ impl Desk {
         {
             return None;
         }
-        let mut waiting: Vec<(u64, &str, &DeskConversation)> = self
+        // Oldest by when it entered Unassigned: entry counters are per replica, so on a shared
+        // store only the time orders chats that entered on different replicas.
+        let mut waiting: Vec<(u64, u64, &str, &DeskConversation)> = self
             .conversations
             .iter()
             .filter(|(id, c)| c.state == ConvState::Unassigned && !skip.contains(*id))
-            .map(|(id, c)| (c.seq, id.as_str(), c))
+            .map(|(id, c)| (c.since.0, c.seq, id.as_str(), c))
             .collect();
-        waiting.sort_unstable_by_key(|(seq, id, _)| (*seq, *id));
-        waiting.into_iter().find_map(|(_, id, c)| {
+        waiting.sort_unstable_by_key(|(since, seq, id, _)| (*since, *seq, *id));
+        waiting.into_iter().find_map(|(_, _, id, c)| {
             let agent = self.pick(&c.route, c.contact_owner.as_deref())?;
             Some((id, agent))
         })
