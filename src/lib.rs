@@ -61,6 +61,7 @@ pub mod persist;
 pub mod program;
 pub mod runtime;
 pub mod scenario;
+pub mod secret;
 pub mod server;
 pub mod source;
 pub mod stats;

@@ -49,15 +49,8 @@ impl Kind {
     }
 }
 
-/// A token: `Debug` shows that it is set, never what it is.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Token(pub String);
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token(REDACTED)")
-    }
-}
+/// A CRM token: the crate's one secret type.
+pub use crate::secret::Secret as Token;
 
 /// One `[[crm]]` section.
 #[derive(Debug, Clone, Deserialize)]
@@ -229,18 +222,14 @@ impl CrmConfig {
         let Some(var) = &self.token_env else {
             return Ok(());
         };
-        let value = std::env::var(var).map_err(|_| {
-            format!(
-                "crm `{}`: token_env names `{var}`, which is not set (or not UTF-8)",
-                self.name()
-            )
-        })?;
-        if reqwest::header::HeaderValue::from_str(&value).is_err() {
+        let value = Token::from_env(var, true)
+            .map_err(|e| format!("crm `{}`: token_env names {e}", self.name()))?;
+        if reqwest::header::HeaderValue::from_str(&value.0).is_err() {
             return Err(format!(
                 "the value of `{var}` cannot be sent in an HTTP header"
             ));
         }
-        self.token = Some(Token(value));
+        self.token = Some(value);
         Ok(())
     }
 }

@@ -271,15 +271,7 @@ pub struct Webhook {
     pub header_value: Option<Secret>,
 }
 
-/// A secret string: `Debug` shows that it is set, never what it is.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(REDACTED)")
-    }
-}
+pub use crate::secret::Secret;
 
 impl Webhook {
     /// The URL as agents and logs may see it (no userinfo, query or fragment).
@@ -473,42 +465,32 @@ impl Config {
         if let Some(w) = &mut c.webhook
             && let Some(var) = &w.header_value_env
         {
-            let value = std::env::var(var).map_err(|_| {
-                invalid(format!(
-                    "webhook.header_value_env names `{var}`, which is not set (or not UTF-8)"
-                ))
-            })?;
-            if axum::http::HeaderValue::from_str(&value).is_err() {
+            let value = Secret::from_env(var, true)
+                .map_err(|e| invalid(format!("webhook.header_value_env names {e}")))?;
+            if axum::http::HeaderValue::from_str(&value.0).is_err() {
                 return Err(invalid(format!(
                     "the value of `{var}` cannot be sent in an HTTP header"
                 )));
             }
-            w.header_value = Some(Secret(value));
+            w.header_value = Some(value);
         }
         for crm in &mut c.crm {
             crm.read_token().map_err(invalid)?;
         }
         if let Some(id) = &mut c.identity {
             let var = &id.secret_env;
-            let value = std::env::var(var).map_err(|_| {
-                invalid(format!(
-                    "identity.secret_env names `{var}`, which is not set (or not UTF-8)"
-                ))
-            })?;
-            if value.len() < 16 {
+            let value = Secret::from_env(var, true)
+                .map_err(|e| invalid(format!("identity.secret_env names {e}")))?;
+            if value.0.len() < 16 {
                 return Err(invalid(format!(
                     "the identity secret in `{var}` is shorter than 16 bytes"
                 )));
             }
-            id.secret = Some(Secret(value));
+            id.secret = Some(value);
         }
         let read = |section: &str, key: &str, var: &str| -> Result<Secret, ConfigError> {
-            match std::env::var(var) {
-                Ok(v) if !v.is_empty() => Ok(Secret(v)),
-                _ => Err(invalid(format!(
-                    "channels.{section}.{key} names `{var}`, which is not set (or empty, or not UTF-8)"
-                ))),
-            }
+            Secret::from_env(var, false)
+                .map_err(|e| invalid(format!("channels.{section}.{key} names {e}")))
         };
         if let Some(w) = &mut c.channels.whatsapp {
             w.token = Some(read("whatsapp", "token_env", &w.token_env)?);
