@@ -494,12 +494,9 @@ impl Desk {
         &self,
         skip: &std::collections::BTreeSet<String>,
     ) -> Option<(&str, &str)> {
-        // Most calls find nobody with room: answer those without walking the queue.
-        if !self
-            .agents
-            .values()
-            .any(|a| a.presence == Presence::Online && a.has_room())
-        {
+        // It runs after every step: on a desk that assigns nothing automatically, or where
+        // nobody has room, answer without walking the queue.
+        if !self.may_assign() {
             return None;
         }
         // Oldest by when it entered Unassigned: entry counters are per replica, so on a shared
@@ -579,7 +576,9 @@ impl Desk {
     /// minutes, so while a chat that may be assigned automatically waits and some team has
     /// hours, the next minute.
     pub fn wake_at(&self, now: crate::engine::Instant) -> Option<crate::engine::Instant> {
+        // The driver asks before every wait: answer at once for a desk that never gives out.
         if self.hours.is_empty()
+            || !self.assigns_automatically()
             || !self.conversations.values().any(|c| {
                 c.state == ConvState::Unassigned
                     && self.assignment_of(&c.route) != Assignment::Manual
