@@ -21,6 +21,7 @@ fn start(id: &str) -> Event<'_> {
         channel: Channel::Web,
         page_url: None,
         contact_owner: None,
+        said: None,
     }
 }
 

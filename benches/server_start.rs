@@ -264,6 +264,7 @@ fn templates(config: &Config) -> Vec<Template> {
                 contact_owner: None,
                 token: Some(TTOKEN.into()),
                 visitor: Default::default(),
+                said: None,
             },
             Instant(T0),
         )

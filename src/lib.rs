@@ -31,6 +31,7 @@
 //!     channel: Default::default(),
 //!     page_url: None,
 //!     contact_owner: None,
+//!     said: None,
 //! };
 //! let effects = engine
 //!     .step_vec(&mut session, start, Instant(0), &NoDesk)

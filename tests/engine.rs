@@ -394,6 +394,7 @@ fn a_flow_that_never_waits_stops_at_the_step_limit() {
         channel: Channel::Web,
         page_url: None,
         contact_owner: None,
+        said: None,
     };
     let m1 = e.program().lookup("m1").expect("m1");
     let mut effects = Vec::new();
@@ -442,6 +443,7 @@ fn bad_events_are_typed_errors_and_change_nothing() {
             channel: Channel::Web,
             page_url: None,
             contact_owner: None,
+            said: None,
         }),
         Err(EngineError::AlreadyStarted)
     );

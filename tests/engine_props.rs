@@ -113,7 +113,7 @@ proptest! {
         let mut s = Session::new();
         let mut now = Instant(0);
         let mut out = Vec::new();
-        let start = Event::Start { conversation: "c".into(), channel: Channel::Web, page_url: None, contact_owner: None };
+        let start = Event::Start { conversation: "c".into(), channel: Channel::Web, page_url: None, contact_owner: None, said: None };
         engine.step(&mut s, start, now, &desk, &mut out).unwrap();
         check(&engine, &s, &out);
         let long = "x".repeat(5000);

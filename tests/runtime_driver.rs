@@ -18,6 +18,7 @@ fn start() -> Command {
         contact_owner: None,
         token: None,
         visitor: Default::default(),
+        said: None,
     }
 }
 

@@ -695,3 +695,71 @@ fn a_live_chat_card_may_assign_automatically_itself() {
 fn engine_of_demo() -> playbook::engine::Engine {
     engine("demo.playbook")
 }
+
+#[test]
+fn a_channel_switch_transcribes_the_linking_message_and_moves_replies_without_moving_the_flow() {
+    use playbook::capture::{LineKind, Who};
+    let mut hub = Hub::new(engine("demo.playbook"), desk(&[]));
+    // A contact's opening message: in the transcript, first, and no answer.
+    let opts = StartOptions {
+        channel: Channel::WhatsApp,
+        said: Some("hi there".into()),
+        ..StartOptions::default()
+    };
+    hub.start("c1", opts, T0).unwrap();
+    let t = hub.transcript("c1").unwrap();
+    assert_eq!(t.lines[0].from, Who::Visitor);
+    assert_eq!(t.lines[0].text, "hi there");
+    assert_eq!(t.lines[2].text, "What brings you here today?");
+    assert_eq!(hub.session("c1").unwrap().phase(), Phase::Asking);
+
+    // Back to the web: a notice there; the question still waits for its answer.
+    let o = hub.switch_channel("c1", WEB, None, None, at(1000)).unwrap();
+    assert_eq!(texts(&o), ["system: The conversation continues here"]);
+    assert_eq!(hub.session("c1").unwrap().channel(), WEB);
+    // Again to the web: refused, nothing changes.
+    let err = hub
+        .switch_channel("c1", WEB, None, None, at(1500))
+        .unwrap_err();
+    assert!(
+        matches!(err, HubError::Engine(EngineError::SameChannel(_))),
+        "{err:?}"
+    );
+    // Linked on Messenger with a message: transcribed there, the notice there too.
+    hub.switch_channel(
+        "c1",
+        Channel::Messenger,
+        Some("psid-1"),
+        Some("LINK-ABCDEFGHJK"),
+        at(2000),
+    )
+    .unwrap();
+    let t = hub.transcript("c1").unwrap();
+    let tail: Vec<_> = t.lines[t.lines.len() - 2..]
+        .iter()
+        .map(|l| (l.kind, l.channel, l.text.as_str()))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            (LineKind::Visitor, Channel::Messenger, "LINK-ABCDEFGHJK"),
+            (
+                LineKind::Notice,
+                Channel::Messenger,
+                "The conversation continues on Messenger"
+            ),
+        ]
+    );
+    // The flow did not move: a button still answers the question, on Messenger.
+    let o = hub
+        .visitor_choice("c1", 2, Channel::Messenger, at(3000))
+        .unwrap();
+    assert!(!texts(&o).is_empty());
+    assert_eq!(
+        hub.state("c1").unwrap().social,
+        Some(playbook::capture::SocialId {
+            channel: Channel::Messenger,
+            id: "psid-1".into()
+        })
+    );
+}

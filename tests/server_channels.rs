@@ -362,7 +362,7 @@ async fn a_whatsapp_contact_starts_a_conversation_and_gets_the_bots_messages() {
     assert_eq!(
         sent[0].body,
         json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": from,
-               "biz_opaque_callback_data": format!("{id}:1"), "type": "text",
+               "biz_opaque_callback_data": format!("{id}:2"), "type": "text",
                "text": {"preview_url": false, "body": "Your email?"}})
     );
     // The answer goes into the same conversation; the bot's thanks go out.
@@ -374,7 +374,7 @@ async fn a_whatsapp_contact_starts_a_conversation_and_gets_the_bots_messages() {
     let sent = a.wait_sent(2).await;
     assert_eq!(sent[1].body["text"]["body"], "Thanks!");
     let d = a.detail(&id).await;
-    assert_eq!(visitor_texts(&d), ["kerry@example.com"]);
+    assert_eq!(visitor_texts(&d), ["hi", "kerry@example.com"]);
     assert_eq!(d["channel"], "whatsapp");
     assert_eq!(a.settle().await.len(), 2);
 }
@@ -400,7 +400,7 @@ async fn a_delivery_meta_repeats_is_applied_once() {
     )
     .await;
     let id = a.conversation_of("whatsapp", from).await.unwrap();
-    assert_eq!(visitor_texts(&a.detail(&id).await), ["not an email"]);
+    assert_eq!(visitor_texts(&a.detail(&id).await), ["hi", "not an email"]);
 }
 
 #[tokio::test]
@@ -423,7 +423,10 @@ async fn two_messages_of_one_contact_in_one_delivery_are_applied_in_order() {
     assert_eq!(out, json!({"received": 3, "applied": 3}));
     let id = a.conversation_of("whatsapp", from).await.unwrap();
     let d = a.detail(&id).await;
-    assert_eq!(visitor_texts(&d), ["no email here", "kerry@example.com"]);
+    assert_eq!(
+        visitor_texts(&d),
+        ["hello", "no email here", "kerry@example.com"]
+    );
     let last = d["messages"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["text"], "Thanks!");
     // What went out, in the transcript's order.
@@ -474,7 +477,7 @@ async fn buttons_follow_each_channels_limits_and_a_tap_is_a_choice() {
         sent[2].body["interactive"]["body"]["text"],
         "How many people work at your company?"
     );
-    assert_eq!(visitor_texts(&a.detail(&id).await), ["Book a demo"]);
+    assert_eq!(visitor_texts(&a.detail(&id).await), ["hi", "Book a demo"]);
 
     // Messenger: quick replies, and their payload comes back as the choice.
     let psid = "6080000000001";
@@ -497,7 +500,10 @@ async fn buttons_follow_each_channels_limits_and_a_tap_is_a_choice() {
     a.deliver("messenger", &page_delivery("page", "4242", tap))
         .await;
     let mid = a.conversation_of("messenger", psid).await.unwrap();
-    assert_eq!(visitor_texts(&a.detail(&mid).await), ["Just browsing"]);
+    assert_eq!(
+        visitor_texts(&a.detail(&mid).await),
+        ["hi", "Just browsing"]
+    );
     // Our own message echoed back is not the visitor's.
     let echo = json!({"sender": {"id": "4242"}, "recipient": {"id": psid}, "timestamp": 1767603603000u64,
         "message": {"mid": "m_3", "is_echo": true, "text": "Thanks"}});
@@ -1027,6 +1033,11 @@ async fn a_web_visitor_continues_on_whatsapp_and_comes_back_to_the_web() {
     let person = &rec["record"]["data"]["person"];
     assert_eq!(person["social"], json!({"channel": "whatsapp", "id": from}));
     assert_eq!(person["phone"], format!("+{from}"));
+    // And the inbox shows it with the visitor.
+    assert_eq!(
+        a.detail(&id).await["visitor"]["social"],
+        json!({"channel": "whatsapp", "id": from})
+    );
 
     // The code is spent: sent again by someone else, it links nothing (a conversation of
     // their own starts).
@@ -1184,10 +1195,11 @@ async fn whatsapp_outside_the_window_sends_the_configured_template() {
     let msg = format!("/api/agent/conversations/{id}/messages");
     assert_eq!(a.agent(&msg, json!({"text": "A day later"})).await, 200);
     let sent = a.wait_sent(before + 1).await;
+    // Its key is its line: after the contact's "hi" and the `before` lines sent.
     assert_eq!(
         sent[before].body,
         json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": from,
-               "biz_opaque_callback_data": format!("{id}:{}", before + 1), "type": "template",
+               "biz_opaque_callback_data": format!("{id}:{}", before + 2), "type": "template",
                "template": {"name": "follow_up", "language": {"code": "de"}}})
     );
 }

@@ -384,6 +384,7 @@
       row('Page', link);
     }
     if (d.channel) row('Channel', d.channel);
+    if (v.social && v.social.id) row('On ' + v.social.channel, v.social.id);
     if (d.started_at) row('Started', new Date(d.started_at).toLocaleString([], { dateStyle: 'short', timeStyle: 'short' }));
     if (d.waiting_since != null) row('Waiting', waitingEl(d.waiting_since));
   }

@@ -163,6 +163,7 @@ impl<'e, S: SessionStore> Driver<'e, S> {
             channel: Channel::Web,
             page_url: None,
             contact_owner: None,
+            said: None,
         };
         let mut session = crate::engine::Session::new();
         out.clear();

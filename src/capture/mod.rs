@@ -602,6 +602,11 @@ impl Transcript {
             Event::ChannelSwitched {
                 channel,
                 said: Some(text),
+            }
+            | Event::Start {
+                channel,
+                said: Some(text),
+                ..
             } => self.push(
                 now,
                 Who::Visitor,

@@ -374,7 +374,9 @@ impl Engine {
             Ok(())
         };
         match (event, s.phase) {
-            (Event::Start { .. }, Phase::New) => return Ok(()),
+            (Event::Start { said, .. }, Phase::New) => {
+                return said.as_deref().map_or(Ok(()), text_ok);
+            }
             (Event::Start { .. }, _) => return Err(EngineError::AlreadyStarted),
             (_, Phase::New) => return Err(EngineError::NotStarted),
             (Event::TimerFired(t), _) if t.at > now => {
@@ -615,10 +617,15 @@ impl Engine {
             channel,
             page_url,
             contact_owner,
+            said,
         } = event
         else {
             return;
         };
+        if said.is_some() {
+            // The opening message is a transcript line.
+            s.messages = s.messages.saturating_add(1);
+        }
         s.vars.set(key::CONVERSATION, &conversation);
         if let Some(u) = page_url {
             s.vars.set(key::PAGE_URL, &u);

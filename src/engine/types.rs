@@ -160,6 +160,10 @@ pub enum Event<'a> {
         /// `route owner`).
         #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
         contact_owner: Option<Cow<'a, str>>,
+        /// What the visitor wrote to open the chat (a social contact's first message): in the
+        /// transcript, but no answer to the first question.
+        #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+        said: Option<Cow<'a, str>>,
     },
     /// The visitor typed something.
     VisitorText {

@@ -68,6 +68,8 @@ pub struct StartOptions {
     pub token: Option<String>,
     /// Who the visitor is, as the embedding site vouched.
     pub visitor: super::types::Visitor,
+    /// What the visitor wrote to open the chat, transcribed (see [`Event::Start`]).
+    pub said: Option<String>,
 }
 
 /// Why the hub refused a call. The conversation and the desk are unchanged.
@@ -835,6 +837,7 @@ impl Hub {
             channel: opts.channel,
             page_url: opts.page_url.as_deref().map(Into::into),
             contact_owner: opts.contact_owner.as_deref().map(Into::into),
+            said: opts.said.as_deref().map(Into::into),
         };
         // The unit learns the conversation is new before the step could record it as changed.
         if let Some(u) = self.open_unit() {
@@ -1095,6 +1098,7 @@ impl Hub {
                 contact_owner,
                 token,
                 visitor,
+                said,
             } => {
                 let playbook = match playbook {
                     None => PlaybookId(0),
@@ -1109,6 +1113,7 @@ impl Hub {
                     contact_owner,
                     token,
                     visitor,
+                    said,
                 };
                 self.start(id, opts, now)
             }

@@ -109,6 +109,10 @@ pub enum Command {
         /// Who the visitor is, as the embedding site vouched (a signed identity).
         #[serde(default, skip_serializing_if = "Visitor::is_empty")]
         visitor: Visitor,
+        /// What the visitor wrote to open the chat (a social contact's first message):
+        /// transcribed, no answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        said: Option<String>,
     },
     /// The visitor typed something.
     VisitorText {

@@ -128,6 +128,7 @@ impl<'e> Driver<'e> {
             contact_owner: owner.map(str::to_owned),
             token: None,
             visitor: Default::default(),
+            said: None,
         };
         let r = match at {
             None => self.hub.apply(&self.id, cmd.clone(), self.now),

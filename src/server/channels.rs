@@ -29,9 +29,10 @@
 //! errors are retried with backoff (1 s doubling to 5 min), in order; other refusals mark the
 //! line `failed` with Meta's message and the next line goes on.
 //!
-//! **Linking from the widget** (`POST` and `DELETE /api/conversations/{id}/link`). A web visitor asks for a one-time code
-//! (`LINK-` and ten letters, an hour, stored in `channel_codes`) shown as a QR code and a deep
-//! link (`wa.me/<number>?text=<code>`, `m.me/<page>?ref=<code>`, `ig.me/m/<user>?ref=<code>`).
+//! **Linking from the widget** (`POST` and `DELETE /api/conversations/{id}/link`). A web
+//! visitor asks for a one-time code (`LINK-` and ten letters, an hour, in `channel_codes`)
+//! shown as a QR code and a deep link (`wa.me/<number>?text=<code>`, `m.me/<page>?ref=<code>`,
+//! `ig.me/m/<user>?ref=<code>`).
 //! The first message carrying it (in its text, or a Messenger/Instagram `referral.ref`) links
 //! the contact to that conversation: the message id, the spent code, the contact's link and
 //! the switch of channel ([`Command::SwitchChannel`], which transcribes the message without
@@ -316,7 +317,7 @@ fn text_or_link(text: String) -> Input {
     }
 }
 
-/// The link code in a text (`LINK-` and ten letters of an alphabet without look-alikes, any case).
+/// The link code in a text (`LINK-` and ten letters of the code alphabet, any case).
 pub fn find_code(text: &str) -> Option<String> {
     let upper = text.to_ascii_uppercase();
     upper.match_indices(CODE_PREFIX).find_map(|(i, _)| {
@@ -575,6 +576,10 @@ async fn apply_one(
             contact_owner: None,
             token: Some(super::random_hex()?),
             visitor: Default::default(),
+            // The message is in the transcript (agents see how the contact opened), cut to
+            // the engine's limit so a long one still starts the conversation.
+            said: opening(&m.input)
+                .map(|t| t.chars().take(crate::engine::MAX_TEXT_CHARS).collect()),
         };
         return match state.driver().apply_with(&new, cmd, extra).await {
             Ok(_) => {
@@ -860,6 +865,15 @@ pub(super) async fn unlink(
         None => ("", Vec::new()),
     };
     Ok(Json(json!({"status": status, "messages": messages})))
+}
+
+/// What a message says, as the transcript shows it (a link opened says nothing).
+fn opening(input: &Input) -> Option<&str> {
+    match input {
+        Input::Text(t) | Input::Link { said: Some(t), .. } => Some(t),
+        Input::Choice { title, .. } => Some(title),
+        Input::Link { said: None, .. } => None,
+    }
 }
 
 fn refused(name: &str, e: DriverError) -> Result<bool, ApiError> {

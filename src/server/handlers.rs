@@ -270,6 +270,7 @@ async fn start(
         contact_owner: who.owner,
         token: Some(token.clone()),
         visitor: who.visitor,
+        said: None,
     };
     let out = state.driver().apply(&id, cmd).await?;
     let (status, messages) = messages_of(&out, &id);

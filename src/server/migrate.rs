@@ -107,6 +107,7 @@ pub fn migrate(store: &SqliteStore, hub: &mut Hub) -> Result<Migrated, StoreErro
                             contact_owner: None,
                             token: Some(token),
                             visitor: Default::default(),
+                            said: None,
                         },
                         at,
                     )

@@ -248,6 +248,10 @@ pub fn detail(hub: &Hub, id: &str, records: &[RecordRow]) -> Option<Value> {
     if let Some(c) = hub.state(id).and_then(|s| s.consent.as_ref()) {
         v["consent"] = serde_json::to_value(c).unwrap_or(Value::Null);
     }
+    // The social contact the visitor linked or wrote from, once known.
+    if let Some(s) = hub.state(id).and_then(|s| s.social.as_ref()) {
+        v["visitor"]["social"] = serde_json::to_value(s).unwrap_or(Value::Null);
+    }
     v["messages"] = Value::Array(messages);
     v["records"] = Value::Array(records.iter().map(record_json).collect());
     v["status"] = Value::String(status.to_owned());

@@ -215,6 +215,7 @@ mod tests {
             channel: Channel::Web,
             page_url: None,
             contact_owner: None,
+            said: None,
         };
         engine
             .step_vec(&mut s, start, Instant(0), &NoDesk)

@@ -159,6 +159,7 @@ impl<'e> Chat<'e> {
             channel: Channel::Web,
             page_url: Some("https://example.com/pricing".into()),
             contact_owner: None,
+            said: None,
         })
         .expect("start")
     }
