@@ -267,6 +267,17 @@ async fn a_waiting_visitor_sees_their_place_in_line() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), "").await;
     let (c, b) = (&s.client, &s.base);
+    // A visitor opens the chat first but asks for sales last: the line is by asking.
+    let (_, v) = call(
+        c,
+        "POST",
+        &format!("{b}/api/conversations"),
+        None,
+        Some(json!({"playbook": "demo"})),
+    )
+    .await;
+    let late = v["conversation"].as_str().unwrap().to_owned();
+    let late_token = v["token"].as_str().unwrap().to_owned();
     // Two visitors ask for sales, one after the other.
     let mut visitors = Vec::new();
     for _ in 0..2 {
@@ -304,6 +315,47 @@ async fn a_waiting_visitor_sees_their_place_in_line() {
     .await;
     assert_eq!(h["status"], "queued");
     assert_eq!(h["queue_position"], 2, "{h}");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (st, v) = call(
+        c,
+        "POST",
+        &format!("{b}/api/conversations/{late}/messages"),
+        Some(&late_token),
+        Some(json!({"choice": 2})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, h) = call(
+        c,
+        "GET",
+        &format!("{b}/api/conversations/{late}/messages"),
+        Some(&late_token),
+        None,
+    )
+    .await;
+    assert_eq!(h["queue_position"], 3, "{h}");
+    let (_, folder) = call(
+        c,
+        "GET",
+        &format!("{b}/api/agent/conversations?folder=unassigned"),
+        Some(ANA),
+        None,
+    )
+    .await;
+    let order: Vec<&str> = folder
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            visitors[0].0.as_str(),
+            visitors[1].0.as_str(),
+            late.as_str()
+        ]
+    );
     let (mut ws, _) = tokio_tungstenite::connect_async(format!(
         "ws://{}/api/conversations/{second}/ws?token={token}",
         s.addr

@@ -450,8 +450,9 @@ pub trait Storage: Send + Sync + 'static {
             .map(|(row, _)| row.id)
             .collect())
     }
-    /// Conversations waiting in Unassigned, or with `agent`, in start order (oldest first),
-    /// at most `limit`.
+    /// Conversations waiting in Unassigned in line order — when they entered it, by the clock
+    /// (start orders are per replica, so they are no line across replicas) — or with `agent`
+    /// in start order; at most `limit`.
     fn desk_queue(
         &self,
         agent: Option<&str>,

@@ -980,7 +980,7 @@ impl Storage for PgStore {
             let st = c
                 .prepare_cached(
                     "SELECT id FROM conversations
-                     WHERE desk = 'unassigned' AND NOT ended ORDER BY ord LIMIT $1",
+                     WHERE desk = 'unassigned' AND NOT ended ORDER BY COALESCE((state::jsonb -> 'desk' ->> 'since')::bigint, 0), ord LIMIT $1",
                 )
                 .await
                 .map_err(pg_err)?;
@@ -1006,7 +1006,7 @@ impl Storage for PgStore {
                     .query(
                         &format!(
                             "SELECT {CONV_COLUMNS}, {FLUSHED} FROM conversations c
-                             WHERE desk = 'unassigned' AND NOT ended ORDER BY ord LIMIT $1"
+                             WHERE desk = 'unassigned' AND NOT ended ORDER BY COALESCE((state::jsonb -> 'desk' ->> 'since')::bigint, 0), ord LIMIT $1"
                         ),
                         &[&limit],
                     )

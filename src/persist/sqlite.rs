@@ -804,7 +804,7 @@ impl Storage for SqliteStore {
         self.with_read(|c| {
             let mut st = c.prepare_cached(
                 "SELECT id FROM conversations
-                 WHERE desk = 'unassigned' AND NOT ended ORDER BY ord LIMIT ?1",
+                 WHERE desk = 'unassigned' AND NOT ended ORDER BY COALESCE(json_extract(state, '$.desk.since'), 0), ord LIMIT ?1",
             )?;
             st.query_map(params![limit], |r| r.get(0))?.collect()
         })
@@ -820,7 +820,7 @@ impl Storage for SqliteStore {
                 None => c
                     .prepare_cached(&format!(
                         "SELECT {CONV_COLUMNS} FROM conversations
-                         WHERE desk = 'unassigned' AND NOT ended ORDER BY ord LIMIT ?1"
+                         WHERE desk = 'unassigned' AND NOT ended ORDER BY COALESCE(json_extract(state, '$.desk.since'), 0), ord LIMIT ?1"
                     ))?
                     .query_map(params![limit], row_to_conv)?
                     .collect::<Result<_, _>>()?,
