@@ -89,13 +89,21 @@ struct App {
 /// A server with all three channels on `playbook`, talking to a fake Graph API, on a
 /// virtual clock starting at `T0`.
 async fn app(playbook: &str, fail_first: usize) -> App {
+    app_with(playbook, fail_first, "").await
+}
+
+/// [`app`] with more lines in `[channels.whatsapp]`.
+async fn app_with(playbook: &str, fail_first: usize, whatsapp: &str) -> App {
     let graph = Arc::new(Mutex::new(Graph {
         fail_first,
         ..Graph::default()
     }));
     let url = fake_graph(graph.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let extra = channels_config(playbook, &url);
+    let extra = channels_config(playbook, &url).replace(
+        "[channels.messenger]",
+        &format!("{whatsapp}[channels.messenger]"),
+    );
     let config = server_common::config(dir.path(), &extra, 1000);
     let opts = playbook::server::ServeOptions {
         playbooks: server_common::playbooks(dir.path()),
@@ -843,4 +851,420 @@ async fn a_line_is_claimed_by_one_sender_and_taken_over_after_the_lease() {
         .await
         .unwrap();
     assert_eq!(link, Some(("whatsapp".to_owned(), from.to_owned())));
+}
+
+impl App {
+    /// A visitor call: `(status, body)`.
+    async fn visitor(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let st = r.status().as_u16();
+        (st, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A web conversation on `playbook`: `(id, visitor token)`.
+    async fn web_start(&self, playbook: &str) -> (String, String) {
+        let r = self
+            .client
+            .post(format!("{}/api/conversations", self.base))
+            .json(&json!({"playbook": playbook}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().await.unwrap();
+        (
+            v["conversation"].as_str().unwrap().to_owned(),
+            v["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Asks for a link code: the `POST …/link` answer.
+    async fn link_code(&self, id: &str, token: &str, channel: &str) -> Value {
+        let (st, v) = self
+            .visitor(
+                "POST",
+                &format!("/api/conversations/{id}/link"),
+                token,
+                Some(json!({"channel": channel})),
+            )
+            .await;
+        assert_eq!(st, 201, "{v}");
+        v
+    }
+}
+
+fn texts_on(history: &Value, channel: &str) -> Vec<String> {
+    history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["channel"] == channel)
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_web_visitor_continues_on_whatsapp_and_comes_back_to_the_web() {
+    let a = app("timeout", 0).await;
+    // The widget lists the channels a visitor can continue on: Instagram has no username.
+    let look: Value = a
+        .client
+        .get(format!("{}/api/widget", a.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        look["channels"],
+        json!([{"channel": "whatsapp", "label": "WhatsApp"}, {"channel": "messenger", "label": "Messenger"}])
+    );
+    let (id, token) = a.web_start("timeout").await;
+    assert_eq!(
+        a.agent(&format!("/api/agent/conversations/{id}/assign"), json!({}))
+            .await,
+        200
+    );
+    let link = a.link_code(&id, &token, "whatsapp").await;
+    let code = link["code"].as_str().unwrap().to_owned();
+    assert!(code.starts_with("LINK-") && code.len() == 15, "{code}");
+    assert_eq!(
+        link["url"],
+        format!("https://wa.me/15550001111?text={code}")
+    );
+    assert!(link["qr_svg"].as_str().unwrap().contains("<svg"));
+    // An hour from now (the virtual clock runs on from T0 with real time).
+    let expires = link["expires_at"].as_u64().unwrap() - T0.0;
+    assert!((3_600_000..3_660_000).contains(&expires), "{expires}");
+    // Nothing of the web chat went to WhatsApp.
+    assert!(a.settle().await.is_empty());
+
+    // The visitor sends the pre-filled message from WhatsApp: linked, and told on both sides.
+    let from = "491701234567";
+    let out = a
+        .deliver(
+            "whatsapp",
+            &wa_delivery(
+                from,
+                vec![wa_text(
+                    from,
+                    "wamid.L1",
+                    &format!("Continue my chat {code}"),
+                )],
+            ),
+        )
+        .await;
+    assert_eq!(out, json!({"received": 1, "applied": 1}));
+    assert_eq!(
+        a.conversation_of("whatsapp", from).await.as_deref(),
+        Some(id.as_str())
+    );
+    let sent = a.wait_sent(1).await;
+    assert_eq!(sent[0].body["to"], from);
+    assert_eq!(
+        sent[0].body["text"]["body"],
+        "The conversation continues on WhatsApp"
+    );
+    // The agent's reply follows the visitor to WhatsApp.
+    let msg = format!("/api/agent/conversations/{id}/messages");
+    assert_eq!(a.agent(&msg, json!({"text": "Hi on WhatsApp"})).await, 200);
+    let sent = a.wait_sent(2).await;
+    assert_eq!(sent[1].body["text"]["body"], "Hi on WhatsApp");
+    // The visitor's answer there lands in the same conversation.
+    a.deliver(
+        "whatsapp",
+        &wa_delivery(from, vec![wa_text(from, "wamid.L2", "Great, thanks")]),
+    )
+    .await;
+    // The widget shows the whole history, each message with its channel.
+    let (st, h) = a
+        .visitor(
+            "GET",
+            &format!("/api/conversations/{id}/messages"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{h}");
+    assert_eq!(h["linked"], "whatsapp");
+    assert_eq!(
+        texts_on(&h, "whatsapp"),
+        [
+            format!("Continue my chat {code}"),
+            "The conversation continues on WhatsApp".into(),
+            "Hi on WhatsApp".into(),
+            "Great, thanks".into()
+        ]
+    );
+    assert!(texts_on(&h, "web").contains(&"Connecting you...".to_owned()));
+    // A record made now carries the social id; the WhatsApp number fills the phone.
+    let (st, rec) = {
+        let r = a
+            .client
+            .post(format!("{}/api/agent/conversations/{id}/records", a.base))
+            .bearer_auth(ANA)
+            .json(&json!({"type": "lead", "title": "Kerry", "person": {"name": "Kerry"}}))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(st, 201, "{rec}");
+    let person = &rec["record"]["data"]["person"];
+    assert_eq!(person["social"], json!({"channel": "whatsapp", "id": from}));
+    assert_eq!(person["phone"], format!("+{from}"));
+
+    // The code is spent: sent again by someone else, it links nothing (a conversation of
+    // their own starts).
+    let other = "491709999999";
+    a.deliver(
+        "whatsapp",
+        &wa_delivery(other, vec![wa_text(other, "wamid.X1", &code)]),
+    )
+    .await;
+    let theirs = a.conversation_of("whatsapp", other).await.unwrap();
+    assert_ne!(theirs, id);
+
+    // "Disconnect" in the widget: back on the web, the contact unlinked.
+    let (st, v) = a
+        .visitor(
+            "DELETE",
+            &format!("/api/conversations/{id}/link"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["messages"][0]["text"], "The conversation continues here");
+    assert_eq!(v["messages"][0]["channel"], "web");
+    assert_eq!(a.conversation_of("whatsapp", from).await, None);
+    let before = a.settle().await.len();
+    assert_eq!(a.agent(&msg, json!({"text": "Back on the web"})).await, 200);
+    let after = a.settle().await;
+    assert!(
+        after[before..].iter().all(|s| s.body["to"] != from),
+        "{:?}",
+        &after[before..]
+    );
+    let (_, h) = a
+        .visitor(
+            "GET",
+            &format!("/api/conversations/{id}/messages"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(h["linked"], Value::Null);
+    assert_eq!(texts_on(&h, "web").last().unwrap(), "Back on the web");
+    // Not linked any more: a second disconnect is refused.
+    let (st, _) = a
+        .visitor(
+            "DELETE",
+            &format!("/api/conversations/{id}/link"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(st, 409);
+}
+
+#[tokio::test]
+async fn link_codes_are_refused_for_strangers_unknown_channels_and_linked_chats() {
+    let a = app("timeout", 0).await;
+    let (id, token) = a.web_start("timeout").await;
+    let path = format!("/api/conversations/{id}/link");
+    let (st, _) = a
+        .visitor(
+            "POST",
+            &path,
+            "wrong-token",
+            Some(json!({"channel": "whatsapp"})),
+        )
+        .await;
+    assert_eq!(st, 401);
+    // Instagram has no username configured; Telegram is not a channel at all.
+    for ch in ["instagram", "telegram"] {
+        let (st, v) = a
+            .visitor("POST", &path, &token, Some(json!({"channel": ch})))
+            .await;
+        assert_eq!(st, 404, "{v}");
+    }
+    // A Messenger link: `m.me/<page>?ref=<code>`; opening it sends a referral event.
+    let link = a.link_code(&id, &token, "messenger").await;
+    let code = link["code"].as_str().unwrap().to_owned();
+    assert_eq!(link["url"], format!("https://m.me/4242?ref={code}"));
+    let psid = "6080000000009";
+    let referral = json!({"sender": {"id": psid}, "recipient": {"id": "4242"}, "timestamp": 1767603605000u64,
+        "referral": {"ref": code, "source": "SHORTLINK", "type": "OPEN_THREAD"}});
+    let out = a
+        .deliver(
+            "messenger",
+            &page_delivery("page", "4242", referral.clone()),
+        )
+        .await;
+    assert_eq!(out, json!({"received": 1, "applied": 1}));
+    assert_eq!(
+        a.conversation_of("messenger", psid).await.as_deref(),
+        Some(id.as_str())
+    );
+    let sent = a.wait_sent(1).await;
+    assert_eq!(sent[0].body["recipient"]["id"], psid);
+    assert_eq!(
+        sent[0].body["message"]["text"],
+        "The conversation continues on Messenger"
+    );
+    // The same event delivered again is applied once.
+    let again = a
+        .deliver("messenger", &page_delivery("page", "4242", referral))
+        .await;
+    assert_eq!(again["applied"], 0);
+    // Linked already: a second code is refused until the visitor disconnects.
+    let (st, v) = a
+        .visitor("POST", &path, &token, Some(json!({"channel": "whatsapp"})))
+        .await;
+    assert_eq!(st, 409, "{v}");
+}
+
+#[tokio::test]
+async fn an_expired_link_code_links_nothing() {
+    let a = app("quick", 0).await;
+    let (id, token) = a.web_start("quick").await;
+    let code = a.link_code(&id, &token, "whatsapp").await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    jump(Duration::from_secs(3601)).await;
+    let from = "491701111111";
+    a.deliver(
+        "whatsapp",
+        &wa_delivery(from, vec![wa_text(from, "wamid.E1", &code)]),
+    )
+    .await;
+    let theirs = a.conversation_of("whatsapp", from).await.unwrap();
+    assert_ne!(theirs, id);
+}
+
+#[tokio::test]
+async fn whatsapp_outside_the_window_sends_the_configured_template() {
+    let a = app_with(
+        "timeout",
+        0,
+        "template = \"follow_up\"\ntemplate_language = \"de\"\n",
+    )
+    .await;
+    let from = "16315551187";
+    a.deliver(
+        "whatsapp",
+        &wa_delivery(from, vec![wa_text(from, "wamid.1", "hi")]),
+    )
+    .await;
+    let id = a.conversation_of("whatsapp", from).await.unwrap();
+    a.wait_sent(1).await;
+    assert_eq!(
+        a.agent(&format!("/api/agent/conversations/{id}/assign"), json!({}))
+            .await,
+        200
+    );
+    let before = a.wait_sent(2).await.len();
+    jump(Duration::from_secs(25 * 3600)).await;
+    let msg = format!("/api/agent/conversations/{id}/messages");
+    assert_eq!(a.agent(&msg, json!({"text": "A day later"})).await, 200);
+    let sent = a.wait_sent(before + 1).await;
+    assert_eq!(
+        sent[before].body,
+        json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": from,
+               "biz_opaque_callback_data": format!("{id}:{}", before + 1), "type": "template",
+               "template": {"name": "follow_up", "language": {"code": "de"}}})
+    );
+}
+
+#[tokio::test]
+async fn messenger_holds_an_agents_message_after_seven_days() {
+    let a = app("timeout", 0).await;
+    let psid = "6080000000003";
+    a.deliver(
+        "messenger",
+        &page_delivery("page", "4242", page_text(psid, "4242", "m_1", "hi")),
+    )
+    .await;
+    let id = a.conversation_of("messenger", psid).await.unwrap();
+    a.wait_sent(1).await;
+    assert_eq!(
+        a.agent(&format!("/api/agent/conversations/{id}/assign"), json!({}))
+            .await,
+        200
+    );
+    let before = a.wait_sent(2).await.len();
+    jump(Duration::from_secs(8 * 24 * 3600)).await;
+    let msg = format!("/api/agent/conversations/{id}/messages");
+    assert_eq!(a.agent(&msg, json!({"text": "A week later"})).await, 200);
+    assert_eq!(a.settle().await.len(), before);
+    let store = a.state.store().clone();
+    let c = id.clone();
+    let sends = tokio::task::spawn_blocking(move || store.channel_sends(&c).unwrap())
+        .await
+        .unwrap();
+    let held = sends.iter().find(|s| s.status == "held").expect("held");
+    assert!(
+        held.last_error.as_deref().unwrap().contains("7 days"),
+        "{held:?}"
+    );
+    // The agent sees it on the line in the inbox.
+    let d = a.detail(&id).await;
+    let line = d["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["text"] == "A week later")
+        .unwrap();
+    assert_eq!(line["delivery"]["status"], "held");
+    assert!(
+        line["delivery"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("7 days")
+    );
+}
+
+#[tokio::test]
+async fn racing_deliveries_of_a_new_contact_start_one_conversation() {
+    let a = app("quick", 0).await;
+    let from = "16315551190";
+    // Meta retries before the first delivery was answered, and the contact writes again: three
+    // deliveries at once, two of them the same message.
+    let first = wa_delivery(from, vec![wa_text(from, "wamid.R1", "hello")]);
+    let second = wa_delivery(from, vec![wa_text(from, "wamid.R2", "kerry@example.com")]);
+    let (x, y, z) = tokio::join!(
+        a.deliver("whatsapp", &first),
+        a.deliver("whatsapp", &first),
+        a.deliver("whatsapp", &second),
+    );
+    let applied: u64 = [x, y, z]
+        .iter()
+        .map(|v| v["applied"].as_u64().unwrap())
+        .sum();
+    assert_eq!(applied, 2);
+    let id = a.conversation_of("whatsapp", from).await.unwrap();
+    // One conversation in the store (nobody else wrote). Which of two racing deliveries is
+    // first is the network's choice; each is applied whole, one after the other.
+    let store = a.state.store().clone();
+    let rows = tokio::task::spawn_blocking(move || store.scan(0, i64::MAX, 100).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].id, id);
 }

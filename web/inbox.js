@@ -298,6 +298,12 @@
     if (m.channel && m.channel !== 'web') whoEl.appendChild(el('span', { class: 'channel' }, 'via ' + m.channel));
     li.appendChild(whoEl);
     li.appendChild(el('span', { class: 'text' }, m.text == null ? '' : m.text));
+    if (m.delivery && (m.delivery.status === 'held' || m.delivery.status === 'failed')) {
+      // Not delivered on the social channel: the agent must know the visitor did not see it.
+      li.appendChild(el('span', { class: 'undelivered', role: 'note' },
+        (m.delivery.status === 'held' ? 'Held, not sent on ' : 'Not delivered on ') + m.channel +
+        (m.delivery.error ? ': ' + m.delivery.error : '')));
+    }
     if (m.buttons && m.buttons.length) {
       // The question's buttons as the visitor saw them, each on its own.
       var chips = el('span', { class: 'chips', 'aria-label': 'Buttons offered' });
@@ -704,6 +710,10 @@
       // Only what the visitor says needs the agent's attention; bot and desk lines don't.
       if (from.role === 'visitor') alertAgent('New message from the visitor: ' + (m.text || ''), id);
       if (id && id === selected) appendMessage(m);
+    } else if (data.type === 'undelivered') {
+      alertAgent((data.status === 'held' ? 'A message was held, not sent on ' : 'A message was not delivered on ') +
+        data.channel + (data.error ? ': ' + data.error : '') + '.', id);
+      if (id && id === selected) select(id);
     } else if (data.type === 'assigned') {
       var by = data.by;
       alertAgent(by && me && by !== me.name ? 'A conversation was assigned to you by ' + by + '.' : 'A conversation is now yours.', id);

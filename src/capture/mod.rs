@@ -101,6 +101,39 @@ pub struct Person {
     pub email: Option<String>,
     /// Phone number.
     pub phone: Option<String>,
+    /// The social contact the visitor linked (or wrote from), added by the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub social: Option<SocialId>,
+}
+
+/// A visitor's id on a social channel: a WhatsApp number, a page-scoped Messenger or
+/// Instagram id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocialId {
+    /// Which channel.
+    pub channel: Channel,
+    /// Their id there.
+    pub id: String,
+}
+
+impl Record {
+    /// Adds the visitor's social id to the record's person (a lead's or deal's) where the
+    /// playbook left it out; a WhatsApp id is a phone number in international form, so it
+    /// also fills a missing phone.
+    pub fn add_social(&mut self, social: &SocialId) {
+        let person = match &mut self.data {
+            RecordData::Lead(l) => &mut l.person,
+            RecordData::Deal(d) => &mut d.person,
+            RecordData::Activity(_) => return,
+        };
+        if person.social.is_none() {
+            person.social = Some(social.clone());
+        }
+        if social.channel == Channel::WhatsApp && person.phone.is_none() {
+            let digits = social.id.trim_start_matches('+');
+            person.phone = Some(format!("+{digits}"));
+        }
+    }
 }
 
 /// A lead.
@@ -279,6 +312,7 @@ fn person(p: &Option<PersonSpec>, v: &dyn Values) -> Person {
         name: opt(&p.name, v),
         email: opt(&p.email, v),
         phone: opt(&p.phone, v),
+        social: None,
     })
 }
 
@@ -565,6 +599,17 @@ impl Transcript {
                     Vec::new(),
                 );
             }
+            Event::ChannelSwitched {
+                channel,
+                said: Some(text),
+            } => self.push(
+                now,
+                Who::Visitor,
+                LineKind::Visitor,
+                *channel,
+                text,
+                Vec::new(),
+            ),
             _ => {}
         }
         for e in effects {

@@ -32,7 +32,7 @@ pub const CONVERSATION: &str = "conv-1";
 /// knows. Both kinds of line are parsed into it and dispatched by one function.
 #[derive(Debug)]
 enum Input {
-    Command(Command),
+    Command(Box<Command>),
     Repl(Repl),
 }
 
@@ -389,7 +389,7 @@ impl Run {
         if let Some(f) = given.iter().find(|f| known.get(f.as_str()).is_none()) {
             return Err(format!("bad event: unknown field `{f}` for `{event}`"));
         }
-        Ok(Input::Command(cmd))
+        Ok(Input::Command(Box::new(cmd)))
     }
 
     /// Carries out one input; `false` means quit.
@@ -429,11 +429,11 @@ impl Run {
             }
             Input::Repl(Repl::Wait { duration }) => self.wait(&duration),
             Input::Command(cmd) => {
-                let presence = match &cmd {
+                let presence = match &*cmd {
                     Command::Presence { agent, presence } => Some((agent.clone(), *presence)),
                     _ => None,
                 };
-                let r = self.hub.apply(CONVERSATION, cmd, self.now);
+                let r = self.hub.apply(CONVERSATION, *cmd, self.now);
                 if let (Ok(_), Some((agent, presence))) = (&r, presence) {
                     if self.json {
                         self.json(&json!({"presence": presence, "agent": agent}));

@@ -167,6 +167,9 @@ pub enum EngineError {
     /// A reassign to the agent who already handles it.
     #[error("`{0}` already handles this conversation")]
     SameAgent(String),
+    /// A channel switch to the channel the conversation is already on.
+    #[error("the conversation is already on {0}")]
+    SameChannel(&'static str),
     /// A timer delivered before its deadline.
     #[error("timer for {at} delivered early at {now}")]
     TimerEarly {
@@ -426,6 +429,12 @@ impl Engine {
                 text_ok(text)
             }
             Event::AgentClosed { agent } => is_handler(agent),
+            Event::ChannelSwitched { channel, said } => {
+                if *channel == s.channel && said.is_none() {
+                    return Err(EngineError::SameChannel(channel.name()));
+                }
+                said.as_deref().map_or(Ok(()), text_ok)
+            }
             Event::Reassigned { to } => {
                 if s.phase != Phase::Live {
                     return Err(EngineError::NoAgent);
@@ -574,6 +583,18 @@ impl Engine {
             Event::Reassigned { to } => {
                 s.vars.set(key::AGENT, &to);
                 self.notice(s, format!("{to} joined the conversation"), out);
+            }
+            Event::ChannelSwitched { channel, said } => {
+                if said.is_some() {
+                    // The linking message is a transcript line, not an answer.
+                    s.messages = s.messages.saturating_add(1);
+                }
+                s.channel = channel;
+                let text = match channel {
+                    Channel::Web => "The conversation continues here".to_owned(),
+                    other => format!("The conversation continues on {}", other.label()),
+                };
+                self.notice(s, text, out);
             }
             Event::TimerFired(t) => self.timer(s, t, cx, out),
         }
@@ -1097,6 +1118,7 @@ impl Engine {
                 .map(str::to_owned),
             email: first(&self.email_keys),
             phone: first(&self.phone_keys),
+            social: None,
         };
         if person.email.is_none() && person.phone.is_none() {
             return;

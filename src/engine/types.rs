@@ -102,6 +102,21 @@ impl Channel {
             Channel::Api => "api",
         }
     }
+
+    /// The channel's name as people write it ("WhatsApp").
+    pub fn label(self) -> &'static str {
+        match self {
+            Channel::Web => "the web chat",
+            Channel::WhatsApp => "WhatsApp",
+            Channel::Messenger => "Messenger",
+            Channel::Instagram => "Instagram",
+            Channel::Telegram => "Telegram",
+            Channel::Sms => "SMS",
+            Channel::Email => "email",
+            Channel::Terminal => "the terminal",
+            Channel::Api => "the API",
+        }
+    }
 }
 
 /// The three timers a session can have pending (at most one of each kind).
@@ -189,6 +204,18 @@ pub enum Event<'a> {
         /// The new agent.
         #[serde(borrow)]
         to: Cow<'a, str>,
+    },
+    /// The visitor moved the conversation to another channel: linked a social contact to it
+    /// from the widget, or went back to the web. Replies go to `channel` from here; a notice
+    /// says so on both sides. The flow does not move: `said` (the message that made the link,
+    /// such as a link code) is shown in the transcript but is no answer.
+    ChannelSwitched {
+        /// Where the conversation continues.
+        #[serde(default)]
+        channel: Channel,
+        /// What the visitor wrote to make the link, if anything.
+        #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+        said: Option<Cow<'a, str>>,
     },
     /// A timer the engine asked for has passed.
     TimerFired(Timer),

@@ -45,7 +45,7 @@ pub use sqlite::{SqliteOptions, SqliteStore};
 pub const STATS_BACKFILL: &str = "stats_backfill";
 
 /// The schema version this release writes. A database with a higher one is refused.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// A storage failure.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -214,6 +214,45 @@ pub struct Commit {
     /// already stored fails the whole commit ([`StoreError::Conflict`]), so one delivered
     /// twice is never applied twice, even by racing replicas.
     pub channel_messages: Vec<(String, String, String)>,
+    /// Link codes issued and spent (schema version 7). Spending a code already spent fails
+    /// the whole commit ([`StoreError::Conflict`]): a code links one contact, once.
+    pub channel_codes: Vec<CodeChange>,
+}
+
+/// A change to the one-time codes that link a social contact to a web conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeChange {
+    /// A new code for `conversation` on `channel`.
+    Issue {
+        /// The code.
+        code: String,
+        /// `whatsapp`, `messenger` or `instagram`.
+        channel: String,
+        /// The conversation it links to.
+        conversation: String,
+        /// When (ms since the epoch).
+        at: i64,
+    },
+    /// The code made its link: it links nothing again.
+    Spend {
+        /// The code.
+        code: String,
+        /// When (ms since the epoch).
+        at: i64,
+    },
+}
+
+/// A link code as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkCode {
+    /// `whatsapp`, `messenger` or `instagram`.
+    pub channel: String,
+    /// The conversation it links to.
+    pub conversation: String,
+    /// When it was issued (ms since the epoch).
+    pub created_at: i64,
+    /// Whether it made its link already.
+    pub spent: bool,
 }
 
 /// A social contact (a WhatsApp number, a page-scoped id) linked to a conversation.
@@ -223,8 +262,9 @@ pub struct ChannelLink {
     pub channel: String,
     /// The contact's id on that channel.
     pub contact: String,
-    /// The conversation it now continues.
-    pub conversation: String,
+    /// The conversation it now continues; `None` unlinks the contact (its next message
+    /// starts a new conversation).
+    pub conversation: Option<String>,
     /// The conversation it was linked to before, which must still be the stored one (else
     /// [`StoreError::Conflict`]); `None` for a contact never linked (a stored link then
     /// conflicts): two racing deliveries never both start a conversation.
@@ -260,6 +300,7 @@ impl Commit {
             && self.versions.is_empty()
             && self.channel_links.is_empty()
             && self.channel_messages.is_empty()
+            && self.channel_codes.is_empty()
     }
 
     /// Adds another commit's writes after this one's.
@@ -275,6 +316,7 @@ impl Commit {
         self.notices.extend(other.notices);
         self.channel_links.extend(other.channel_links);
         self.channel_messages.extend(other.channel_messages);
+        self.channel_codes.extend(other.channel_codes);
     }
 }
 
@@ -520,6 +562,8 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// The channel and contact a conversation is linked to, if any.
     fn channel_link_of(&self, conversation: &str) -> Result<Option<(String, String)>, StoreError>;
+    /// A link code, if issued (schema version 7).
+    fn channel_code(&self, code: &str) -> Result<Option<LinkCode>, StoreError>;
 }
 
 /// The tail as stored: a JSON array of `[seq, line]` pairs, the lines being JSON already.

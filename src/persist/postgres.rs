@@ -35,8 +35,9 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    Change, ChannelSend, Commit, ConvRow, CrmStep, Delivery, DeskColumn, DeskRows, OpenSet, PARKED,
-    RecordRow, SCHEMA_VERSION, Storage, StoreError, VersionRow, decode_tail, encode_tail,
+    Change, ChannelSend, CodeChange, Commit, ConvRow, CrmStep, Delivery, DeskColumn, DeskRows,
+    LinkCode, OpenSet, PARKED, RecordRow, SCHEMA_VERSION, Storage, StoreError, VersionRow,
+    decode_tail, encode_tail,
 };
 
 /// Start orders are reserved this many at a time per replica.
@@ -259,6 +260,13 @@ CREATE TABLE IF NOT EXISTS channel_sends (
     last_error   TEXT,
     at           BIGINT NOT NULL,
     PRIMARY KEY (conversation, seq)
+);
+CREATE TABLE IF NOT EXISTS channel_codes (
+    code         TEXT PRIMARY KEY,
+    channel      TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    spent_at     BIGINT
 );
 CREATE INDEX IF NOT EXISTS channel_contacts_conversation ON channel_contacts (conversation);
 CREATE SEQUENCE IF NOT EXISTS ord_blocks;
@@ -1466,6 +1474,26 @@ impl Storage for PgStore {
         })
     }
 
+    fn channel_code(&self, code: &str) -> Result<Option<LinkCode>, StoreError> {
+        let code = code.to_owned();
+        self.block(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            Ok(c.query_opt(
+                "SELECT channel, conversation, created_at, spent_at IS NOT NULL
+                 FROM channel_codes WHERE code = $1",
+                &[&code],
+            )
+            .await
+            .map_err(pg_err)?
+            .map(|r| LinkCode {
+                channel: r.get(0),
+                conversation: r.get(1),
+                created_at: r.get(2),
+                spent: r.get(3),
+            }))
+        })
+    }
+
     fn unpark(&self, now: i64) -> Result<u64, StoreError> {
         self.block(move |pool| async move {
             let c = pool.get().await.map_err(pool_err)?;
@@ -1517,26 +1545,62 @@ async fn write_channel_rows(
         .map_err(pg_err)?;
     }
     for l in &c.channel_links {
-        let n = match &l.replaces {
-            None => tx
+        let n = match (&l.conversation, &l.replaces) {
+            (Some(conv), None) => tx
                 .execute(
                     "INSERT INTO channel_contacts (channel, contact, conversation, linked_at)
                      VALUES ($1, $2, $3, $4)",
-                    &[&l.channel, &l.contact, &l.conversation, &l.at],
+                    &[&l.channel, &l.contact, conv, &l.at],
                 )
                 .await
                 .map_err(pg_err)?,
-            Some(old) => tx
+            (Some(conv), Some(old)) => tx
                 .execute(
                     "UPDATE channel_contacts SET conversation = $3, linked_at = $4
                      WHERE channel = $1 AND contact = $2 AND conversation = $5",
-                    &[&l.channel, &l.contact, &l.conversation, &l.at, old],
+                    &[&l.channel, &l.contact, conv, &l.at, old],
+                )
+                .await
+                .map_err(pg_err)?,
+            (None, Some(old)) => tx
+                .execute(
+                    "DELETE FROM channel_contacts
+                     WHERE channel = $1 AND contact = $2 AND conversation = $3",
+                    &[&l.channel, &l.contact, old],
+                )
+                .await
+                .map_err(pg_err)?,
+            (None, None) => 1,
+        };
+        if n != 1 {
+            return Err(StoreError::Conflict(format!("{} contact", l.channel)));
+        }
+    }
+    for change in &c.channel_codes {
+        let n = match change {
+            CodeChange::Issue {
+                code,
+                channel,
+                conversation,
+                at,
+            } => tx
+                .execute(
+                    "INSERT INTO channel_codes (code, channel, conversation, created_at)
+                     VALUES ($1, $2, $3, $4)",
+                    &[code, channel, conversation, at],
+                )
+                .await
+                .map_err(pg_err)?,
+            CodeChange::Spend { code, at } => tx
+                .execute(
+                    "UPDATE channel_codes SET spent_at = $2 WHERE code = $1 AND spent_at IS NULL",
+                    &[code, at],
                 )
                 .await
                 .map_err(pg_err)?,
         };
         if n != 1 {
-            return Err(StoreError::Conflict(format!("{} contact", l.channel)));
+            return Err(StoreError::Conflict("link code".into()));
         }
     }
     Ok(())

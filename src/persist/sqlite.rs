@@ -16,8 +16,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    ChannelSend, Commit, ConvRow, CrmStep, Delivery, DeskColumn, DeskRows, OpenSet, PARKED,
-    RecordRow, SCHEMA_VERSION, Storage, StoreError, VersionRow, decode_tail, encode_tail,
+    ChannelSend, CodeChange, Commit, ConvRow, CrmStep, Delivery, DeskColumn, DeskRows, LinkCode,
+    OpenSet, PARKED, RecordRow, SCHEMA_VERSION, Storage, StoreError, VersionRow, decode_tail,
+    encode_tail,
 };
 
 /// How to open the file.
@@ -136,6 +137,13 @@ CREATE TABLE IF NOT EXISTS channel_sends (
     last_error   TEXT,
     at           INTEGER NOT NULL,
     PRIMARY KEY (conversation, seq)
+);
+CREATE TABLE IF NOT EXISTS channel_codes (
+    code         TEXT PRIMARY KEY,
+    channel      TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    spent_at     INTEGER
 );
 CREATE INDEX IF NOT EXISTS channel_contacts_conversation ON channel_contacts (conversation);
 ";
@@ -1016,6 +1024,24 @@ impl Storage for SqliteStore {
         })
     }
 
+    fn channel_code(&self, code: &str) -> Result<Option<LinkCode>, StoreError> {
+        self.with_read(|c| {
+            c.prepare_cached(
+                "SELECT channel, conversation, created_at, spent_at IS NOT NULL
+                 FROM channel_codes WHERE code = ?1",
+            )?
+            .query_row([code], |r| {
+                Ok(LinkCode {
+                    channel: r.get(0)?,
+                    conversation: r.get(1)?,
+                    created_at: r.get(2)?,
+                    spent: r.get(3)?,
+                })
+            })
+            .optional()
+        })
+    }
+
     fn unpark(&self, now: i64) -> Result<u64, StoreError> {
         let mut n = 0;
         self.write_tx(|tx| {
@@ -1052,23 +1078,54 @@ fn write_channel_rows(tx: &Connection, c: &Commit) -> Result<(), StoreError> {
         .map_err(conflict(format!("{channel} message")))?;
     }
     for l in &c.channel_links {
-        let n = match &l.replaces {
-            None => tx
+        let n = match (&l.conversation, &l.replaces) {
+            (Some(conv), None) => tx
                 .prepare_cached(
                     "INSERT INTO channel_contacts (channel, contact, conversation, linked_at)
                      VALUES (?1, ?2, ?3, ?4)",
                 )?
-                .execute(params![l.channel, l.contact, l.conversation, l.at])
+                .execute(params![l.channel, l.contact, conv, l.at])
                 .map_err(conflict(format!("{} contact", l.channel)))?,
-            Some(old) => tx
+            (Some(conv), Some(old)) => tx
                 .prepare_cached(
                     "UPDATE channel_contacts SET conversation = ?3, linked_at = ?4
                      WHERE channel = ?1 AND contact = ?2 AND conversation = ?5",
                 )?
-                .execute(params![l.channel, l.contact, l.conversation, l.at, old])?,
+                .execute(params![l.channel, l.contact, conv, l.at, old])?,
+            (None, Some(old)) => tx
+                .prepare_cached(
+                    "DELETE FROM channel_contacts
+                     WHERE channel = ?1 AND contact = ?2 AND conversation = ?3",
+                )?
+                .execute(params![l.channel, l.contact, old])?,
+            (None, None) => 1,
         };
         if n != 1 {
             return Err(StoreError::Conflict(format!("{} contact", l.channel)));
+        }
+    }
+    for change in &c.channel_codes {
+        let n = match change {
+            CodeChange::Issue {
+                code,
+                channel,
+                conversation,
+                at,
+            } => tx
+                .prepare_cached(
+                    "INSERT INTO channel_codes (code, channel, conversation, created_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![code, channel, conversation, at])
+                .map_err(conflict("link code".into()))?,
+            CodeChange::Spend { code, at } => tx
+                .prepare_cached(
+                    "UPDATE channel_codes SET spent_at = ?2 WHERE code = ?1 AND spent_at IS NULL",
+                )?
+                .execute(params![code, at])?,
+        };
+        if n != 1 {
+            return Err(StoreError::Conflict("link code".into()));
         }
     }
     Ok(())

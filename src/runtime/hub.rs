@@ -153,6 +153,10 @@ pub struct ConvState {
     /// When an agent took the live chat (for its length in the analytics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live_since: Option<Instant>,
+    /// The social contact the visitor linked, once they did (kept after they go back to the
+    /// web: it is still theirs); every record made after it carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub social: Option<capture::SocialId>,
 }
 
 /// A stored conversation, to put back into a hub ([`Hub::insert`]).
@@ -819,6 +823,7 @@ impl Hub {
                 buttons: Vec::new(),
                 consent: None,
                 live_since: None,
+                social: None,
             },
             transcript: Transcript::default(),
             timers: [None; 3],
@@ -940,6 +945,31 @@ impl Hub {
         let c = self.conv(id)?;
         let op: DeskOp<'_> = Box::new(move |d: &mut Desk| d.reassign(id, by, to));
         self.step(c, Event::Reassigned { to: to.into() }, now, Some(op))
+    }
+
+    /// The visitor moves the conversation to `channel`: linked `contact` there, or (on the
+    /// web, no contact) came back. `said` is the linking message, transcribed, not an answer.
+    pub fn switch_channel(
+        &mut self,
+        id: &str,
+        channel: Channel,
+        contact: Option<&str>,
+        said: Option<&str>,
+        now: Instant,
+    ) -> Result<Outputs, HubError> {
+        let c = self.conv(id)?;
+        let event = Event::ChannelSwitched {
+            channel,
+            said: said.map(Into::into),
+        };
+        let out = self.step(c, event, now, None)?;
+        if let Some(contact) = contact {
+            self.slot_mut(c).state.social = Some(capture::SocialId {
+                channel,
+                id: contact.to_owned(),
+            });
+        }
+        Ok(out)
     }
 
     /// The handling agent writes to the visitor.
@@ -1090,6 +1120,11 @@ impl Hub {
             Command::AgentMessage { agent, text } => self.agent_message(id, &agent, &text, now),
             Command::Reassign { by, to } => self.reassign(id, &by, &to, now),
             Command::Close { agent } => self.close(id, &agent, now),
+            Command::SwitchChannel {
+                channel,
+                contact,
+                said,
+            } => self.switch_channel(id, channel, contact.as_deref(), said.as_deref(), now),
             Command::Presence { agent, presence } => {
                 self.set_presence(&agent, presence)?;
                 Ok(Outputs::default())
@@ -1390,6 +1425,9 @@ impl Hub {
             return;
         }
         record.consent.clone_from(&conv.state.consent);
+        if let Some(social) = &conv.state.social {
+            record.add_social(social);
+        }
         conv.state.records.push(record.key.clone());
         let n = (record.messages as usize).min(conv.transcript.lines.len());
         let stored = Stored {

@@ -150,6 +150,19 @@ pub enum Command {
         /// Who.
         agent: String,
     },
+    /// The visitor continues the conversation on another channel: a social contact linked
+    /// to it (`contact`, with the message that made the link as `said`), or back on the web
+    /// (no contact). Replies follow from here; the flow does not move.
+    SwitchChannel {
+        /// Where it continues.
+        channel: Channel,
+        /// The visitor's id there (a WhatsApp number, a page-scoped id).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        contact: Option<String>,
+        /// What they wrote to link it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        said: Option<String>,
+    },
     /// An agent's presence changes. It concerns the whole desk, not one conversation:
     /// [`super::Hub::apply`] ignores the conversation id for it.
     Presence {

@@ -18,8 +18,8 @@
 //! **Outbound** ([`run`]). The store is the outbox: a linked conversation's lines are in the
 //! store once committed, and `channel_sends` holds each outbound line's state keyed by
 //! (conversation, line seq) — the idempotency key. After every commit the sender reads the
-//! conversation and sends, in order, each bot, agent or notice line not yet done whose last
-//! visitor line (or, before any, the link) is on the social channel. A line is claimed
+//! conversation and sends, in order, each bot, agent or notice line not yet done that was
+//! said on the social channel (the channel the visitor used last). A line is claimed
 //! (`sending`, in one conditional write, so of replicas on one database one sends it; a
 //! claim older than a minute is taken over) before its request and marked `sent` after it,
 //! so a restart resends only a line whose request was in flight at the crash:
@@ -29,6 +29,17 @@
 //! errors are retried with backoff (1 s doubling to 5 min), in order; other refusals mark the
 //! line `failed` with Meta's message and the next line goes on.
 //!
+//! **Linking from the widget** (`POST` and `DELETE /api/conversations/{id}/link`). A web visitor asks for a one-time code
+//! (`LINK-` and ten letters, an hour, stored in `channel_codes`) shown as a QR code and a deep
+//! link (`wa.me/<number>?text=<code>`, `m.me/<page>?ref=<code>`, `ig.me/m/<user>?ref=<code>`).
+//! The first message carrying it (in its text, or a Messenger/Instagram `referral.ref`) links
+//! the contact to that conversation: the message id, the spent code, the contact's link and
+//! the switch of channel ([`Command::SwitchChannel`], which transcribes the message without
+//! feeding it to the flow and says a notice) are one commit. Every transcript line carries the
+//! channel the visitor used last, so the sender sends exactly the lines said on its channel:
+//! replies follow the visitor, and come back to the web after "disconnect" (the link row is
+//! deleted; what the contact writes next starts a conversation of its own).
+//!
 //! **Channel rules**, in virtual time (the driver's clock), at the time of sending: a bot
 //! (or system) message more than 24 h after the visitor's last message on the channel is
 //! held; an agent's message on Messenger or Instagram up to 7 days after goes with
@@ -36,8 +47,12 @@
 //! `template` is sent instead, or the message is held. A held line is stored as `held` with
 //! the reason and logged at `warn`.
 //!
+//! A held or refused line is marked on it in the agent detail and told to the handling
+//! agent's inbox at once.
+//!
 //! Must not: acknowledge a delivery before its change is stored, log or echo a token or app
-//! secret, or send a line it has not claimed.
+//! secret, send a line it has not claimed, or link a contact with a code that is spent,
+//! expired or another channel's.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -54,10 +69,11 @@ use sha2::Sha256;
 use tokio::sync::mpsc;
 
 use super::config::MetaPage;
+use super::handlers::{ApiJson, VisitorToken, messages_of, visitor_read};
 use super::{ApiError, AppState};
 use crate::capture::{Line, LineKind, Who};
-use crate::engine::Channel;
-use crate::persist::{ChannelLink, ChannelSend, Commit};
+use crate::engine::{Channel, Phase};
+use crate::persist::{ChannelLink, ChannelSend, CodeChange, Commit};
 use crate::runtime::Command;
 use crate::runtime::driver::DriverError;
 
@@ -72,6 +88,12 @@ const RETRY_MAX: Duration = Duration::from_secs(300);
 const LEASE_MS: i64 = 60_000;
 /// A button's payload: `choice:<seq of the question line>:<index from 0>`.
 const CHOICE: &str = "choice:";
+/// Link codes: `LINK-` and ten letters of an alphabet without look-alikes (0/O, 1/I).
+const CODE_PREFIX: &str = "LINK-";
+const CODE_LEN: usize = 10;
+const CODE_ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+/// How long a link code stands: the visitor scans it or taps the link right away.
+pub const CODE_TTL_MS: u64 = 3600 * 1000;
 
 /// A social channel this server can be connected to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -170,6 +192,10 @@ impl ChannelState {
         super::lock(&self.linked).insert(conv.to_owned(), (ch, contact.to_owned()));
     }
 
+    fn unlink(&self, conv: &str) {
+        super::lock(&self.linked).remove(conv);
+    }
+
     fn linked(&self, conv: &str) -> Option<(Social, String)> {
         super::lock(&self.linked).get(conv).cloned()
     }
@@ -243,6 +269,14 @@ pub enum Input {
         /// The button's title, used as text when the question is no longer current.
         title: String,
     },
+    /// A link code from the widget: in typed text (`said`), or in a Messenger/Instagram
+    /// link's `ref` (no text).
+    Link {
+        /// The code, upper-case.
+        code: String,
+        /// The text it came in, if any.
+        said: Option<String>,
+    },
 }
 
 /// One message of a delivery.
@@ -271,6 +305,40 @@ fn choice_or_text(payload: &str, title: &str) -> Input {
     }
 }
 
+/// Typed text, or a link code when it carries one.
+fn text_or_link(text: String) -> Input {
+    match find_code(&text) {
+        Some(code) => Input::Link {
+            code,
+            said: Some(text),
+        },
+        None => Input::Text(text),
+    }
+}
+
+/// The link code in a text (`LINK-` and ten letters of an alphabet without look-alikes, any case).
+pub fn find_code(text: &str) -> Option<String> {
+    let upper = text.to_ascii_uppercase();
+    upper.match_indices(CODE_PREFIX).find_map(|(i, _)| {
+        let rest = &upper[i + CODE_PREFIX.len()..];
+        let body: String = rest.chars().take(CODE_LEN).collect();
+        let ok = body.len() == CODE_LEN && body.bytes().all(|b| CODE_ALPHABET.contains(&b));
+        ok.then(|| format!("{CODE_PREFIX}{body}"))
+    })
+}
+
+/// A new link code: `LINK-` and ten random letters of [`CODE_ALPHABET`] (50 bits).
+pub fn new_code() -> Result<String, ApiError> {
+    let mut b = [0u8; CODE_LEN];
+    getrandom::fill(&mut b).map_err(|e| ApiError::Internal(format!("no randomness: {e}")))?;
+    // 32 letters: each byte's low five bits pick one without bias.
+    let body: String = b
+        .iter()
+        .map(|x| CODE_ALPHABET[usize::from(x & 31)] as char)
+        .collect();
+    Ok(format!("{CODE_PREFIX}{body}"))
+}
+
 /// The messages of a delivery, in order, and how many entries were ignored (statuses,
 /// echoes, unsupported kinds). Never fails on well-formed JSON.
 pub fn parse_delivery(ch: Social, v: &Value, own_id: &str) -> (Vec<Inbound>, usize) {
@@ -296,7 +364,7 @@ pub fn parse_delivery(ch: Social, v: &Value, own_id: &str) -> (Vec<Inbound>, usi
                         continue;
                     };
                     let input = match s(&m, &["type"]).as_deref() {
-                        Some("text") => s(&m, &["text", "body"]).map(Input::Text),
+                        Some("text") => s(&m, &["text", "body"]).map(text_or_link),
                         Some("interactive") => ["button_reply", "list_reply"]
                             .iter()
                             .find_map(|k| m.get("interactive")?.get(k))
@@ -340,12 +408,23 @@ pub fn parse_delivery(ch: Social, v: &Value, own_id: &str) -> (Vec<Inbound>, usi
                     ignored += 1;
                     continue;
                 }
-                let parsed = if let Some(msg) = m.get("message") {
+                // A link opened from the widget (`m.me/<page>?ref=<code>`): on a thread
+                // already open a `referral` event, on a new one the Get Started postback's.
+                let referral = s(&m, &["referral", "ref"])
+                    .or_else(|| s(&m, &["postback", "referral", "ref"]))
+                    .or_else(|| s(&m, &["message", "referral", "ref"]))
+                    .and_then(|r| find_code(&r));
+                let parsed = if let Some(code) = referral {
+                    let id = s(&m, &["message", "mid"])
+                        .or_else(|| s(&m, &["postback", "mid"]))
+                        .or_else(|| m.get("timestamp").map(|t| format!("referral:{sender}:{t}")));
+                    id.map(|id| (id, Input::Link { code, said: None }))
+                } else if let Some(msg) = m.get("message") {
                     let id = s(msg, &["mid"]);
                     let text = s(msg, &["text"]);
                     let input = match s(msg, &["quick_reply", "payload"]) {
                         Some(p) => Some(choice_or_text(&p, text.as_deref().unwrap_or(&p))),
-                        None => text.map(Input::Text),
+                        None => text.map(text_or_link),
                     };
                     id.zip(input)
                 } else if let Some(pb) = m.get("postback") {
@@ -456,6 +535,11 @@ async fn apply_one(
         tracing::info!(channel = name, "a message delivered again was skipped");
         return Ok(false);
     }
+    if let Input::Link { code, said } = &m.input
+        && let Some(done) = link_contact(state, ch, m, code, said.as_deref(), conv.clone()).await?
+    {
+        return Ok(done);
+    }
     let current = match &conv {
         Some(c) => {
             let c2 = c.clone();
@@ -480,7 +564,7 @@ async fn apply_one(
         extra.channel_links.push(ChannelLink {
             channel: name.to_owned(),
             contact: m.contact.clone(),
-            conversation: new.clone(),
+            conversation: Some(new.clone()),
             replaces: conv,
             at,
         });
@@ -510,10 +594,19 @@ async fn apply_one(
     };
     let conv = row.id.clone();
     let cmd = match &m.input {
-        Input::Text(t) => Command::VisitorText {
+        Input::Text(t)
+        | Input::Link {
+            said: Some(t),
+            code: _,
+        } => Command::VisitorText {
             text: t.clone(),
             channel: ch.channel(),
         },
+        Input::Link { said: None, .. } => {
+            // A link opened again in a conversation it no longer links: nothing was said.
+            tracing::info!(channel = name, "a link that links nothing was ignored");
+            return Ok(false);
+        }
         Input::Choice { seq, index, title } => {
             if current_question(&lines) == question_at(&lines, *seq)
                 && question_at(&lines, *seq).is_some()
@@ -541,6 +634,232 @@ async fn apply_one(
         }
         Err(e) => refused(name, e),
     }
+}
+
+/// Links the contact to the conversation a widget's code names, in one commit with the
+/// message id, the spent code and the switch of channel. `None`: the code links nothing
+/// (unknown, spent, expired, another channel's, or its conversation is over), and the
+/// message is taken like any other.
+async fn link_contact(
+    state: &AppState,
+    ch: Social,
+    m: &Inbound,
+    code: &str,
+    said: Option<&str>,
+    current: Option<String>,
+) -> Result<Option<bool>, ApiError> {
+    let name = ch.name();
+    let c = code.to_owned();
+    let found = state.blocking(move |st| st.channel_code(&c)).await?;
+    let at = i64::try_from(state.driver().now().0).unwrap_or(i64::MAX);
+    let ttl = i64::try_from(CODE_TTL_MS).unwrap_or(i64::MAX);
+    let Some(found) =
+        found.filter(|f| !f.spent && f.channel == name && at.saturating_sub(f.created_at) <= ttl)
+    else {
+        tracing::info!(
+            channel = name,
+            "a link code that links nothing was taken as a message"
+        );
+        return Ok(None);
+    };
+    let target = found.conversation;
+    let extra = Commit {
+        channel_messages: vec![(name.to_owned(), m.id.clone(), target.clone())],
+        channel_links: vec![ChannelLink {
+            channel: name.to_owned(),
+            contact: m.contact.clone(),
+            conversation: Some(target.clone()),
+            replaces: current.clone(),
+            at,
+        }],
+        channel_codes: vec![CodeChange::Spend {
+            code: code.to_owned(),
+            at,
+        }],
+        ..Commit::default()
+    };
+    let cmd = Command::SwitchChannel {
+        channel: ch.channel(),
+        contact: Some(m.contact.clone()),
+        said: said.map(str::to_owned),
+    };
+    match state.driver().apply_with(&target, cmd, extra).await {
+        Ok(_) => {
+            if let Some(old) = current.filter(|o| *o != target) {
+                state.0.channels.unlink(&old);
+            }
+            state.0.channels.link(&target, ch, &m.contact);
+            poke(state, &target);
+            tracing::info!(channel = name, conversation = %target, "a contact linked a conversation from the widget");
+            Ok(Some(true))
+        }
+        Err(DriverError::Hub(e)) => {
+            tracing::info!(channel = name, reason = %e, "a link code's conversation refused the link");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The channels a web visitor can continue on: configured, with what their link needs
+/// (WhatsApp its `number`, Instagram a `username`).
+pub fn linkable(state: &AppState) -> Vec<Social> {
+    [Social::WhatsApp, Social::Messenger, Social::Instagram]
+        .into_iter()
+        .filter(|ch| link_url(state, *ch, "").is_some())
+        .collect()
+}
+
+/// The deep link that opens the channel's app with `code`.
+fn link_url(state: &AppState, ch: Social, code: &str) -> Option<String> {
+    let c = &state.config().channels;
+    match ch {
+        Social::WhatsApp => {
+            let number = c.whatsapp.as_ref()?.number.as_ref()?;
+            let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+            Some(format!("https://wa.me/{digits}?text={code}"))
+        }
+        Social::Messenger => {
+            let p = c.messenger.as_ref()?;
+            let page = p.username.as_deref().unwrap_or(&p.page_id);
+            Some(format!("https://m.me/{page}?ref={code}"))
+        }
+        Social::Instagram => {
+            let user = c.instagram.as_ref()?.username.as_ref()?;
+            Some(format!("https://ig.me/m/{user}?ref={code}"))
+        }
+    }
+}
+
+/// A QR code of `text` as an SVG document (dark modules on white, with the quiet zone).
+pub fn qr_svg(text: &str) -> Result<String, ApiError> {
+    let code = qrcode::QrCode::new(text.as_bytes())
+        .map_err(|e| ApiError::Internal(format!("cannot draw the QR code: {e}")))?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(180, 180)
+        .dark_color(qrcode::render::svg::Color("#111111"))
+        .light_color(qrcode::render::svg::Color("#ffffff"))
+        .build())
+}
+
+/// The channel a conversation continues on, if a social contact is linked to it.
+pub async fn linked_channel(
+    state: &AppState,
+    conv: &str,
+) -> Result<Option<&'static str>, ApiError> {
+    let c = conv.to_owned();
+    let link = state.blocking(move |st| st.channel_link_of(&c)).await?;
+    Ok(link
+        .and_then(|(ch, _)| Social::parse(&ch))
+        .map(Social::name))
+}
+
+/// What a visitor asks to link.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LinkReq {
+    channel: String,
+}
+
+/// `POST /api/conversations/{id}/link`: a one-time code (and its deep link and QR code)
+/// that links the social contact who sends it to this conversation.
+pub(super) async fn link(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    VisitorToken(token): VisitorToken,
+    ApiJson(req): ApiJson<LinkReq>,
+) -> Result<Response, ApiError> {
+    let ch = linkable(&state)
+        .into_iter()
+        .find(|ch| ch.name() == req.channel)
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "`{}` is not a channel this chat can continue on",
+                req.channel
+            ))
+        })?;
+    let phase = visitor_read(&state, &id, token, |hub, id| {
+        hub.session(id).map(|s| s.phase())
+    })
+    .await?;
+    if phase.is_none_or(|p| matches!(p, Phase::Ended(_) | Phase::Failed)) {
+        return Err(ApiError::Conflict("the conversation is over".into()));
+    }
+    if let Some(on) = linked_channel(&state, &id).await? {
+        return Err(ApiError::Conflict(format!(
+            "the conversation already continues on {on}; disconnect it first"
+        )));
+    }
+    let code = new_code()?;
+    let now = state.driver().now().0;
+    let at = i64::try_from(now).unwrap_or(i64::MAX);
+    let commit = Commit {
+        channel_codes: vec![CodeChange::Issue {
+            code: code.clone(),
+            channel: ch.name().to_owned(),
+            conversation: id.clone(),
+            at,
+        }],
+        ..Commit::default()
+    };
+    state.blocking(move |st| st.commit(&commit)).await?;
+    let url = link_url(&state, ch, &code).unwrap_or_default();
+    let v = json!({
+        "channel": ch.name(),
+        "code": code,
+        "qr_svg": qr_svg(&url)?,
+        "url": url,
+        "expires_at": now.saturating_add(CODE_TTL_MS),
+    });
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+/// `DELETE /api/conversations/{id}/link`: the visitor goes back to the web; the social
+/// contact is unlinked (what it writes next starts a conversation of its own).
+pub(super) async fn unlink(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    VisitorToken(token): VisitorToken,
+) -> Result<Json<Value>, ApiError> {
+    visitor_read(&state, &id, token, |_, _| ()).await?;
+    let c = id.clone();
+    let Some((channel, contact)) = state.blocking(move |st| st.channel_link_of(&c)).await? else {
+        return Err(ApiError::Conflict(
+            "the conversation is not linked to a social channel".into(),
+        ));
+    };
+    let at = i64::try_from(state.driver().now().0).unwrap_or(i64::MAX);
+    let extra = Commit {
+        channel_links: vec![ChannelLink {
+            channel,
+            contact,
+            conversation: None,
+            replaces: Some(id.clone()),
+            at,
+        }],
+        ..Commit::default()
+    };
+    let cmd = Command::SwitchChannel {
+        channel: Channel::Web,
+        contact: None,
+        said: None,
+    };
+    let out = match state.driver().apply_with(&id, cmd, extra.clone()).await {
+        Ok(out) => Some(out),
+        // Already on the web (the visitor wrote there since), or over: only the link goes.
+        Err(DriverError::Hub(_)) => {
+            state.blocking(move |st| st.commit(&extra)).await?;
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    state.0.channels.unlink(&id);
+    let (status, messages) = match &out {
+        Some(out) => messages_of(out, &id),
+        None => ("", Vec::new()),
+    };
+    Ok(Json(json!({"status": status, "messages": messages})))
 }
 
 fn refused(name: &str, e: DriverError) -> Result<bool, ApiError> {
@@ -696,17 +1015,19 @@ async fn send_new(state: &AppState, client: &reqwest::Client, conv: &str) -> Res
         if prior.is_some_and(|s| s.status != "sending" && s.status != "retry") {
             continue;
         }
-        if !outbound(line) || !on_channel(&lines[..i], ch) {
+        // Each line carries the channel the visitor used last when it was said: replies
+        // follow the visitor there (and back to the web once they return).
+        if !outbound(line) || line.channel != ch.channel() {
             continue;
         }
         let last_visitor = lines[..i]
             .iter()
             .rev()
             .find(|l| l.from == Who::Visitor && l.channel == ch.channel())
-            .map(|l| l.at.0)
-            // Before any visitor line: the message that started it, at its first line.
-            .or_else(|| lines.first().map(|l| l.at.0))
-            .unwrap_or(now);
+            // Before any visitor line there: the first line there (the start of a
+            // conversation the contact began, or the notice of the link).
+            .or_else(|| lines.iter().find(|l| l.channel == ch.channel()))
+            .map_or(now, |l| l.at.0);
         let plan = plan(
             state,
             ch,
@@ -728,8 +1049,9 @@ async fn send_new(state: &AppState, client: &reqwest::Client, conv: &str) -> Res
                 tracing::warn!(channel = ch.name(), conversation = conv, seq, reason = %why, "a message was held");
                 send.status = "held".into();
                 send.attempts = attempts;
-                send.last_error = Some(why);
+                send.last_error = Some(why.clone());
                 store_send(state, conv, send).await?;
+                tell_handler(state, conv, seq, ch, "held", &why).await;
                 continue;
             }
             Plan::Send(body) => body,
@@ -772,8 +1094,9 @@ async fn send_new(state: &AppState, client: &reqwest::Client, conv: &str) -> Res
                 let msg = meta_error(&text).unwrap_or_else(|| format!("HTTP {st}"));
                 tracing::warn!(channel = ch.name(), conversation = conv, seq, error = %msg, "Meta refused a message");
                 send.status = "failed".into();
-                send.last_error = Some(msg);
+                send.last_error = Some(msg.clone());
                 store_send(state, conv, send).await?;
+                tell_handler(state, conv, seq, ch, "failed", &msg).await;
             }
             other => {
                 let msg = match other {
@@ -790,6 +1113,40 @@ async fn send_new(state: &AppState, client: &reqwest::Client, conv: &str) -> Res
         }
     }
     Ok(())
+}
+
+/// Tells the agent handling `conv` that line `seq` did not reach the visitor (`held` or
+/// `failed`): their inbox shows it. Nobody handling it: the line's state in the agent
+/// detail is all there is.
+async fn tell_handler(state: &AppState, conv: &str, seq: i64, ch: Social, status: &str, why: &str) {
+    let c = conv.to_owned();
+    let handler = state
+        .driver()
+        .read(Some(conv), move |hub| {
+            hub.session(&c).and_then(|s| s.handler().map(str::to_owned))
+        })
+        .await
+        .ok()
+        .flatten();
+    if let Some(agent) = handler {
+        let event = json!({"type": "undelivered", "conversation": {"id": conv}, "seq": seq,
+            "channel": ch.name(), "status": status, "error": why});
+        state.tell_agent(&agent, &event);
+    }
+}
+
+/// The lines of a conversation a social channel did not get: `seq → (status, why)`.
+pub async fn undelivered(
+    state: &AppState,
+    conv: &str,
+) -> Result<HashMap<i64, (String, Option<String>)>, ApiError> {
+    let c = conv.to_owned();
+    let sends = state.blocking(move |st| st.channel_sends(&c)).await?;
+    Ok(sends
+        .into_iter()
+        .filter(|s| s.status == "held" || s.status == "failed")
+        .map(|s| (s.seq, (s.status, s.last_error)))
+        .collect())
 }
 
 fn backoff(attempts: i64) -> Duration {
@@ -820,15 +1177,6 @@ async fn store_send(state: &AppState, conv: &str, send: ChannelSend) -> Result<(
 /// Whether a line goes out to the visitor: what the bot, an agent or the chat says.
 fn outbound(line: &Line) -> bool {
     line.from != Who::Visitor && line.kind != LineKind::Visitor
-}
-
-/// Whether the visitor's last line before (or, before any, the conversation) is on `ch`.
-fn on_channel(before: &[Line], ch: Social) -> bool {
-    match before.iter().rev().find(|l| l.from == Who::Visitor) {
-        Some(l) => l.channel == ch.channel(),
-        // Started by the social contact (the link is the only way a conversation gets here).
-        None => true,
-    }
 }
 
 fn endpoint(state: &AppState, ch: Social) -> (String, String) {
@@ -1097,6 +1445,32 @@ mod tests {
             }
         );
         assert_eq!(msgs[1].input, Input::Text("Blue".into()));
+    }
+
+    #[test]
+    fn link_codes_are_found_in_any_case_and_only_whole() {
+        let code = new_code().unwrap();
+        assert_eq!(code.len(), 15);
+        assert_eq!(
+            find_code(&format!("Continue my chat {code}")),
+            Some(code.clone())
+        );
+        assert_eq!(
+            find_code(&format!("please {}!", code.to_lowercase())),
+            Some(code)
+        );
+        // Too short, or with a letter the alphabet leaves out (0, 1, I, O).
+        assert_eq!(find_code("LINK-ABCDEFGHJ"), None);
+        assert_eq!(find_code("LINK-ABCDEFGHJ0"), None);
+        assert_eq!(find_code("LINK- ABCDEFGHJK"), None);
+        assert_eq!(find_code("no code"), None);
+        assert!(matches!(text_or_link("hello".into()), Input::Text(_)));
+        // Multi-byte text before the code: found, no panic at a char boundary.
+        assert_eq!(
+            find_code("Grüße LINK-ZZZZZZZZZZ"),
+            Some("LINK-ZZZZZZZZZZ".into())
+        );
+        assert_eq!(find_code("LINK-ÄÄÄÄÄÄÄÄÄÄ"), None);
     }
 
     #[test]

@@ -136,6 +136,11 @@ fn default_template_language() -> String {
 pub struct MetaPage {
     /// The page's id (for `m.me` links and `POST /{page_id}/messages`).
     pub page_id: String,
+    /// The page's or Instagram account's username, for the widget's links (`m.me/<username>`,
+    /// `ig.me/m/<username>`). Messenger falls back to the page id; Instagram is offered in
+    /// the widget only with it.
+    #[serde(default)]
+    pub username: Option<String>,
     /// The environment variable holding the page access token.
     pub token_env: String,
     /// The environment variable holding the app secret that signs webhooks.

@@ -39,6 +39,10 @@ pub fn router(state: AppState) -> Router {
             post(visitor_send).get(visitor_history),
         )
         .route("/api/conversations/{id}/ws", get(visitor_ws))
+        .route(
+            "/api/conversations/{id}/link",
+            post(super::channels::link).delete(super::channels::unlink),
+        )
         .route("/api/widget", get(widget_look))
         .merge(super::pages::widget_routes())
         .layer(cors(&state.config().cors));
@@ -322,7 +326,7 @@ fn check_len(text: &str, max: usize) -> Result<(), ApiError> {
 }
 
 /// A conversation's new messages and its status after a change, from the change's outputs.
-fn messages_of(out: &crate::runtime::Outputs, id: &str) -> (&'static str, Vec<Value>) {
+pub(super) fn messages_of(out: &crate::runtime::Outputs, id: &str) -> (&'static str, Vec<Value>) {
     let mut status = "waiting";
     let mut messages = Vec::new();
     for u in out.updates.iter().filter(|u| u.conversation == id) {
@@ -369,7 +373,7 @@ fn unknown_visitor() -> ApiError {
 }
 
 /// Reads a conversation for its visitor: `f` runs only when the token is right.
-async fn visitor_read<R: Send + 'static>(
+pub(super) async fn visitor_read<R: Send + 'static>(
     state: &AppState,
     id: &str,
     token: String,
@@ -412,6 +416,9 @@ async fn visitor_history(
         json!({"status": status, "bot": view::bot_name(hub, id), "language": view::language(hub, id), "messages": messages})
     })
     .await?;
+    if super::channels::any(&state) {
+        v["linked"] = json!(super::channels::linked_channel(&state, &id).await?);
+    }
     // Waiting for an agent: the place in line (1 is next).
     if v["status"] == "queued" {
         let line = state.queue().await?;
@@ -584,8 +591,17 @@ fn unassigned() -> String {
 /// `ok` when the server can reach its database; 503 otherwise (a load balancer takes the
 /// replica out).
 /// How the widget looks (`[widget]` in the config); `{}` for the defaults.
-async fn widget_look(State(state): State<AppState>) -> Json<super::config::WidgetLook> {
-    Json(state.config().widget.clone())
+async fn widget_look(State(state): State<AppState>) -> Json<Value> {
+    let mut v = serde_json::to_value(&state.config().widget).unwrap_or_else(|_| json!({}));
+    // The social channels a visitor may continue on (the widget's channel menu), if any.
+    let channels: Vec<Value> = super::channels::linkable(&state)
+        .iter()
+        .map(|ch| json!({"channel": ch.name(), "label": ch.channel().label()}))
+        .collect();
+    if !channels.is_empty() {
+        v["channels"] = json!(channels);
+    }
+    Json(v)
 }
 
 async fn healthz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
@@ -661,12 +677,24 @@ async fn agent_detail(
     let key = id.clone();
     let records = state.blocking(move |s| s.records_of(&key)).await?;
     let key = id.clone();
-    state
+    let mut v = state
         .driver()
         .read(Some(&id), move |hub| view::detail(hub, &key, &records))
         .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound("no such conversation".into()))
+        .ok_or_else(|| ApiError::NotFound("no such conversation".into()))?;
+    // Lines a social channel did not get (the 24-hour rule held them, or Meta refused).
+    if super::channels::any(&state) {
+        let missing = super::channels::undelivered(&state, &id).await?;
+        if let Some(messages) = v["messages"].as_array_mut() {
+            for m in messages {
+                let seq = m["seq"].as_i64().unwrap_or(0);
+                if let Some((status, error)) = missing.get(&seq) {
+                    m["delivery"] = json!({"status": status, "error": error});
+                }
+            }
+        }
+    }
+    Ok(Json(v))
 }
 
 /// An agent's command on a conversation: the conversation's summary after it, or the record

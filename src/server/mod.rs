@@ -241,6 +241,13 @@ impl AppState {
         Self::subscribe(&self.0.visitors, id, 32)
     }
 
+    /// Pushes one event to an agent's sockets on this replica, if they have any open.
+    pub(crate) fn tell_agent(&self, agent: &str, event: &Value) {
+        if let Some(tx) = lock(&self.0.agents).get(agent) {
+            let _ = tx.send(event.to_string());
+        }
+    }
+
     /// Notifications pushed to an agent (few agents, bursts of many conversations).
     pub fn subscribe_agent(&self, agent: &str) -> broadcast::Receiver<String> {
         Self::subscribe(&self.0.agents, agent, 256)

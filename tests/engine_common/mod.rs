@@ -203,6 +203,7 @@ fn describe(e: &Event<'_>) -> String {
         Event::AgentMessage { agent, text } => format!("{agent}: {text}"),
         Event::AgentClosed { agent } => format!("{agent} closes"),
         Event::Reassigned { to } => format!("reassigned to {to}"),
+        Event::ChannelSwitched { channel, .. } => format!("continues on {}", channel.name()),
         Event::TimerFired(t) => format!("timer {:?} fires", t.kind),
     }
 }
