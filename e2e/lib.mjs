@@ -155,8 +155,12 @@ function freePort() {
   });
 }
 
-/** Starts the server; resolves once it answers. `stop()` ends it and removes its folders. */
-export async function startServer() {
+/**
+ * Starts the server; resolves once it answers. `stop()` ends it and removes its folders.
+ * `extraConfig` is appended to the config (e.g. a `[channels.whatsapp]` section) and `env`
+ * adds to the server's environment (e.g. the variables its `token_env`s name).
+ */
+export async function startServer({ extraConfig = '', env = {} } = {}) {
   if (!existsSync(BIN)) {
     throw new Error(`no playbook binary at ${BIN}: run \`cargo build\` first (or set PLAYBOOK_BIN)`);
   }
@@ -170,11 +174,11 @@ export async function startServer() {
   writeFileSync(path.join(playbooks, 'beratung.playbook'), GERMAN);
   writeFileSync(path.join(playbooks, 'known.playbook'), KNOWN);
   const config = path.join(dir, 'playbook.toml');
-  writeFileSync(config, CONFIG);
+  writeFileSync(config, CONFIG + extraConfig);
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const args = ['serve', '--addr', `127.0.0.1:${port}`, '--playbooks', playbooks, '--data', data, '--config', config];
-  const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'warn' } });
+  const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'warn', ...env } });
   let output = '';
   child.stdout.on('data', (d) => { output += d; });
   child.stderr.on('data', (d) => { output += d; });

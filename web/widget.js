@@ -10,7 +10,10 @@
  * What it owns: one conversation per playbook and browser (its id and visitor token live in
  * localStorage, so a reload picks the conversation up again), the full history
  * (GET …/messages?after=N), live updates over the conversation's WebSocket with reconnects,
- * and sending typed text or answer choices.
+ * and sending typed text or answer choices. When the server lists social channels
+ * (GET /api/widget `channels`), a header menu lets the visitor continue on WhatsApp or
+ * Messenger (POST …/link: a QR code, the app link and the code to send) and disconnect again
+ * (DELETE …/link); lines from another channel are tagged with it.
  *
  * Safety: every text that came from a visitor, an agent or a playbook is put on the page with
  * textContent, never as HTML. The widget lives in a shadow root so the host page's styles and
@@ -49,7 +52,13 @@
       cantStart: 'The chat could not start.', cantLoad: 'The chat could not load.',
       startAgain: 'The chat could not start. Please try again.',
       notThrough: 'That did not go through. Please try again.',
-      noConnection: 'No connection. Your message "{text}" was not sent.'
+      noConnection: 'No connection. Your message "{text}" was not sent.',
+      continueOn: 'Continue in another app', linkTitle: 'Continue on {channel}',
+      scanQr: 'Scan this code with your phone:', openIn: 'Open {channel}',
+      sendCode: 'Or send us this code on {channel}:', validUntil: 'Valid until {time}',
+      back: 'Back to the chat', disconnect: 'Disconnect {channel}', linking: 'Preparing the link…',
+      qr: 'QR code for {channel}', cantLink: 'The link could not be made. Please try again.',
+      cantUnlink: 'That did not work. Please try again.'
     },
     de: {
       close: 'Chat schließen', open: 'Chat öffnen', messages: 'Nachrichten', answers: 'Antworten',
@@ -63,7 +72,14 @@
       cantLoad: 'Der Chat konnte nicht geladen werden.',
       startAgain: 'Der Chat konnte nicht starten. Bitte versuchen Sie es erneut.',
       notThrough: 'Das hat nicht geklappt. Bitte versuchen Sie es erneut.',
-      noConnection: 'Keine Verbindung. Ihre Nachricht „{text}“ wurde nicht gesendet.'
+      noConnection: 'Keine Verbindung. Ihre Nachricht „{text}“ wurde nicht gesendet.',
+      continueOn: 'In einer anderen App fortsetzen', linkTitle: 'Weiter auf {channel}',
+      scanQr: 'Scannen Sie diesen Code mit Ihrem Handy:', openIn: '{channel} öffnen',
+      sendCode: 'Oder senden Sie uns diesen Code auf {channel}:', validUntil: 'Gültig bis {time}',
+      back: 'Zurück zum Chat', disconnect: '{channel} trennen', linking: 'Link wird vorbereitet …',
+      qr: 'QR-Code für {channel}',
+      cantLink: 'Die Verknüpfung hat nicht geklappt. Bitte versuchen Sie es erneut.',
+      cantUnlink: 'Das hat nicht geklappt. Bitte versuchen Sie es erneut.'
     },
     pt: {
       close: 'Fechar chat', open: 'Abrir chat', messages: 'Mensagens', answers: 'Respostas',
@@ -76,7 +92,14 @@
       cantLoad: 'Não foi possível carregar o chat.',
       startAgain: 'Não foi possível iniciar o chat. Tente novamente.',
       notThrough: 'Não foi possível enviar. Tente novamente.',
-      noConnection: 'Sem conexão. Sua mensagem "{text}" não foi enviada.'
+      noConnection: 'Sem conexão. Sua mensagem "{text}" não foi enviada.',
+      continueOn: 'Continuar em outro app', linkTitle: 'Continuar no {channel}',
+      scanQr: 'Escaneie este código com o celular:', openIn: 'Abrir {channel}',
+      sendCode: 'Ou envie este código para nós no {channel}:', validUntil: 'Válido até {time}',
+      back: 'Voltar ao chat', disconnect: 'Desconectar {channel}', linking: 'Preparando o link…',
+      qr: 'Código QR para {channel}',
+      cantLink: 'Não foi possível criar o link. Tente novamente.',
+      cantUnlink: 'Não funcionou. Tente novamente.'
     },
     es: {
       close: 'Cerrar chat', open: 'Abrir chat', messages: 'Mensajes', answers: 'Respuestas',
@@ -88,7 +111,14 @@
       cantStart: 'No se pudo iniciar el chat.', cantLoad: 'No se pudo cargar el chat.',
       startAgain: 'No se pudo iniciar el chat. Inténtalo de nuevo.',
       notThrough: 'No se pudo enviar. Inténtalo de nuevo.',
-      noConnection: 'Sin conexión. Tu mensaje "{text}" no se envió.'
+      noConnection: 'Sin conexión. Tu mensaje "{text}" no se envió.',
+      continueOn: 'Continuar en otra app', linkTitle: 'Continuar en {channel}',
+      scanQr: 'Escanea este código con tu móvil:', openIn: 'Abrir {channel}',
+      sendCode: 'O envíanos este código por {channel}:', validUntil: 'Válido hasta las {time}',
+      back: 'Volver al chat', disconnect: 'Desconectar {channel}', linking: 'Preparando el enlace…',
+      qr: 'Código QR para {channel}',
+      cantLink: 'No se pudo crear el enlace. Inténtalo de nuevo.',
+      cantUnlink: 'No funcionó. Inténtalo de nuevo.'
     },
     fr: {
       close: 'Fermer le chat', open: 'Ouvrir le chat', messages: 'Messages', answers: 'Réponses',
@@ -100,7 +130,14 @@
       cantStart: 'Le chat n’a pas pu démarrer.', cantLoad: 'Le chat n’a pas pu être chargé.',
       startAgain: 'Le chat n’a pas pu démarrer. Veuillez réessayer.',
       notThrough: 'L’envoi a échoué. Veuillez réessayer.',
-      noConnection: 'Pas de connexion. Votre message « {text} » n’a pas été envoyé.'
+      noConnection: 'Pas de connexion. Votre message « {text} » n’a pas été envoyé.',
+      continueOn: 'Continuer dans une autre appli', linkTitle: 'Continuer sur {channel}',
+      scanQr: 'Scannez ce code avec votre téléphone :', openIn: 'Ouvrir {channel}',
+      sendCode: 'Ou envoyez-nous ce code sur {channel} :', validUntil: 'Valable jusqu’à {time}',
+      back: 'Retour au chat', disconnect: 'Déconnecter {channel}', linking: 'Préparation du lien…',
+      qr: 'Code QR pour {channel}',
+      cantLink: 'Le lien n’a pas pu être créé. Veuillez réessayer.',
+      cantUnlink: 'Cela n’a pas fonctionné. Veuillez réessayer.'
     }
   };
   var lang = 'en';
@@ -123,6 +160,23 @@
     return node;
   }
 
+  var SVG_NS = 'http://www.w3.org/2000/svg';
+
+  /** A one-path icon on a 24×24 grid, hidden from screen readers (its button has a label). */
+  function drawIcon(d, size) {
+    var icon = document.createElementNS(SVG_NS, 'svg');
+    icon.setAttribute('viewBox', '0 0 24 24');
+    icon.setAttribute('width', String(size));
+    icon.setAttribute('height', String(size));
+    icon.setAttribute('aria-hidden', 'true');
+    icon.setAttribute('focusable', 'false');
+    var shape = document.createElementNS(SVG_NS, 'path');
+    shape.setAttribute('d', d);
+    shape.setAttribute('fill', 'currentColor');
+    icon.appendChild(shape);
+    return icon;
+  }
+
   var host = el('div', { 'data-playbook-chat': playbook });
   var target = inline && script.getAttribute('data-target')
     ? document.getElementById(script.getAttribute('data-target')) : null;
@@ -143,6 +197,19 @@
   var titleBox = el('div');
   titleBox.append(title, statusLine);
   head.appendChild(titleBox);
+  // Continue on WhatsApp, Messenger…: a disclosure button and its list, shown only when
+  // the server lists linkable channels (GET /api/widget) and the conversation is active.
+  var channelBtn = el('button', {
+    type: 'button', class: 'channel-btn', 'aria-label': t('continueOn'), title: t('continueOn'),
+    'aria-expanded': 'false', 'aria-controls': 'chat-channel-menu', hidden: ''
+  });
+  // A drawn "open elsewhere" arrow, not an emoji.
+  channelBtn.appendChild(drawIcon(
+    'M14 3h7v7h-2V6.41l-9.29 9.3-1.42-1.42L17.59 5H14V3zM5 5h6v2H5v12h12v-6h2v6a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2V7a2 2 0 0 1 2-2z',
+    18));
+  head.appendChild(channelBtn);
+  var channelMenu = el('ul', { class: 'channel-menu', id: 'chat-channel-menu', hidden: '' });
+  head.appendChild(channelMenu);
   var closeBtn = null;
   if (!inline) {
     closeBtn = el('button', { type: 'button', 'aria-label': t('close') }, '×');
@@ -163,7 +230,12 @@
   var restart = el('button', { type: 'button', class: 'restart', hidden: '' }, t('restart'));
   var restartBox = el('div', { class: 'answers' });
   restartBox.appendChild(restart);
-  panel.append(head, log, typing, answers, hint, restartBox, form);
+  // The link panel (QR code, deep link, code) takes the log's place while it is open.
+  var linkPanel = el('div', {
+    class: 'link-panel', id: 'chat-link-panel', role: 'region', 'aria-labelledby': 'chat-link-title',
+    hidden: ''
+  });
+  panel.append(head, linkPanel, log, typing, answers, hint, restartBox, form);
 
   var bubble = null;
   if (!inline) {
@@ -172,18 +244,8 @@
       'aria-expanded': 'false', 'aria-controls': 'playbook-chat-panel'
     });
     // A drawn speech bubble, not an emoji: it looks the same without an emoji font.
-    var svgNs = 'http://www.w3.org/2000/svg';
-    var icon = document.createElementNS(svgNs, 'svg');
-    icon.setAttribute('viewBox', '0 0 24 24');
-    icon.setAttribute('width', '28');
-    icon.setAttribute('height', '28');
-    icon.setAttribute('aria-hidden', 'true');
-    icon.setAttribute('focusable', 'false');
-    var shape = document.createElementNS(svgNs, 'path');
-    shape.setAttribute('d', 'M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z');
-    shape.setAttribute('fill', 'currentColor');
-    icon.appendChild(shape);
-    bubble.appendChild(icon);
+    bubble.appendChild(drawIcon(
+      'M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z', 28));
     panel.hidden = true;
     root.append(panel, bubble);
   } else {
@@ -232,7 +294,9 @@
   }
 
   function errorText(r, fallback) {
-    return (r && r.json && r.json.error && r.json.error.message) || fallback;
+    var e = r && r.json && r.json.error;
+    // `{"error": {"code", "message"}}`, or a plain `{"error": "..."}`.
+    return (e && (typeof e === 'string' ? e : e.message)) || fallback;
   }
 
   // ---------- rendering ----------
@@ -262,6 +326,7 @@
     sendBtn.disabled = ended;
     restart.hidden = !ended;
     if (ended) clearAnswers();
+    updateChannelUi();
   }
 
   /** The line under the text box; `spoken`: for screen readers only (it is in the chat). */
@@ -311,8 +376,9 @@
     var who = role === 'visitor' ? t('you') : (from.name || (role === 'system' ? '' : botName));
     var whoEl = el('span', { class: 'who' }, who);
     if (who) li.appendChild(whoEl);
-    // Show the channel whenever the conversation moved to another one.
-    if (m.channel && lastChannel && m.channel !== lastChannel) {
+    // Every line from another channel than this widget's says which (the widget shows the
+    // whole history, WhatsApp lines included), and so does the first line after a move back.
+    if (m.channel && (m.channel !== channel || (lastChannel && m.channel !== lastChannel))) {
       var badge = el('span', { class: 'channel' }, t('via', { channel: CHANNELS[m.channel] || m.channel }));
       (who ? whoEl : li).appendChild(badge);
     }
@@ -366,6 +432,7 @@
       avatar.hidden = false;
     }
     setName(currentName);
+    setChannels(look.channels);
   }
   api('GET', '/api/widget').then(function (r) { if (r.ok) applyLook(r.json); }, function () { /* defaults */ });
 
@@ -381,6 +448,9 @@
     label.textContent = t('yourMessage');
     sendBtn.textContent = t('send');
     restart.textContent = t('restart');
+    channelBtn.setAttribute('aria-label', t('continueOn'));
+    channelBtn.setAttribute('title', t('continueOn'));
+    if (!channelMenu.hidden) renderMenu();
     if (bubble) bubble.setAttribute('aria-label', panel.hidden ? t('open') : t('close'));
     if (status) setStatus(status);
   }
@@ -397,11 +467,269 @@
       setName(body.bot);
     }
     if (body.queue_position) position = body.queue_position;
+    if (body.linked !== undefined) setLinked(body.linked);
     setStatus(body.status);
   }
 
   function showTyping(on) {
     typing.textContent = on ? t('typing', { name: currentName }) : '';
+  }
+
+  // ---------- other channels (WhatsApp, Messenger…) ----------
+
+  var channels = [];        // [{ channel, label }] from GET /api/widget: configured and linkable
+  var linked = null;        // the app this conversation is linked to ("whatsapp"), or null
+  var linkRequest = 0;      // counts link requests: only the newest one's answer is shown
+
+  function clear(node) {
+    while (node.firstChild) node.removeChild(node.firstChild);
+  }
+
+  function channelLabel(c) {
+    for (var i = 0; i < channels.length; i++) {
+      if (channels[i].channel === c && channels[i].label) return String(channels[i].label);
+    }
+    return CHANNELS[c] || c;
+  }
+
+  function setChannels(list) {
+    channels = (Array.isArray(list) ? list : []).filter(function (c) {
+      return c && typeof c.channel === 'string' && c.channel;
+    });
+    updateChannelUi();
+  }
+
+  function setLinked(c) {
+    linked = typeof c === 'string' && c && c !== 'web' ? c : null;
+    updateChannelUi();
+  }
+
+  /** The menu button shows while the conversation is active and there is something to offer. */
+  function updateChannelUi() {
+    var show = !!conv && status !== 'ended' && (channels.length > 0 || !!linked);
+    channelBtn.hidden = !show;
+    if (!show) {
+      showMenu(false);
+      closeLinkPanel(false);
+    } else if (!channelMenu.hidden) {
+      renderMenu();
+    }
+  }
+
+  var menuKey = '';
+
+  /**
+   * Linked: "Disconnect WhatsApp" only (the server links one app at a time); else the apps.
+   * Rebuilt only when that changed (a status frame must not take the keyboard focus away).
+   */
+  function renderMenu(force) {
+    var key = [lang, linked || ''].concat(channels.map(function (c) {
+      return c.channel + ':' + (c.label || '');
+    })).join('|');
+    if (key === menuKey && !force) return;
+    menuKey = key;
+    var hadFocus = channelMenu.contains(root.activeElement);
+    clear(channelMenu);
+    var items = linked
+      ? [{ text: t('disconnect', { channel: channelLabel(linked) }), run: unlink }]
+      : channels.map(function (c) {
+        return { text: channelLabel(c.channel), run: function () { link(c.channel); } };
+      });
+    items.forEach(function (item) {
+      var li = el('li');
+      var b = el('button', { type: 'button' }, item.text);
+      b.addEventListener('click', function () {
+        showMenu(false);
+        item.run();
+      });
+      li.appendChild(b);
+      channelMenu.appendChild(li);
+    });
+    if (hadFocus) {
+      var first = channelMenu.querySelector('button');
+      (first || channelBtn).focus();
+    }
+  }
+
+  function showMenu(open) {
+    if (open) renderMenu(true);
+    channelMenu.hidden = !open;
+    channelBtn.setAttribute('aria-expanded', String(open));
+  }
+
+  channelBtn.addEventListener('click', function () {
+    var open = channelMenu.hidden;
+    if (open) closeLinkPanel(false);
+    showMenu(open);
+    if (open) {
+      var first = channelMenu.querySelector('button');
+      if (first) first.focus();
+    }
+  });
+
+  // A click elsewhere in the chat closes the menu.
+  panel.addEventListener('click', function (ev) {
+    if (!channelMenu.hidden && !channelMenu.contains(ev.target) && !channelBtn.contains(ev.target)) {
+      showMenu(false);
+    }
+  });
+
+  // Esc closes the menu, then the link panel, before it closes the chat (registered before
+  // the bubble's own Esc handler, which it stops).
+  panel.addEventListener('keydown', function (ev) {
+    if (ev.key !== 'Escape') return;
+    if (!channelMenu.hidden) {
+      showMenu(false);
+      channelBtn.focus();
+    } else if (!linkPanel.hidden) {
+      closeLinkPanel(true);
+    } else {
+      return;
+    }
+    ev.preventDefault();
+    ev.stopImmediatePropagation();
+  });
+
+  function closeLinkPanel(refocus) {
+    if (linkPanel.hidden) return;
+    linkRequest++;          // a late answer opens nothing
+    var hadFocus = linkPanel.contains(root.activeElement);
+    linkPanel.hidden = true;
+    panel.classList.remove('linking');
+    clear(linkPanel);
+    log.scrollTop = log.scrollHeight;
+    if (refocus || hadFocus) (channelBtn.hidden ? input : channelBtn).focus();
+  }
+
+  // The QR code is an SVG the server drew from our own link (`qr_svg`). It still never goes
+  // on the page as HTML: it is parsed as SVG (DOMParser, image/svg+xml), only drawing
+  // elements are kept (no script, foreignObject, image, use…), event handlers, links and
+  // url() references are dropped, and only then is the <svg> node imported into the page.
+  var SVG_ELEMENTS = ['svg', 'g', 'path', 'rect', 'circle', 'polygon', 'polyline', 'line',
+    'title', 'desc', 'defs'];
+
+  function importSvg(text) {
+    if (typeof text !== 'string' || !text) return null;
+    if (!/<svg[^>]*\sxmlns=/.test(text)) text = text.replace(/<svg\b/, '<svg xmlns="' + SVG_NS + '"');
+    var doc = new DOMParser().parseFromString(text, 'image/svg+xml');
+    var svg = doc.documentElement;
+    if (!svg || svg.namespaceURI !== SVG_NS || svg.localName !== 'svg' ||
+      doc.getElementsByTagName('parsererror').length) return null;
+    Array.prototype.slice.call(svg.getElementsByTagName('*')).concat([svg]).forEach(function (n) {
+      if (n.namespaceURI !== SVG_NS || SVG_ELEMENTS.indexOf(n.localName) < 0) {
+        if (n.parentNode) n.parentNode.removeChild(n);
+        return;
+      }
+      Array.prototype.slice.call(n.attributes).forEach(function (a) {
+        var name = a.name.toLowerCase();
+        if (name.indexOf('on') === 0 || /href$/.test(name) || /url\s*\(|expression|@import/i.test(a.value)) {
+          n.removeAttribute(a.name);
+        }
+      });
+    });
+    // Scales with its box: a viewBox from the drawn size when the server gave none.
+    var w = parseFloat(svg.getAttribute('width'));
+    var h = parseFloat(svg.getAttribute('height'));
+    if (!svg.getAttribute('viewBox') && w > 0 && h > 0) svg.setAttribute('viewBox', '0 0 ' + w + ' ' + h);
+    svg.removeAttribute('width');
+    svg.removeAttribute('height');
+    return document.importNode(svg, true);
+  }
+
+  /** Only an https link is offered (wa.me, m.me…). */
+  function safeUrl(s) {
+    try {
+      return typeof s === 'string' && new URL(s).protocol === 'https:' ? s : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function showLinkError(body, text) {
+    clear(body);
+    body.appendChild(el('p', { class: 'link-error', role: 'alert' }, text));
+  }
+
+  function showLink(body, c, answer) {
+    var name = channelLabel(c);
+    clear(body);
+    var qr = importSvg(answer.qr_svg);
+    if (qr) {
+      qr.setAttribute('role', 'img');
+      qr.setAttribute('aria-label', t('qr', { channel: name }));
+      qr.setAttribute('class', 'qr');
+      body.appendChild(el('p', null, t('scanQr')));
+      body.appendChild(qr);
+    }
+    var url = safeUrl(answer.url);
+    if (url) {
+      body.appendChild(el('a', {
+        class: 'open-link', href: url, target: '_blank', rel: 'noopener noreferrer'
+      }, t('openIn', { channel: name })));
+    }
+    if (answer.code) {
+      var line = el('p', { class: 'link-code-line' }, t('sendCode', { channel: name }) + ' ');
+      line.appendChild(el('code', { class: 'link-code' }, answer.code));
+      body.appendChild(line);
+    }
+    if (typeof answer.expires_at === 'number') {
+      var until = new Date(answer.expires_at).toLocaleTimeString(lang, { hour: '2-digit', minute: '2-digit' });
+      body.appendChild(el('p', { class: 'link-expiry' }, t('validUntil', { time: until })));
+    }
+  }
+
+  /** Asks for a link code (POST …/link) and shows the QR code, the app link and the code. */
+  function link(c) {
+    if (!conv || status === 'ended') return;
+    var n = ++linkRequest;
+    clear(linkPanel);
+    var heading = el('h3', { id: 'chat-link-title' }, t('linkTitle', { channel: channelLabel(c) }));
+    var body = el('div', { class: 'link-body', 'aria-live': 'polite' });
+    body.appendChild(el('p', null, t('linking')));
+    var back = el('button', { type: 'button', class: 'link-back' }, t('back'));
+    back.addEventListener('click', function () { closeLinkPanel(true); });
+    linkPanel.append(heading, body, back);
+    linkPanel.hidden = false;
+    panel.classList.add('linking');
+    back.focus();
+    api('POST', '/api/conversations/' + encodeURIComponent(conv.id) + '/link', { channel: c })
+      .then(function (r) {
+        if (n !== linkRequest) return;
+        if (!r.ok || !r.json) {
+          showLinkError(body, errorText(r, t('cantLink')));
+          // Ended, or linked already: the history says which, and the menu follows.
+          if (r.status === 409) catchUp().catch(function () { /* the socket will report */ });
+          return;
+        }
+        showLink(body, c, r.json);
+      }, function () {
+        if (n === linkRequest) showLinkError(body, t('cantLink'));
+      });
+  }
+
+  /** Disconnects the app (DELETE …/link); the server's notice joins the chat. */
+  function unlink() {
+    if (!conv || !linked) return;
+    setHint('');
+    channelBtn.focus();
+    api('DELETE', '/api/conversations/' + encodeURIComponent(conv.id) + '/link').then(function (r) {
+      if (r.ok) {
+        var body = r.json || {};
+        setLinked(null);
+        // The new lines (the notice that the chat continues here), like any reply; the
+        // status only when it is a conversation's.
+        apply({
+          messages: body.messages,
+          status: ['waiting', 'queued', 'with_agent', 'ended'].indexOf(body.status) >= 0 ? body.status : undefined
+        });
+        return;
+      }
+      setHint(errorText(r, t('cantUnlink')));
+      // 409: not linked (any more): the history says so.
+      if (r.status === 409) catchUp().catch(function () { /* the socket will report */ });
+    }, function () {
+      setHint(t('cantUnlink'));
+    });
   }
 
   // ---------- conversation ----------
@@ -469,6 +797,13 @@
       var data;
       try { data = JSON.parse(ev.data); } catch (e) { return; }
       if (data.type === 'message') {
+        // A line on WhatsApp (or another app) means the visitor linked this conversation:
+        // the QR code has done its job, and the menu now offers to disconnect.
+        var via = data.message && data.message.channel;
+        if (via && via !== 'web' && via !== channel && via !== linked) {
+          setLinked(via);
+          closeLinkPanel(false);
+        }
         addMessage(data.message);
         if (data.message && data.message.from && data.message.from.role !== 'visitor') showTyping(false);
       } else if (data.type === 'status') {
@@ -533,6 +868,9 @@
     forget();
     if (ws) { ws.onclose = null; ws.close(); ws = null; }
     conv = null; lastSeq = 0; lastChannel = null; status = null; agentName = null;
+    showMenu(false);
+    closeLinkPanel(false);
+    setLinked(null);
     while (log.firstChild) log.removeChild(log.firstChild);
     setHint('');
     restart.hidden = true;
