@@ -655,19 +655,7 @@ async fn the_24_hour_window_holds_bot_messages_and_tags_agents_on_messenger() {
 async fn whatsapp_outside_the_window_holds_an_agents_message_without_a_template() {
     let a = app("timeout", 0).await;
     let from = "16315551186";
-    a.deliver(
-        "whatsapp",
-        &wa_delivery(from, vec![wa_text(from, "wamid.1", "hi")]),
-    )
-    .await;
-    let id = a.conversation_of("whatsapp", from).await.unwrap();
-    a.wait_sent(1).await;
-    assert_eq!(
-        a.agent(&format!("/api/agent/conversations/{id}/assign"), json!({}))
-            .await,
-        200
-    );
-    let before = a.wait_sent(2).await.len();
+    let (id, before) = a.picked_up("whatsapp", from).await;
     let msg = format!("/api/agent/conversations/{id}/messages");
     assert_eq!(a.agent(&msg, json!({"text": "Within the day"})).await, 200);
     let sent = a.wait_sent(before + 1).await;
@@ -860,6 +848,22 @@ async fn a_line_is_claimed_by_one_sender_and_taken_over_after_the_lease() {
 }
 
 impl App {
+    /// A contact says "hi" on `channel` (the "timeout" playbook queues them at once) and ana
+    /// picks the chat up: the conversation and how many messages went out by then.
+    async fn picked_up(&self, channel: &'static str, contact: &str) -> (String, usize) {
+        let hi = match channel {
+            "whatsapp" => wa_delivery(contact, vec![wa_text(contact, "wamid.1", "hi")]),
+            _ => page_delivery("page", "4242", page_text(contact, "4242", "m_1", "hi")),
+        };
+        self.deliver(channel, &hi).await;
+        let id = self.conversation_of(channel, contact).await.unwrap();
+        self.wait_sent(1).await;
+        let assign = format!("/api/agent/conversations/{id}/assign");
+        assert_eq!(self.agent(&assign, json!({})).await, 200);
+        let sent = self.wait_sent(2).await.len();
+        (id, sent)
+    }
+
     /// A visitor call: `(status, body)`.
     async fn visitor(
         &self,
@@ -1178,19 +1182,7 @@ async fn whatsapp_outside_the_window_sends_the_configured_template() {
     )
     .await;
     let from = "16315551187";
-    a.deliver(
-        "whatsapp",
-        &wa_delivery(from, vec![wa_text(from, "wamid.1", "hi")]),
-    )
-    .await;
-    let id = a.conversation_of("whatsapp", from).await.unwrap();
-    a.wait_sent(1).await;
-    assert_eq!(
-        a.agent(&format!("/api/agent/conversations/{id}/assign"), json!({}))
-            .await,
-        200
-    );
-    let before = a.wait_sent(2).await.len();
+    let (id, before) = a.picked_up("whatsapp", from).await;
     jump(Duration::from_secs(25 * 3600)).await;
     let msg = format!("/api/agent/conversations/{id}/messages");
     assert_eq!(a.agent(&msg, json!({"text": "A day later"})).await, 200);
@@ -1208,19 +1200,7 @@ async fn whatsapp_outside_the_window_sends_the_configured_template() {
 async fn messenger_holds_an_agents_message_after_seven_days() {
     let a = app("timeout", 0).await;
     let psid = "6080000000003";
-    a.deliver(
-        "messenger",
-        &page_delivery("page", "4242", page_text(psid, "4242", "m_1", "hi")),
-    )
-    .await;
-    let id = a.conversation_of("messenger", psid).await.unwrap();
-    a.wait_sent(1).await;
-    assert_eq!(
-        a.agent(&format!("/api/agent/conversations/{id}/assign"), json!({}))
-            .await,
-        200
-    );
-    let before = a.wait_sent(2).await.len();
+    let (id, before) = a.picked_up("messenger", psid).await;
     jump(Duration::from_secs(8 * 24 * 3600)).await;
     let msg = format!("/api/agent/conversations/{id}/messages");
     assert_eq!(a.agent(&msg, json!({"text": "A week later"})).await, 200);
