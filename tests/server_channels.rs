@@ -1152,6 +1152,24 @@ async fn link_codes_are_refused_for_strangers_unknown_channels_and_linked_chats(
         .visitor("POST", &path, &token, Some(json!({"channel": "whatsapp"})))
         .await;
     assert_eq!(st, 409, "{v}");
+    // Back on the web by writing there: disconnecting then only unlinks (no second notice).
+    let (st, v) = a
+        .visitor(
+            "POST",
+            &format!("/api/conversations/{id}/messages"),
+            &token,
+            Some(json!({"text": "hello from the web", "channel": "web"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = a.visitor("DELETE", &path, &token, None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["messages"], json!([]));
+    assert!(
+        ["waiting", "queued", "with_agent"].contains(&v["status"].as_str().unwrap()),
+        "{v}"
+    );
+    assert_eq!(a.conversation_of("messenger", psid).await, None);
 }
 
 #[tokio::test]

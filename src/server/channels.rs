@@ -827,7 +827,10 @@ pub(super) async fn unlink(
     Path(id): Path<String>,
     VisitorToken(token): VisitorToken,
 ) -> Result<Json<Value>, ApiError> {
-    visitor_read(&state, &id, token, |_, _| ()).await?;
+    let phase = visitor_read(&state, &id, token, |hub, id| {
+        hub.session(id).map(|s| s.phase())
+    })
+    .await?;
     let c = id.clone();
     let Some((channel, contact)) = state.blocking(move |st| st.channel_link_of(&c)).await? else {
         return Err(ApiError::Conflict(
@@ -862,7 +865,7 @@ pub(super) async fn unlink(
     state.0.channels.unlink(&id);
     let (status, messages) = match &out {
         Some(out) => messages_of(out, &id),
-        None => ("", Vec::new()),
+        None => (phase.map_or("ended", super::view::status_name), Vec::new()),
     };
     Ok(Json(json!({"status": status, "messages": messages})))
 }
