@@ -916,3 +916,50 @@ fn effects_serialize_for_json_drivers_and_sessions_stay_small() {
     assert_eq!(back, s);
     let _ = Effect::LeaveUnassigned;
 }
+
+#[test]
+fn the_chats_notices_speak_the_playbooks_language() {
+    let german = DEMO.replacen(
+        r#""name": "Demo","#,
+        r#""name": "Demo", "language": "de","#,
+        1,
+    );
+    assert_ne!(german, DEMO);
+    let e = engine(&german);
+    let mut c = Chat::new(
+        &e,
+        desk(&[("ana", Presence::Online), ("bob", Presence::Online)]),
+    );
+    c.start();
+    c.say("Talk to sales");
+    c.desk
+        .enqueue(
+            "conv-1",
+            &playbook::model::Route {
+                to: playbook::model::RouteTarget::Team("Sales".into()),
+                availability: playbook::model::Availability::Available,
+                assign: None,
+            },
+            None,
+        )
+        .unwrap();
+    assert_eq!(
+        pick_up(&mut c, "ana").unwrap(),
+        [
+            "cancel timer Wait",
+            "[web] *: ana ist dem Gespräch beigetreten"
+        ]
+    );
+    assert_eq!(
+        c.send(Event::ChannelSwitched {
+            channel: Channel::WhatsApp,
+            said: None,
+        })
+        .unwrap(),
+        ["[whatsapp] *: Das Gespräch geht auf WhatsApp weiter"]
+    );
+    assert_eq!(
+        c.send(Event::AgentClosed { agent: cow("ana") }).unwrap()[0],
+        "[whatsapp] *: ana hat das Gespräch beendet"
+    );
+}

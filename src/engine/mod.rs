@@ -57,6 +57,7 @@ mod compile;
 mod input;
 mod session;
 mod types;
+mod words;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -67,6 +68,7 @@ pub use types::{Channel, Effect, Event, Failure, Instant, Speaker, Timer, TimerK
 
 use compile::{Compiled, Compiler, Go, IdleDo, SysCtx, Tpl, VarRef};
 use session::{Deadline, flag, key};
+use words::Words;
 
 use crate::CardIx;
 use crate::capture::{self, Values};
@@ -188,6 +190,8 @@ pub struct Engine {
     vars: Box<[String]>,
     index: std::collections::HashMap<String, u32>,
     bot: Box<str>,
+    /// The chat's own notices, in the playbook's language.
+    words: Words,
     greeting: Option<Tpl>,
     start: CardIx,
     max_steps: u32,
@@ -247,6 +251,7 @@ impl Engine {
         }
         Engine {
             bot: header.bot.as_deref().unwrap_or(DEFAULT_BOT_NAME).into(),
+            words: Words::for_language(header.language.as_deref()),
             start: program.start(),
             max_steps: header.limits.max_steps(),
             idle_capture_ms: header.limits.idle_capture.map(|d| d.as_millis()),
@@ -562,7 +567,7 @@ impl Engine {
                 s.vars.set(key::AGENT, &agent);
                 s.flags |= flag::HANDOFF;
                 s.phase = Phase::Live;
-                self.notice(s, format!("{agent} joined the conversation"), out);
+                self.notice(s, self.words.joined(&agent), out);
             }
             Event::AgentMessage { agent, text } => {
                 s.messages = s.messages.saturating_add(1);
@@ -573,7 +578,7 @@ impl Engine {
                 });
             }
             Event::AgentClosed { agent } => {
-                self.notice(s, format!("{agent} closed the conversation"), out);
+                self.notice(s, self.words.closed(&agent), out);
                 let Compiled::LiveChat { on_closed, .. } = &self.cards[s.card as usize] else {
                     return;
                 };
@@ -584,7 +589,7 @@ impl Engine {
             }
             Event::Reassigned { to } => {
                 s.vars.set(key::AGENT, &to);
-                self.notice(s, format!("{to} joined the conversation"), out);
+                self.notice(s, self.words.joined(&to), out);
             }
             Event::ChannelSwitched { channel, said } => {
                 if said.is_some() {
@@ -592,11 +597,7 @@ impl Engine {
                     s.messages = s.messages.saturating_add(1);
                 }
                 s.channel = channel;
-                let text = match channel {
-                    Channel::Web => "The conversation continues here".to_owned(),
-                    other => format!("The conversation continues on {}", other.label()),
-                };
-                self.notice(s, text, out);
+                self.notice(s, self.words.continues(channel), out);
             }
             Event::TimerFired(t) => self.timer(s, t, cx, out),
         }
