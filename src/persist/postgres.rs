@@ -191,6 +191,9 @@ CREATE TABLE IF NOT EXISTS conversations (
 );
 CREATE INDEX IF NOT EXISTS conversations_due ON conversations (next_due) WHERE next_due IS NOT NULL;
 CREATE INDEX IF NOT EXISTS conversations_desk ON conversations (desk, updated_at) WHERE desk IS NOT NULL;
+-- The Unassigned line: by when each chat entered it (the desk entry time in its state).
+CREATE INDEX IF NOT EXISTS conversations_line ON conversations
+    (COALESCE((state::jsonb -> 'desk' ->> 'since')::bigint, 0), ord) WHERE desk = 'unassigned';
 CREATE TABLE IF NOT EXISTS lines (
     conv BIGINT NOT NULL,
     seq  BIGINT NOT NULL,
