@@ -1102,6 +1102,11 @@ async fn link_codes_are_refused_for_strangers_unknown_channels_and_linked_chats(
     let a = app("timeout", 0).await;
     let (id, token) = a.web_start("timeout").await;
     let path = format!("/api/conversations/{id}/link");
+    // Two codes asked for before either is used: only the first one used links.
+    let spare = a.link_code(&id, &token, "whatsapp").await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (st, _) = a
         .visitor(
             "POST",
@@ -1152,6 +1157,13 @@ async fn link_codes_are_refused_for_strangers_unknown_channels_and_linked_chats(
         .visitor("POST", &path, &token, Some(json!({"channel": "whatsapp"})))
         .await;
     assert_eq!(st, 409, "{v}");
+    let other = "491702222222";
+    a.deliver(
+        "whatsapp",
+        &wa_delivery(other, vec![wa_text(other, "wamid.S1", &spare)]),
+    )
+    .await;
+    assert_ne!(a.conversation_of("whatsapp", other).await.unwrap(), id);
     // Back on the web by writing there: disconnecting then only unlinks (no second notice).
     let (st, v) = a
         .visitor(

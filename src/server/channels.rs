@@ -668,6 +668,17 @@ async fn link_contact(
         return Ok(None);
     };
     let target = found.conversation;
+    // Two codes asked for at once: the first one used links, the other links nothing (a
+    // conversation continues on one social contact at a time).
+    let t = target.clone();
+    let now_linked = state.blocking(move |st| st.channel_link_of(&t)).await?;
+    if now_linked.is_some_and(|(c, contact)| c != name || contact != m.contact) {
+        tracing::info!(
+            channel = name,
+            "a link code of a conversation linked since was taken as a message"
+        );
+        return Ok(None);
+    }
     let extra = Commit {
         channel_messages: vec![(name.to_owned(), m.id.clone(), target.clone())],
         channel_links: vec![ChannelLink {
