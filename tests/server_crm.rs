@@ -200,11 +200,9 @@ async fn pipedrive_gets_persons_once_leads_deals_notes_and_linked_activities() {
     }
     // Eve existed: found by email, never made again; Neo is made once for two leads.
     let searches = f.hits("GET", "/v1/persons/search");
-    assert!(
-        searches
-            .iter()
-            .all(|r| r.query["fields"] == "email" && r.query["exact_match"] == "true")
-    );
+    assert!(searches.iter().all(|r| r.query["fields"] == "email"
+        && r.query["exact_match"] == "true"
+        && r.query["term"].contains('@')));
     let made = f.hits("POST", "/v1/persons");
     assert_eq!(made.len(), 2, "neo and dan: {made:?}");
     assert_eq!(
@@ -232,6 +230,10 @@ async fn pipedrive_gets_persons_once_leads_deals_notes_and_linked_activities() {
     for (i, lead) in f.objects["leads"].iter().enumerate() {
         let note = &notes[i].body;
         assert_eq!(note["lead_id"], lead["id"], "{note}");
+        assert!(
+            note["lead_id"].is_string(),
+            "a lead id is a UUID string: {note}"
+        );
         let content = note["content"].as_str().unwrap();
         assert!(
             content.contains("Chat transcript (playbook record"),
@@ -287,8 +289,17 @@ async fn pipedrive_gets_persons_once_leads_deals_notes_and_linked_activities() {
     assert_eq!(id_text(&call_act.body["person_id"]), dan);
     assert_eq!(call_act.body["user_id"], 103);
     assert_eq!(call_act.body["subject"], "Pricing call with Acme GmbH");
-    assert!(call_act.body["due_date"].as_str().unwrap().len() == 10);
-    assert!(call_act.body["due_time"].as_str().unwrap().len() == 5);
+    // Activities#addActivity: due_date `YYYY-MM-DD`, due_time `HH:MM` (UTC), deal_id and
+    // person_id integers, type a key_string.
+    let due_date = call_act.body["due_date"].as_str().unwrap();
+    assert!(
+        due_date.len() == 10 && &due_date[4..5] == "-" && &due_date[7..8] == "-",
+        "{due_date}"
+    );
+    let due_time = call_act.body["due_time"].as_str().unwrap();
+    assert!(due_time.len() == 5 && &due_time[2..3] == ":", "{due_time}");
+    assert!(call_act.body["deal_id"].is_number() && call_act.body["person_id"].is_number());
+    assert!(call_act.body.get("lead_id").is_none());
     let deal_at = f.index("POST", "/v1/deals").unwrap();
     let act_at = f
         .reqs
@@ -301,6 +312,8 @@ async fn pipedrive_gets_persons_once_leads_deals_notes_and_linked_activities() {
     assert_eq!(task.body["user_id"], 104);
     let note = task.body["note"].as_str().unwrap();
     assert!(note.contains("Consent (explicit)"), "{note}");
+    // The activity `note` is HTML: line breaks as <br>, none raw.
+    assert!(note.contains("<br>") && !note.contains('\n'), "{note}");
     assert!(note.contains("Reply to sue.customer@example.com"), "{note}");
     drop(f);
 
@@ -390,6 +403,24 @@ async fn hubspot_gets_contacts_upserted_companies_deals_tasks_and_notes_with_ass
         1
     );
     let deal = id_text(&f.objects["deals"][0]["id"]);
+    // The deal's note: note→deal 214 and note→contact 202 (HubSpot-defined types).
+    let deal_note = notes
+        .iter()
+        .find(|n| n.body["associations"][0]["to"]["id"] == deal.as_str())
+        .unwrap();
+    assert_eq!(
+        deal_note.body["associations"],
+        json!([
+            {"to": {"id": deal}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 214}]},
+            {"to": {"id": dan}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 202}]}])
+    );
+    // The company was searched for by exact name before it was made.
+    let searches = f.hits("POST", "/crm/v3/objects/companies/search");
+    assert!(!searches.is_empty());
+    assert_eq!(
+        searches[0].body["filterGroups"][0]["filters"][0],
+        json!({"propertyName": "name", "operator": "EQ", "value": "Acme GmbH"})
+    );
     let tasks = f.hits("POST", "/crm/v3/objects/tasks");
     assert_eq!(tasks.len(), 1);
     let t = &tasks[0].body;
@@ -401,6 +432,18 @@ async fn hubspot_gets_contacts_upserted_companies_deals_tasks_and_notes_with_ass
     assert_eq!(t["properties"]["hubspot_owner_id"], "103");
     assert_eq!(t["associations"][0]["to"]["id"], deal.as_str());
     assert_eq!(t["associations"][0]["types"][0]["associationTypeId"], 216);
+    // task→contact 204 with the deal's contact.
+    assert_eq!(
+        t["associations"][1],
+        json!({"to": {"id": dan}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 204}]})
+    );
+    assert_eq!(t["properties"]["hs_task_status"], "NOT_STARTED");
+    assert!(
+        t["properties"]["hs_timestamp"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
     assert!(f.index("POST", "/crm/v3/objects/deals") < f.index("POST", "/crm/v3/objects/tasks"));
 }
 
@@ -440,6 +483,15 @@ async fn zendesk_sell_gets_leads_reused_by_email_contacts_deals_tasks_and_notes(
             "description": "Demo request (11-200)"}})
     );
     let lead = f.objects["leads"][0]["id"].clone();
+    // The lead is looked up by the visitor's email (GET /v2/leads?email=).
+    let lookups = f.hits("GET", "/v2/leads");
+    assert!(
+        lookups.iter().all(|r| r.query.contains_key("email"))
+            && lookups
+                .iter()
+                .any(|r| r.query.get("email").map(String::as_str) == Some("eve@example.com")),
+        "{lookups:?}"
+    );
     let notes = f.hits("POST", "/v2/notes");
     assert_eq!(notes.len(), 3, "two on the lead, one on the deal");
     assert_eq!(notes[0].body["data"]["resource_type"], "lead");
@@ -455,6 +507,15 @@ async fn zendesk_sell_gets_leads_reused_by_email_contacts_deals_tasks_and_notes(
         deals[0].body["data"],
         json!({"name": "Enterprise plan for Acme GmbH (60 seats)", "contact_id": f.objects["contacts"][0]["id"],
             "value": 60, "currency": "EUR", "stage_id": 5, "owner_id": 103, "source_id": 7})
+    );
+    // The deal's transcript is a note on the deal.
+    let deal_note = notes
+        .iter()
+        .find(|n| n.body["data"]["resource_type"] == "deal")
+        .unwrap();
+    assert_eq!(
+        deal_note.body["data"]["resource_id"],
+        f.objects["deals"][0]["id"]
     );
     let tasks = f.hits("POST", "/v2/tasks");
     assert_eq!(tasks.len(), 2);

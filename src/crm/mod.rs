@@ -381,21 +381,16 @@ pub fn note_text(stored: &Stored, extra: &[(String, String)], html: bool) -> Str
     }
     let lines: Vec<String> = stored.transcript.iter().map(line_text).collect();
     if html {
-        let esc = |s: &str| {
-            s.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-        };
         let mut out = String::new();
         for h in &head {
-            out.push_str(&format!("<p>{}</p>", esc(h)));
+            out.push_str(&format!("<p>{}</p>", escape_html(h)));
         }
         if !lines.is_empty() {
             out.push_str("<p>");
             out.push_str(
                 &lines
                     .iter()
-                    .map(|l| esc(l))
+                    .map(|l| escape_html(l))
                     .collect::<Vec<_>>()
                     .join("<br>"),
             );
@@ -420,6 +415,21 @@ pub fn consent_line(r: &Record) -> Option<String> {
         crate::capture::ConsentMode::Implicit => "implicit",
     };
     Some(format!("Consent ({mode}) at {}: {}", iso(c.at.0), c.notice))
+}
+
+/// `&`, `<` and `>` escaped for a vendor field that takes HTML.
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Plain text as HTML for a vendor field documented as HTML (Pipedrive's activity `note`,
+/// <https://developers.pipedrive.com/docs/api/v1/Activities#addActivity>): escaped, each
+/// line break a `<br>` (raw line breaks would run together, raw `<` could be sanitized
+/// away).
+pub fn html_text(s: &str) -> String {
+    escape_html(s).replace('\n', "<br>")
 }
 
 /// An activity's text: its note, the consent, then the record key (what a search after a
@@ -650,5 +660,13 @@ mod tests {
         assert_eq!(split_name("Eve"), (None, "Eve".into()));
         assert!(is_currency("EUR") && !is_currency("eur") && !is_currency("EURO"));
         assert_eq!(date_time(0), ("1970-01-01".into(), "00:00".into()));
+    }
+
+    #[test]
+    fn html_text_escapes_and_breaks_lines() {
+        assert_eq!(
+            html_text("Call <Eve> & Co\n\nplaybook record k1"),
+            "Call &lt;Eve&gt; &amp; Co<br><br>playbook record k1"
+        );
     }
 }

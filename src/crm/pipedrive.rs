@@ -8,7 +8,7 @@
 //! key) → the transcript as `POST /v1/notes` with `lead_id`. A deal: the same with `POST
 //! /v1/deals` (value as a decimal string, currency, user_id, pipeline_id, stage_id,
 //! status) and a note with `deal_id`. An activity: `POST /v1/activities` (subject, type,
-//! due_date, due_time in UTC, user_id, note, and the `lead_id` or `deal_id` and
+//! due_date, due_time in UTC, user_id, note as HTML, and the `lead_id` or `deal_id` and
 //! `person_id` of the record it links to). A lead that supersedes the idle lead updates it
 //! (`PATCH /v1/leads/{id}`).
 //!
@@ -459,7 +459,8 @@ impl Pipedrive {
         if let Some(o) = &owner {
             b.insert("user_id".into(), num_or_text(o));
         }
-        let note = super::activity_text(&stored.record, a.note.as_deref());
+        // `note` is HTML (ActivityPostObject): line breaks as `<br>`, text escaped.
+        let note = super::html_text(&super::activity_text(&stored.record, a.note.as_deref()));
         b.insert("note".into(), json!(note));
         let lead = job.linked.get("lead").cloned();
         let deal = job.linked.get("deal").cloned();
