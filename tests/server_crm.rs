@@ -141,7 +141,7 @@ async fn pipedrive_gets_persons_once_leads_deals_notes_and_linked_activities() {
     let fake = Fake::new(Kind::Pipedrive, TOKEN);
     let eve = fake.lock().unwrap().seed(
         "persons",
-        json!({"name": "Eve Smith", "email": [{"value": "eve@example.com", "primary": true}]}),
+        json!({"name": "Eve Smith", "emails": [{"value": "eve@example.com", "primary": true}]}),
     );
     let url = vendor::serve(fake.clone()).await;
     let dir = tempfile::tempdir().unwrap();
@@ -196,23 +196,41 @@ async fn pipedrive_gets_persons_once_leads_deals_notes_and_linked_activities() {
             !r.query.contains_key("api_token"),
             "the token never goes in a URL"
         );
-        assert!(r.path.starts_with("/v1/"), "{r:?}");
+        // Persons, organizations, deals, activities on API v2; leads and notes on v1; all
+        // under `/api/`, none of the deprecated v1 endpoints.
+        assert!(
+            !vendor::pipedrive_deprecated(&r.method, &r.path),
+            "a deprecated v1 endpoint: {r:?}"
+        );
+        let v1 = ["/api/v1/leads", "/api/v1/notes"]
+            .iter()
+            .any(|p| r.path.starts_with(p));
+        assert!(v1 || r.path.starts_with("/api/v2/"), "{r:?}");
+        if r.method == "POST" || r.method == "PATCH" {
+            assert_eq!(
+                r.headers.get("content-type").map(String::as_str),
+                Some("application/json"),
+                "{r:?}"
+            );
+        }
     }
     // Eve existed: found by email, never made again; Neo is made once for two leads.
-    let searches = f.hits("GET", "/v1/persons/search");
+    let searches = f.hits("GET", "/api/v2/persons/search");
+    assert!(!searches.is_empty());
     assert!(searches.iter().all(|r| r.query["fields"] == "email"
         && r.query["exact_match"] == "true"
         && r.query["term"].contains('@')));
-    let made = f.hits("POST", "/v1/persons");
+    let made = f.hits("POST", "/api/v2/persons");
     assert_eq!(made.len(), 2, "neo and dan: {made:?}");
+    // Persons#addPerson (v2): `emails` as `[{value, primary, label}]`, owner_id a number.
     assert_eq!(
         made[0].body,
-        json!({"name": "Neo Ander", "email": [{"value": "neo@example.com", "primary": true, "label": "work"}], "owner_id": 102})
+        json!({"name": "Neo Ander", "emails": [{"value": "neo@example.com", "primary": true, "label": "work"}], "owner_id": 102})
     );
     let neo = id_text(&f.objects["persons"][1]["id"]);
 
     // Leads: the person, the pool's owners in turn mapped to user ids, labels by id.
-    let leads = f.hits("POST", "/v1/leads");
+    let leads = f.hits("POST", "/api/v1/leads");
     assert_eq!(leads.len(), 3);
     assert_eq!(
         leads[0].body,
@@ -225,7 +243,7 @@ async fn pipedrive_gets_persons_once_leads_deals_notes_and_linked_activities() {
     assert_eq!(id_text(&leads[2].body["person_id"]), neo);
 
     // Each lead's transcript is a note on it, after it.
-    let notes = f.hits("POST", "/v1/notes");
+    let notes = f.hits("POST", "/api/v1/notes");
     assert_eq!(notes.len(), 5, "three leads and two deals");
     for (i, lead) in f.objects["leads"].iter().enumerate() {
         let note = &notes[i].body;
@@ -245,14 +263,25 @@ async fn pipedrive_gets_persons_once_leads_deals_notes_and_linked_activities() {
             "an unmapped field goes into the note: {content}"
         );
     }
-    let first_lead = f.index("POST", "/v1/leads").unwrap();
-    let first_note = f.index("POST", "/v1/notes").unwrap();
+    let first_lead = f.index("POST", "/api/v1/leads").unwrap();
+    let first_note = f.index("POST", "/api/v1/notes").unwrap();
     assert!(first_lead < first_note);
 
-    // The deal: organization found or made once, exact value as a string, pipeline and stage ids.
-    assert_eq!(f.hits("POST", "/v1/organizations").len(), 1);
+    // The deal: organization searched by exact name, made once; the value a number
+    // (Deals#addDeal v2), owner_id, pipeline and stage ids.
+    let org_searches = f.hits("GET", "/api/v2/organizations/search");
+    assert!(!org_searches.is_empty());
+    assert!(org_searches.iter().all(|r| r.query["term"] == "Acme GmbH"
+        && r.query["fields"] == "name"
+        && r.query["exact_match"] == "true"));
+    let orgs = f.hits("POST", "/api/v2/organizations");
+    assert_eq!(orgs.len(), 1);
+    assert_eq!(orgs[0].body, json!({"name": "Acme GmbH", "owner_id": 103}));
+    assert!(
+        f.index("GET", "/api/v2/organizations/search") < f.index("POST", "/api/v2/organizations")
+    );
     let org = id_text(&f.objects["organizations"][0]["id"]);
-    let deals = f.hits("POST", "/v1/deals");
+    let deals = f.hits("POST", "/api/v2/deals");
     assert_eq!(deals.len(), 2);
     let agent_deal = deals
         .iter()
@@ -260,7 +289,7 @@ async fn pipedrive_gets_persons_once_leads_deals_notes_and_linked_activities() {
         .unwrap();
     assert_eq!(
         agent_deal.body,
-        json!({"title": "Agent deal", "value": "12000.5", "currency": "EUR", "user_id": 105,
+        json!({"title": "Agent deal", "value": 12000.5, "currency": "EUR", "owner_id": 105,
                "person_id": eve.parse::<i64>().unwrap(), "status": "open"})
     );
     let deals: Vec<_> = deals
@@ -275,22 +304,27 @@ async fn pipedrive_gets_persons_once_leads_deals_notes_and_linked_activities() {
     let dan = id_text(&f.objects["persons"][2]["id"]);
     assert_eq!(
         deals[0].body,
-        json!({"title": "Enterprise plan for Acme GmbH (60 seats)", "value": "60", "currency": "EUR",
-               "user_id": 103, "person_id": dan.parse::<i64>().unwrap(), "org_id": org.parse::<i64>().unwrap(),
+        json!({"title": "Enterprise plan for Acme GmbH (60 seats)", "value": 60, "currency": "EUR",
+               "owner_id": 103, "person_id": dan.parse::<i64>().unwrap(), "org_id": org.parse::<i64>().unwrap(),
                "pipeline_id": 1, "stage_id": 5, "status": "open", })
     );
     assert!(notes.iter().any(|n| n.body["deal_id"] == deal_id));
 
     // The call is linked to the deal by the deal's id, and made after it.
-    let acts = f.hits("POST", "/v1/activities");
+    let acts = f.hits("POST", "/api/v2/activities");
     assert_eq!(acts.len(), 2);
     let call_act = acts.iter().find(|a| a.body["type"] == "call").unwrap();
     assert_eq!(call_act.body["deal_id"], deal_id);
-    assert_eq!(id_text(&call_act.body["person_id"]), dan);
-    assert_eq!(call_act.body["user_id"], 103);
+    // Activities#addActivity (v2): the person is the primary participant (`person_id` is
+    // read-only there), the owner `owner_id`.
+    assert_eq!(
+        call_act.body["participants"],
+        json!([{"person_id": dan.parse::<i64>().unwrap(), "primary": true}])
+    );
+    assert!(call_act.body.get("person_id").is_none() && call_act.body.get("user_id").is_none());
+    assert_eq!(call_act.body["owner_id"], 103);
     assert_eq!(call_act.body["subject"], "Pricing call with Acme GmbH");
-    // Activities#addActivity: due_date `YYYY-MM-DD`, due_time `HH:MM` (UTC), deal_id and
-    // person_id integers, type a key_string.
+    // due_date `YYYY-MM-DD`, due_time `HH:MM` (UTC), deal_id an integer, type a key_string.
     let due_date = call_act.body["due_date"].as_str().unwrap();
     assert!(
         due_date.len() == 10 && &due_date[4..5] == "-" && &due_date[7..8] == "-",
@@ -298,18 +332,18 @@ async fn pipedrive_gets_persons_once_leads_deals_notes_and_linked_activities() {
     );
     let due_time = call_act.body["due_time"].as_str().unwrap();
     assert!(due_time.len() == 5 && &due_time[2..3] == ":", "{due_time}");
-    assert!(call_act.body["deal_id"].is_number() && call_act.body["person_id"].is_number());
+    assert!(call_act.body["deal_id"].is_number());
     assert!(call_act.body.get("lead_id").is_none());
-    let deal_at = f.index("POST", "/v1/deals").unwrap();
+    let deal_at = f.index("POST", "/api/v2/deals").unwrap();
     let act_at = f
         .reqs
         .iter()
-        .position(|r| r.path == "/v1/activities" && r.body["type"] == "call")
+        .position(|r| r.path == "/api/v2/activities" && r.body["type"] == "call")
         .unwrap();
     assert!(deal_at < act_at, "the activity goes after its deal");
     // The support ticket: owner from the Support pool; the consent is in its note.
     let task = acts.iter().find(|a| a.body["type"] == "task").unwrap();
-    assert_eq!(task.body["user_id"], 104);
+    assert_eq!(task.body["owner_id"], 104);
     let note = task.body["note"].as_str().unwrap();
     assert!(note.contains("Consent (explicit)"), "{note}");
     // The activity `note` is HTML: line breaks as <br>, none raw.
@@ -326,6 +360,98 @@ async fn pipedrive_gets_persons_once_leads_deals_notes_and_linked_activities() {
     assert!(
         rs.iter()
             .all(|r| r["last_error"].is_null() && r["parked"] == false)
+    );
+}
+
+/// A deal and an activity Pipedrive made but whose answer never came (the request timed
+/// out): the retry finds them through API v2 (`GET /api/v2/deals/search` among the
+/// person's, `GET /api/v2/activities` among the owner's, followed through its cursor) and
+/// makes neither twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipedrive_finds_a_deal_and_an_activity_it_made_without_an_answer_through_v2() {
+    let fake = Fake::new(Kind::Pipedrive, TOKEN);
+    {
+        let mut f = fake.lock().unwrap();
+        f.slow = Some(("/api/v2/deals".into(), Duration::from_secs(3)));
+        f.page_max = Some(2);
+        // Other activities of the support pool's owner, listed before ours.
+        for i in 0..3 {
+            f.seed(
+                "activities",
+                json!({"subject": format!("Older task {i}"), "type": "task", "owner_id": 104}),
+            );
+        }
+    }
+    let url = vendor::serve(fake.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    with_playbooks(dir.path());
+    // A short timeout: the held-back answers are given up on.
+    let maps = format!("timeout_ms = 500\n{}", pipedrive_maps(ALL_OWNERS));
+    let s = Server::start(dir.path(), &crm_config("pipedrive", &url, &maps)).await;
+
+    let d = pricing(&s).await;
+    records_until(&s, |rs| {
+        of(rs, &d).len() == 2 && of(rs, &d).iter().all(|r| r["delivered_at"].is_number())
+    })
+    .await;
+    fake.lock().unwrap().slow = Some(("/api/v2/activities".into(), Duration::from_secs(3)));
+    let e = support(&s).await;
+    let rs = records_until(&s, |rs| {
+        of(rs, &e).len() == 1 && of(rs, &e)[0]["delivered_at"].is_number()
+    })
+    .await;
+    assert!(rs.iter().all(|r| r["parked"] == false), "{rs:?}");
+
+    let f = fake.lock().unwrap();
+    assert!(
+        f.reqs
+            .iter()
+            .all(|r| !vendor::pipedrive_deprecated(&r.method, &r.path)),
+        "no deprecated v1 endpoint"
+    );
+    assert_eq!(f.hits("POST", "/api/v2/deals").len(), 1);
+    assert_eq!(f.count("deals"), 1, "the deal was found, not made again");
+    let dan = id_text(&f.objects["persons"][0]["id"]);
+    let searched = f.hits("GET", "/api/v2/deals/search");
+    assert!(!searched.is_empty());
+    assert_eq!(
+        searched[0].query["term"],
+        "Enterprise plan for Acme GmbH (60 seats)"
+    );
+    assert_eq!(searched[0].query["fields"], "title");
+    assert_eq!(searched[0].query["exact_match"], "true");
+    assert_eq!(searched[0].query["person_id"], dan);
+    // The note and the call went to the deal found.
+    let deal = f.objects["deals"][0]["id"].clone();
+    assert!(
+        f.hits("POST", "/api/v1/notes")
+            .iter()
+            .any(|n| n.body["deal_id"] == deal)
+    );
+    // The ticket: made once, found on the second page of the owner's activities.
+    let tickets: Vec<_> = f.objects["activities"]
+        .iter()
+        .filter(|a| {
+            a["subject"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("Support request"))
+        })
+        .collect();
+    assert_eq!(tickets.len(), 1, "{tickets:?}");
+    let lists = f.hits("GET", "/api/v2/activities");
+    assert!(
+        lists.iter().any(|r| r.query.contains_key("cursor")),
+        "{lists:?}"
+    );
+    assert!(lists.iter().all(|r| r.query["owner_id"] == "104"
+        && r.query["limit"] == "500"
+        && r.query["updated_since"].ends_with('Z')));
+    assert_eq!(
+        f.hits("POST", "/api/v2/activities")
+            .iter()
+            .filter(|a| a.body["type"] == "task")
+            .count(),
+        1
     );
 }
 
@@ -580,7 +706,7 @@ async fn retry_after_is_honoured_refused_records_park_and_a_refused_token_pauses
     let xr = of(&rs, &x)[0];
     let e = xr["last_error"].as_str().unwrap();
     assert!(
-        e.starts_with("pipedrive: the CRM refused the record (400 on POST /v1/persons)"),
+        e.starts_with("pipedrive: the CRM refused the record (400 on POST /api/v2/persons)"),
         "{e}"
     );
     assert!(e.contains("The email address is invalid"), "{e}");
@@ -626,7 +752,7 @@ async fn retry_after_is_honoured_refused_records_park_and_a_refused_token_pauses
         assert_eq!(f.reqs[0].status, 429);
         let gap = f.reqs[1].at.duration_since(f.reqs[0].at);
         assert!(gap >= Duration::from_millis(950), "{gap:?}");
-        assert_eq!(f.hits("POST", "/v1/leads").len(), 1, "only z's lead");
+        assert_eq!(f.hits("POST", "/api/v1/leads").len(), 1, "only z's lead");
         assert!(
             !format!("{:?}", f.reqs).contains("Tia's Visitor"),
             "y never reached the CRM"

@@ -514,7 +514,7 @@ async fn sigkill_between_the_crms_answer_and_our_write_makes_no_duplicate() {
     use server_common::vendor::{self, Fake, Kind};
     let token = std::env::var("CARGO_PKG_NAME").unwrap();
     let fake = Fake::new(Kind::Pipedrive, &token);
-    fake.lock().unwrap().slow = Some(("/v1/leads".into(), Duration::from_secs(30)));
+    fake.lock().unwrap().slow = Some(("/api/v1/leads".into(), Duration::from_secs(30)));
     let url = vendor::serve(fake.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     server_common::playbooks(dir.path());
@@ -579,7 +579,13 @@ async fn sigkill_between_the_crms_answer_and_our_write_makes_no_duplicate() {
         .collect();
     assert_eq!(titles.len(), 3);
     // The begun lead was looked for, by its title among its person's.
-    let searched = f.hits("GET", "/v1/leads/search");
+    assert!(
+        f.reqs
+            .iter()
+            .all(|r| !vendor::pipedrive_deprecated(&r.method, &r.path)),
+        "no deprecated v1 endpoint"
+    );
+    let searched = f.hits("GET", "/api/v1/leads/search");
     assert_eq!(searched.len(), 1, "{searched:?}");
     assert_eq!(searched[0].query["term"], "Lead k0@example.com");
     assert_eq!(searched[0].query["exact_match"], "true");

@@ -1,22 +1,29 @@
-//! Pipedrive (REST API v1, <https://developers.pipedrive.com/docs/api/v1>), token in the
-//! `x-api-token` header (never the `api_token` query parameter: URLs end up in logs).
+//! Pipedrive, token in the `x-api-token` header (never the `api_token` query parameter:
+//! URLs end up in logs). Persons, organizations, deals, activities and their searches use
+//! API v2 (<https://developers.pipedrive.com/docs/api/v2>); leads and notes, which have no
+//! v2 endpoints, use API v1 (<https://developers.pipedrive.com/docs/api/v1>). Every path
+//! is under `/api/` on the configured host (`/api/v2/…`, `/api/v1/…`): v2 answers only
+//! there, and v1 answers there as well as under `/v1/`, on `api.pipedrive.com` and on a
+//! company domain alike.
 //!
-//! A lead: organization (found by name, `GET /v1/organizations/search`, else `POST
-//! /v1/organizations`) → person (found by email, `GET /v1/persons/search?fields=email
-//! &exact_match=true`, else `POST /v1/persons`) → `POST /v1/leads` (title, person_id,
-//! organization_id, owner_id, label_ids, `value: {amount, currency}`, custom fields by
-//! key) → the transcript as `POST /v1/notes` with `lead_id`. A deal: the same with `POST
-//! /v1/deals` (value as a decimal string, currency, user_id, pipeline_id, stage_id,
-//! status) and a note with `deal_id`. An activity: `POST /v1/activities` (subject, type,
-//! due_date, due_time in UTC, user_id, note as HTML, and the `lead_id` or `deal_id` and
-//! `person_id` of the record it links to). A lead that supersedes the idle lead updates it
-//! (`PATCH /v1/leads/{id}`).
+//! A lead: organization (found by name, `GET /api/v2/organizations/search`, else `POST
+//! /api/v2/organizations`) → person (found by email, `GET /api/v2/persons/search?fields=email
+//! &exact_match=true`, else `POST /api/v2/persons` with `emails`/`phones`) → `POST
+//! /api/v1/leads` (title, person_id, organization_id, owner_id, label_ids, `value: {amount,
+//! currency}`, custom fields by key) → the transcript as `POST /api/v1/notes` with
+//! `lead_id`. A deal: the same with `POST /api/v2/deals` (value as a number, currency,
+//! owner_id, person_id, org_id, pipeline_id, stage_id, status, custom fields in
+//! `custom_fields`) and a note with `deal_id`. An activity: `POST /api/v2/activities`
+//! (subject, type, due_date, due_time in UTC, owner_id, note as HTML, the `lead_id` or
+//! `deal_id` of the record it links to, and the person as the primary participant). A lead
+//! that supersedes the idle lead updates it (`PATCH /api/v1/leads/{id}`).
 //!
 //! Recovery after a crash (a begun step without an id): a lead or deal is searched by its
-//! exact title among the person's (`GET /v1/leads/search`, `GET /v1/deals/search`), a note
-//! among the lead's or deal's notes by the record key in its first line (`GET /v1/notes`),
-//! an activity among the owner's activities of that type and day by subject and link (`GET
-//! /v1/activities`).
+//! exact title among the person's (`GET /api/v1/leads/search`, `GET /api/v2/deals/search`),
+//! a note among the lead's or deal's notes by the record key in its first line (`GET
+//! /api/v1/notes`), an activity among the activities of its lead, deal or person (and
+//! owner) updated since the record was made, by subject, type, due date and link (`GET
+//! /api/v2/activities`, followed through its cursor pages).
 //!
 //! Must not: create a person or organization without searching for it first.
 
@@ -25,6 +32,10 @@ use serde_json::{Map, Value, json};
 
 use super::http::{Auth, Http};
 use super::{CrmConfig, CrmError, Job, Maps, note_text};
+
+/// Pages of `GET /api/v2/activities` (500 each) read at most when looking for a begun
+/// activity.
+const ACTIVITY_PAGES: usize = 10;
 use crate::capture::{Activity, Person, RecordData, Stored};
 
 /// The Pipedrive connector.
@@ -34,7 +45,8 @@ pub struct Pipedrive {
     http: Http,
 }
 
-/// The `id` of `{"data": {"id": …}}` as text (numbers for persons, UUIDs for leads).
+/// The `id` of `{"data": {"id": …}}` as text (numbers for persons, UUIDs for leads): the
+/// answer of a v1 and of a v2 `POST` alike.
 fn data_id(v: &Value) -> Result<String, CrmError> {
     id_text(&v["data"]["id"])
         .ok_or_else(|| CrmError::Transient("Pipedrive answered without data.id".into()))
@@ -48,7 +60,8 @@ fn id_text(v: &Value) -> Option<String> {
     }
 }
 
-/// The first hit's id of a search answer (`data.items[].item.id`) whose item passes `keep`.
+/// The first hit's id of a search answer (`data.items[].item.id`, v1 and v2 alike) whose
+/// item passes `keep`.
 fn first_item(v: &Value, keep: impl Fn(&Value) -> bool) -> Option<String> {
     v["data"]["items"]
         .as_array()?
@@ -147,7 +160,7 @@ impl Pipedrive {
                                 data_id(
                                     &self
                                         .http
-                                        .json(Method::POST, "/v1/leads", &[], Some(&body))
+                                        .json(Method::POST, "/api/v1/leads", &[], Some(&body))
                                         .await?,
                                 )
                             },
@@ -189,16 +202,16 @@ impl Pipedrive {
                     .await?;
                 let mut body = Map::new();
                 body.insert("title".into(), json!(d.title));
-                // https://developers.pipedrive.com/docs/api/v1/Deals#addDeal: `value` is a
-                // string there, so the exact decimal goes as it is.
+                // https://developers.pipedrive.com/docs/api/v2/Deals#addDeal: `value` is a
+                // number (v2 refuses a string), its text the decimal.
                 if let Some(v) = &d.value {
-                    body.insert("value".into(), json!(v.as_str()));
+                    body.insert("value".into(), Value::Number(v.to_json_number()));
                 }
                 if let Some(c) = &currency {
                     body.insert("currency".into(), json!(c));
                 }
                 if let Some(o) = &owner {
-                    body.insert("user_id".into(), num_or_text(o));
+                    body.insert("owner_id".into(), num_or_text(o));
                 }
                 if let Some(p) = &person {
                     body.insert("person_id".into(), num_or_text(p));
@@ -218,8 +231,11 @@ impl Pipedrive {
                 } else {
                     extra.push(("Status".into(), d.status.clone()));
                 }
-                for (k, v) in fields {
-                    body.insert(k, json!(v));
+                // v2 takes custom fields in `custom_fields` (a text field's value as is).
+                if !fields.is_empty() {
+                    let custom: Map<String, Value> =
+                        fields.into_iter().map(|(k, v)| (k, json!(v))).collect();
+                    body.insert("custom_fields".into(), Value::Object(custom));
                 }
                 let body = Value::Object(body);
                 let title = d.title.clone();
@@ -235,7 +251,7 @@ impl Pipedrive {
                             data_id(
                                 &self
                                     .http
-                                    .json(Method::POST, "/v1/deals", &[], Some(&body))
+                                    .json(Method::POST, "/api/v2/deals", &[], Some(&body))
                                     .await?,
                             )
                         },
@@ -248,7 +264,7 @@ impl Pipedrive {
         }
     }
 
-    /// The idle lead this lead replaces, updated in place (`PATCH /v1/leads/{id}`).
+    /// The idle lead this lead replaces, updated in place (`PATCH /api/v1/leads/{id}`).
     async fn superseded_lead(
         &self,
         job: &mut Job,
@@ -259,7 +275,12 @@ impl Pipedrive {
         };
         if job.id("lead").is_none() {
             self.http
-                .json(Method::PATCH, &format!("/v1/leads/{id}"), &[], Some(body))
+                .json(
+                    Method::PATCH,
+                    &format!("/api/v1/leads/{id}"),
+                    &[],
+                    Some(body),
+                )
                 .await?;
             job.done("lead", &id).await?;
         }
@@ -286,7 +307,7 @@ impl Pipedrive {
                             .http
                             .json(
                                 Method::GET,
-                                "/v1/organizations/search",
+                                "/api/v2/organizations/search",
                                 &[
                                     ("term", name.to_owned()),
                                     ("fields", "name".into()),
@@ -305,7 +326,7 @@ impl Pipedrive {
                         data_id(
                             &self
                                 .http
-                                .json(Method::POST, "/v1/organizations", &[], Some(&b))
+                                .json(Method::POST, "/api/v2/organizations", &[], Some(&b))
                                 .await?,
                         )
                     },
@@ -335,7 +356,7 @@ impl Pipedrive {
                         .http
                         .json(
                             Method::GET,
-                            "/v1/persons/search",
+                            "/api/v2/persons/search",
                             &[
                                 ("term", email.clone()),
                                 ("fields", "email".into()),
@@ -347,13 +368,14 @@ impl Pipedrive {
                     Ok(first_item(&v, |_| true))
                 },
                 async || {
-                    // https://developers.pipedrive.com/docs/api/v1/Persons#addPerson
+                    // https://developers.pipedrive.com/docs/api/v2/Persons#addPerson: `emails`
+                    // and `phones` as `[{value, primary, label}]`.
                     let mut b = json!({"name": name});
                     if let Some(e) = &p.email {
-                        b["email"] = json!([{"value": e, "primary": true, "label": "work"}]);
+                        b["emails"] = json!([{"value": e, "primary": true, "label": "work"}]);
                     }
                     if let Some(ph) = &p.phone {
-                        b["phone"] = json!([{"value": ph, "primary": true, "label": "work"}]);
+                        b["phones"] = json!([{"value": ph, "primary": true, "label": "work"}]);
                     }
                     if let Some(o) = &org {
                         b["org_id"] = num_or_text(o);
@@ -364,7 +386,7 @@ impl Pipedrive {
                     data_id(
                         &self
                             .http
-                            .json(Method::POST, "/v1/persons", &[], Some(&b))
+                            .json(Method::POST, "/api/v2/persons", &[], Some(&b))
                             .await?,
                     )
                 },
@@ -373,7 +395,9 @@ impl Pipedrive {
         Ok((org, Some(person)))
     }
 
-    /// A lead or deal with exactly this title among the person's (or organization's).
+    /// A lead or deal with exactly this title among the person's (or organization's): leads
+    /// by `GET /api/v1/leads/search`, deals by `GET /api/v2/deals/search` (the same
+    /// parameters and `data.items[].item` answer).
     async fn find_titled(
         &self,
         what: &str,
@@ -391,10 +415,12 @@ impl Pipedrive {
         } else if let Some(o) = org {
             q.push(("organization_id", o.to_owned()));
         }
-        let v = self
-            .http
-            .json(Method::GET, &format!("/v1/{what}/search"), &q, None)
-            .await?;
+        let path = if what == "leads" {
+            "/api/v1/leads/search"
+        } else {
+            "/api/v2/deals/search"
+        };
+        let v = self.http.json(Method::GET, path, &q, None).await?;
         Ok(first_item(&v, |i| i["title"].as_str() == Some(title)))
     }
 
@@ -416,7 +442,7 @@ impl Pipedrive {
                 let id = id_text(id).unwrap_or_default();
                 let v = self
                     .http
-                    .json(Method::GET, "/v1/notes", &[(link, id)], None)
+                    .json(Method::GET, "/api/v1/notes", &[(link, id)], None)
                     .await?;
                 Ok(v["data"].as_array().and_then(|a| {
                     a.iter()
@@ -430,7 +456,7 @@ impl Pipedrive {
                 data_id(
                     &self
                         .http
-                        .json(Method::POST, "/v1/notes", &[], Some(&b))
+                        .json(Method::POST, "/api/v1/notes", &[], Some(&b))
                         .await?,
                 )
             },
@@ -446,7 +472,7 @@ impl Pipedrive {
         owner: Option<String>,
         stored: &Stored,
     ) -> Result<(), CrmError> {
-        // https://developers.pipedrive.com/docs/api/v1/Activities#addActivity
+        // https://developers.pipedrive.com/docs/api/v2/Activities#addActivity
         let mut b = Map::new();
         b.insert("subject".into(), json!(a.subject));
         b.insert("type".into(), json!(a.activity.name()));
@@ -457,59 +483,99 @@ impl Pipedrive {
             b.insert("due_time".into(), json!(time));
         }
         if let Some(o) = &owner {
-            b.insert("user_id".into(), num_or_text(o));
+            b.insert("owner_id".into(), num_or_text(o));
         }
-        // `note` is HTML (ActivityPostObject): line breaks as `<br>`, text escaped.
+        // `note` is HTML: line breaks as `<br>`, text escaped.
         let note = super::html_text(&super::activity_text(&stored.record, a.note.as_deref()));
         b.insert("note".into(), json!(note));
         let lead = job.linked.get("lead").cloned();
         let deal = job.linked.get("deal").cloned();
+        let person = job.linked.get("person").cloned();
         if let Some(l) = &lead {
             b.insert("lead_id".into(), json!(l));
         }
         if let Some(d) = &deal {
             b.insert("deal_id".into(), num_or_text(d));
         }
-        if let Some(p) = job.linked.get("person") {
-            b.insert("person_id".into(), num_or_text(p));
+        // v2 makes `person_id` read-only: the person is the primary participant.
+        if let Some(p) = &person {
+            b.insert(
+                "participants".into(),
+                json!([{"person_id": num_or_text(p), "primary": true}]),
+            );
         }
         let body = Value::Object(b);
         let subject = a.subject.clone();
+        let kind = a.activity.name().to_owned();
+        // The activity was made after its record: anything updated a day before that at
+        // the earliest (clock skew) is enough to look at.
+        let since =
+            jiff::Timestamp::from_millisecond(stored.record.created_at.0 as i64 - 24 * 3600 * 1000)
+                .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_default();
         job.step(
             "activity",
             false,
             async || {
-                let mut q = vec![
-                    ("type", a.activity.name().to_owned()),
-                    ("start_date", date.clone()),
-                    ("end_date", date.clone()),
-                    // 0: every user's, as the owner may have been any of them.
-                    ("user_id", owner.clone().unwrap_or_else(|| "0".into())),
-                ];
+                // GET /api/v2/activities has no type or date filter: narrowed by the link
+                // (deal, lead, else the person as primary participant), the owner and the
+                // update time, then matched here.
+                let mut q: Vec<(&str, String)> = Vec::new();
+                if let Some(d) = &deal {
+                    q.push(("deal_id", d.clone()));
+                } else if let Some(l) = &lead {
+                    q.push(("lead_id", l.clone()));
+                } else if let Some(p) = &person {
+                    q.push(("person_id", p.clone()));
+                }
+                if let Some(o) = &owner {
+                    q.push(("owner_id", o.clone()));
+                }
+                if !since.is_empty() {
+                    q.push(("updated_since", since.clone()));
+                }
                 q.push(("limit", "500".into()));
-                let v = self
-                    .http
-                    .json(Method::GET, "/v1/activities", &q, None)
-                    .await?;
-                Ok(v["data"].as_array().and_then(|acts| {
-                    acts.iter()
-                        .find(|x| {
-                            x["subject"].as_str() == Some(subject.as_str())
-                                && lead
-                                    .as_deref()
-                                    .is_none_or(|l| x["lead_id"].as_str() == Some(l))
-                                && deal
-                                    .as_deref()
-                                    .is_none_or(|d| id_text(&x["deal_id"]).as_deref() == Some(d))
-                        })
-                        .and_then(|x| id_text(&x["id"]))
-                }))
+                let mut cursor: Option<String> = None;
+                for _ in 0..ACTIVITY_PAGES {
+                    let mut page = q.clone();
+                    if let Some(c) = &cursor {
+                        page.push(("cursor", c.clone()));
+                    }
+                    let v = self
+                        .http
+                        .json(Method::GET, "/api/v2/activities", &page, None)
+                        .await?;
+                    let found = v["data"].as_array().and_then(|acts| {
+                        acts.iter()
+                            .find(|x| {
+                                x["subject"].as_str() == Some(subject.as_str())
+                                    && x["type"].as_str() == Some(kind.as_str())
+                                    && x["due_date"].as_str() == Some(date.as_str())
+                                    && x["is_deleted"] != true
+                                    && lead
+                                        .as_deref()
+                                        .is_none_or(|l| x["lead_id"].as_str() == Some(l))
+                                    && deal.as_deref().is_none_or(|d| {
+                                        id_text(&x["deal_id"]).as_deref() == Some(d)
+                                    })
+                            })
+                            .and_then(|x| id_text(&x["id"]))
+                    });
+                    if found.is_some() {
+                        return Ok(found);
+                    }
+                    match v["additional_data"]["next_cursor"].as_str() {
+                        Some(c) if !c.is_empty() => cursor = Some(c.to_owned()),
+                        _ => return Ok(None),
+                    }
+                }
+                Ok(None)
             },
             async || {
                 data_id(
                     &self
                         .http
-                        .json(Method::POST, "/v1/activities", &[], Some(&body))
+                        .json(Method::POST, "/api/v2/activities", &[], Some(&body))
                         .await?,
                 )
             },

@@ -46,6 +46,8 @@ pub struct Fake {
     pub reject: Option<String>,
     /// The next POST to this path is stored, then answered after this delay.
     pub slow: Option<(String, Duration)>,
+    /// Pipedrive v2 lists: at most this many items a page, whatever `limit` asks.
+    pub page_max: Option<usize>,
     next: u64,
 }
 
@@ -59,6 +61,7 @@ impl Fake {
             forced: VecDeque::new(),
             reject: None,
             slow: None,
+            page_max: None,
             next: 100,
         }))
     }
@@ -240,43 +243,108 @@ fn q<'a>(r: &'a Req, k: &str) -> &'a str {
     r.query.get(k).map(String::as_str).unwrap_or("")
 }
 
-/// https://developers.pipedrive.com/docs/api/v1 — `{success, data}`; searches as
-/// `data.items[].item`.
+/// Pipedrive paths Pipedrive deprecated on 2026-01-01 and stopped supporting on 2026-08-01
+/// (<https://developers.pipedrive.com/changelog/post/deprecation-of-selected-api-v1-endpoints>):
+/// the fake answers them 410 and keeps them in the request log for the tests to refuse.
+pub fn pipedrive_deprecated(method: &str, path: &str) -> bool {
+    let p = path
+        .strip_prefix("/api/v1/")
+        .or_else(|| path.strip_prefix("/v1/"));
+    let Some(p) = p else { return false };
+    matches!(
+        (method, p),
+        ("POST", "persons" | "organizations" | "deals" | "activities")
+            | ("GET", "activities")
+            | (
+                "GET",
+                "persons/search" | "organizations/search" | "deals/search"
+            )
+    )
+}
+
+/// Pipedrive: persons, organizations, deals, activities and their searches on API v2
+/// (<https://developers.pipedrive.com/docs/api/v2>, only under `/api/v2/`); leads and notes
+/// on API v1 under `/api/v1/`. `{success, data}` answers; searches as `data.items[].item`;
+/// v2 lists paged by `limit` and `cursor` (`additional_data.next_cursor`, null at the end).
 fn pipedrive(f: &mut Fake, r: &Req) -> (u16, Value, Option<u64>) {
     let ok = |data: Value| (200, json!({"success": true, "data": data}), None);
-    let created = |id: Value| (201, json!({"success": true, "data": {"id": id}}), None);
+    let created = |obj: Value| (201, json!({"success": true, "data": obj}), None);
     let items = |v: Vec<Value>| json!({"items": v.into_iter().map(|i| json!({"result_score": 1.0, "item": i})).collect::<Vec<_>>()});
-    let seg: Vec<&str> = r.path.trim_start_matches("/v1/").split('/').collect();
-    match (r.method.as_str(), seg.as_slice()) {
-        ("GET", ["persons", "search"]) => {
+    let v2_items = |v: Vec<Value>| json!({"success": true, "data": items(v), "additional_data": {"next_cursor": null}});
+    if pipedrive_deprecated(&r.method, &r.path) {
+        return (
+            410,
+            json!({"success": false, "error": "deprecated API v1 endpoint called"}),
+            None,
+        );
+    }
+    let (v2, rest) = if let Some(rest) = r.path.strip_prefix("/api/v2/") {
+        (true, rest)
+    } else if let Some(rest) = r.path.strip_prefix("/api/v1/") {
+        (false, rest)
+    } else {
+        return (
+            404,
+            json!({"success": false, "error": "unknown path"}),
+            None,
+        );
+    };
+    let seg: Vec<&str> = rest.split('/').collect();
+    match (r.method.as_str(), v2, seg.as_slice()) {
+        // PersonSearch (v2): items carry `emails` as plain strings.
+        ("GET", true, ["persons", "search"]) => {
+            if q(r, "fields") != "email" || q(r, "exact_match") != "true" {
+                return (
+                    400,
+                    json!({"success": false, "error": "expected fields=email&exact_match=true"}),
+                    None,
+                );
+            }
             let hits = f
                 .all("persons")
                 .into_iter()
-                .filter(|p| p["email"][0]["value"].as_str() == Some(q(r, "term")))
+                .filter(|p| {
+                    p["emails"]
+                        .as_array()
+                        .is_some_and(|es| es.iter().any(|e| e["value"].as_str() == Some(q(r, "term"))))
+                })
+                .map(|p| {
+                    json!({"id": p["id"], "type": "person", "name": p["name"],
+                        "emails": p["emails"].as_array().unwrap().iter().map(|e| e["value"].clone()).collect::<Vec<_>>()})
+                })
                 .collect();
-            ok(items(hits))
+            (200, v2_items(hits), None)
         }
-        ("GET", ["organizations", "search"]) => {
+        ("GET", true, ["organizations", "search"]) => {
             let hits = f
                 .all("organizations")
                 .into_iter()
                 .filter(|o| o["name"].as_str() == Some(q(r, "term")))
+                .map(|o| json!({"id": o["id"], "type": "organization", "name": o["name"]}))
                 .collect();
-            ok(items(hits))
+            (200, v2_items(hits), None)
         }
-        ("GET", [coll @ ("leads" | "deals"), "search"]) => {
-            let hits = f
+        ("GET", is_v2, [coll @ ("leads" | "deals"), "search"]) if is_v2 == (*coll == "deals") => {
+            let hits: Vec<Value> = f
                 .all(coll)
                 .into_iter()
                 .filter(|o| {
                     o["title"].as_str() == Some(q(r, "term"))
                         && (q(r, "person_id").is_empty()
                             || id_text(&o["person_id"]) == q(r, "person_id"))
+                        && (q(r, "organization_id").is_empty()
+                            || id_text(&o[if is_v2 { "org_id" } else { "organization_id" }])
+                                == q(r, "organization_id"))
                 })
+                .map(|o| json!({"id": o["id"], "type": coll.trim_end_matches('s'), "title": o["title"]}))
                 .collect();
-            ok(items(hits))
+            if is_v2 {
+                (200, v2_items(hits), None)
+            } else {
+                ok(items(hits))
+            }
         }
-        ("GET", ["notes"]) => {
+        ("GET", false, ["notes"]) => {
             let (k, v) = if q(r, "lead_id").is_empty() {
                 ("deal_id", q(r, "deal_id"))
             } else {
@@ -289,21 +357,81 @@ fn pipedrive(f: &mut Fake, r: &Req) -> (u16, Value, Option<u64>) {
                     .collect::<Vec<_>>()
             ))
         }
-        ("GET", ["activities"]) => ok(json!(f.all("activities"))),
-        ("POST", ["persons"]) => {
-            if f.reject.is_some() && r.body["email"][0]["value"].as_str() == f.reject.as_deref() {
+        // Activities#getActivities (v2): filters ANDed, `limit` (≤ 500), `cursor`.
+        ("GET", true, ["activities"]) => {
+            if let Some(k) = ["type", "start_date", "end_date", "user_id"]
+                .into_iter()
+                .find(|k| r.query.contains_key(*k))
+            {
+                return (
+                    400,
+                    json!({"success": false, "error": format!("not a v2 filter: {k}")}),
+                    None,
+                );
+            }
+            let keep: Vec<Value> = f
+                .all("activities")
+                .into_iter()
+                .filter(|a| {
+                    ["deal_id", "lead_id", "person_id", "owner_id"]
+                        .iter()
+                        .all(|k| q(r, k).is_empty() || id_text(&a[*k]) == q(r, k))
+                })
+                .collect();
+            let limit: usize = q(r, "limit").parse().unwrap_or(100);
+            if limit > 500 {
+                return (
+                    400,
+                    json!({"success": false, "error": "limit over 500"}),
+                    None,
+                );
+            }
+            let limit = f.page_max.map_or(limit, |m| limit.min(m));
+            let from: usize = q(r, "cursor").parse().unwrap_or(0);
+            let page: Vec<Value> = keep.iter().skip(from).take(limit).cloned().collect();
+            let next = (from + limit < keep.len()).then(|| (from + limit).to_string());
+            (
+                200,
+                json!({"success": true, "data": page, "additional_data": {"next_cursor": next}}),
+                None,
+            )
+        }
+        ("POST", true, ["persons"]) => {
+            if f.reject.is_some() && r.body["emails"][0]["value"].as_str() == f.reject.as_deref() {
                 return (
                     400,
                     json!({"success": false, "error": "The email address is invalid", "error_info": "Please check developers.pipedrive.com"}),
                     None,
                 );
             }
-            created(f.make("persons", r.body.clone()))
+            let id = f.make("persons", r.body.clone());
+            created(json!({"id": id, "name": r.body["name"], "emails": r.body["emails"]}))
         }
-        ("POST", [coll @ ("organizations" | "leads" | "deals" | "notes" | "activities")]) => {
-            created(f.make(coll, r.body.clone()))
+        // Activities (v2): `person_id` is read-only, derived from the primary participant.
+        ("POST", true, ["activities"]) => {
+            if r.body.get("person_id").is_some() || r.body.get("user_id").is_some() {
+                return (
+                    400,
+                    json!({"success": false, "error": "'person_id' is a read-only field"}),
+                    None,
+                );
+            }
+            let mut body = r.body.clone();
+            if let Some(p) = r.body["participants"]
+                .as_array()
+                .and_then(|ps| ps.iter().find(|p| p["primary"] == true))
+            {
+                body["person_id"] = p["person_id"].clone();
+            }
+            let id = f.make("activities", body);
+            created(json!({"id": id, "subject": r.body["subject"]}))
         }
-        ("PATCH", ["leads", id]) => ok(json!({"id": id})),
+        ("POST", true, [coll @ ("organizations" | "deals")])
+        | ("POST", false, [coll @ ("leads" | "notes")]) => {
+            let id = f.make(coll, r.body.clone());
+            created(json!({"id": id}))
+        }
+        ("PATCH", false, ["leads", id]) => ok(json!({"id": id})),
         _ => (
             404,
             json!({"success": false, "error": "unknown path"}),
