@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
-    /// Pipedrive (API v1).
+    /// Pipedrive (API v2; leads and notes on v1, which Pipedrive still supports for them).
     Pipedrive,
     /// HubSpot (CRM API v3).
     Hubspot,
@@ -37,8 +37,9 @@ impl Kind {
     /// The vendor's API root, without a trailing slash.
     pub fn default_base_url(self) -> Option<&'static str> {
         match self {
-            // https://developers.pipedrive.com/docs/api/v1 — `api.pipedrive.com` routes any
+            // https://developers.pipedrive.com/docs/api/v2 — `api.pipedrive.com` routes any
             // company's token; a company domain (`acme.pipedrive.com`) works as base_url too.
+            // Paths carry their version (`/api/v2/…`, `/api/v1/…`).
             Kind::Pipedrive => Some("https://api.pipedrive.com"),
             // https://developers.hubspot.com/docs/api/crm/understanding-the-crm
             Kind::Hubspot => Some("https://api.hubapi.com"),

@@ -425,7 +425,7 @@ fn escape_html(s: &str) -> String {
 }
 
 /// Plain text as HTML for a vendor field documented as HTML (Pipedrive's activity `note`,
-/// <https://developers.pipedrive.com/docs/api/v1/Activities#addActivity>): escaped, each
+/// <https://developers.pipedrive.com/docs/api/v2/Activities#addActivity>): escaped, each
 /// line break a `<br>` (raw line breaks would run together, raw `<` could be sanitized
 /// away).
 pub fn html_text(s: &str) -> String {
