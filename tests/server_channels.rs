@@ -1290,3 +1290,32 @@ async fn racing_deliveries_of_a_new_contact_start_one_conversation() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].id, id);
 }
+
+#[tokio::test]
+async fn a_link_another_replica_removed_is_not_sent_to() {
+    let a = app("timeout", 0).await;
+    let from = "16315551191";
+    let (id, before) = a.picked_up("whatsapp", from).await;
+    // Another replica unlinks the contact (this server's memory still has the link).
+    let store = a.state.store().clone();
+    let c = id.clone();
+    tokio::task::spawn_blocking(move || {
+        store
+            .commit(&playbook::persist::Commit {
+                channel_links: vec![playbook::persist::ChannelLink {
+                    channel: "whatsapp".into(),
+                    contact: "16315551191".into(),
+                    conversation: None,
+                    replaces: Some(c),
+                    at: 0,
+                }],
+                ..Default::default()
+            })
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let msg = format!("/api/agent/conversations/{id}/messages");
+    assert_eq!(a.agent(&msg, json!({"text": "Anyone?"})).await, 200);
+    assert_eq!(a.settle().await.len(), before);
+}

@@ -1016,16 +1016,34 @@ pub enum Plan {
 
 /// Sends the conversation's lines not yet done, in order. `Err(delay)`: try again then.
 async fn send_new(state: &AppState, client: &reqwest::Client, conv: &str) -> Result<(), Duration> {
-    let Some((ch, contact)) = state.0.channels.linked(conv) else {
+    if state.0.channels.linked(conv).is_none() {
         return Ok(());
-    };
+    }
     let c = conv.to_owned();
     let read = state
-        .blocking(move |st| Ok((st.conversation(&c)?, st.channel_sends(&c)?)))
+        .blocking(move |st| {
+            Ok((
+                st.channel_link_of(&c)?,
+                st.conversation(&c)?,
+                st.channel_sends(&c)?,
+            ))
+        })
         .await;
-    let (lines, sends) = match read {
-        Ok((Some((_, lines)), sends)) => (lines, sends),
-        Ok((None, _)) => return Ok(()),
+    // The stored link decides, not this replica's memory of it: another replica may have
+    // unlinked the contact or moved it to another conversation since.
+    let (ch, contact, lines, sends) = match read {
+        Ok((Some((ch, contact)), Some((_, lines)), sends)) => match Social::parse(&ch) {
+            Some(ch) => {
+                state.0.channels.link(conv, ch, &contact);
+                (ch, contact, lines, sends)
+            }
+            None => return Ok(()),
+        },
+        Ok((None, _, _)) => {
+            state.0.channels.unlink(conv);
+            return Ok(());
+        }
+        Ok((_, None, _)) => return Ok(()),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read a linked conversation");
             return Err(RETRY_MIN);
