@@ -496,6 +496,21 @@ fn online_chat<'e>(e: &'e playbook::engine::Engine, agents: &[(&str, Presence)])
 }
 
 /// Applies a desk action, then the matching engine event, as a driver does.
+/// What the server's desk does when the engine enters Unassigned: the chat waits for Sales.
+fn queue_for_sales(c: &mut Chat<'_>) {
+    c.desk
+        .enqueue(
+            "conv-1",
+            &playbook::model::Route {
+                to: playbook::model::RouteTarget::Team("Sales".into()),
+                availability: playbook::model::Availability::Available,
+                assign: None,
+            },
+            None,
+        )
+        .unwrap();
+}
+
 fn pick_up(c: &mut Chat<'_>, agent: &str) -> Result<Vec<String>, String> {
     c.desk
         .assign_self("conv-1", agent)
@@ -542,17 +557,7 @@ fn livechat_picked_up_then_closed() {
             "set timer Wait at 1700000120000"
         ]
     );
-    c.desk
-        .enqueue(
-            "conv-1",
-            &playbook::model::Route {
-                to: playbook::model::RouteTarget::Team("Sales".into()),
-                availability: playbook::model::Availability::Available,
-                assign: None,
-            },
-            None,
-        )
-        .unwrap();
+    queue_for_sales(&mut c);
     assert_eq!(c.desk.take_notifications().len(), 2);
     c.at(10_000).say("hello?");
     c.at(60_000);
@@ -932,17 +937,7 @@ fn the_chats_notices_speak_the_playbooks_language() {
     );
     c.start();
     c.say("Talk to sales");
-    c.desk
-        .enqueue(
-            "conv-1",
-            &playbook::model::Route {
-                to: playbook::model::RouteTarget::Team("Sales".into()),
-                availability: playbook::model::Availability::Available,
-                assign: None,
-            },
-            None,
-        )
-        .unwrap();
+    queue_for_sales(&mut c);
     assert_eq!(
         pick_up(&mut c, "ana").unwrap(),
         [
