@@ -350,12 +350,7 @@ async fn a_bad_or_missing_signature_is_refused_and_nothing_is_stored() {
 async fn a_whatsapp_contact_starts_a_conversation_and_gets_the_bots_messages() {
     let a = app("quick", 0).await;
     let from = "16315551181";
-    a.deliver(
-        "whatsapp",
-        &wa_delivery(from, vec![wa_text(from, "wamid.1", "hi")]),
-    )
-    .await;
-    let id = a.conversation_of("whatsapp", from).await.expect("linked");
+    let id = a.says_hi("whatsapp", from).await;
     let sent = a.wait_sent(1).await;
     assert_eq!(sent[0].path, "/v21.0/1065/messages");
     assert_eq!(sent[0].auth, format!("Bearer {SECRET}"));
@@ -383,23 +378,14 @@ async fn a_whatsapp_contact_starts_a_conversation_and_gets_the_bots_messages() {
 async fn a_delivery_meta_repeats_is_applied_once() {
     let a = app("quick", 0).await;
     let from = "16315551182";
-    a.deliver(
-        "whatsapp",
-        &wa_delivery(from, vec![wa_text(from, "wamid.1", "hi")]),
-    )
-    .await;
+    a.says_hi("whatsapp", from).await;
     let twice = wa_delivery(from, vec![wa_text(from, "wamid.2", "not an email")]);
     let first = a.deliver("whatsapp", &twice).await;
     assert_eq!(first, json!({"received": 1, "applied": 1}));
     let again = a.deliver("whatsapp", &twice).await;
     assert_eq!(again, json!({"received": 1, "applied": 0}));
     // And the first one, again: no second conversation.
-    a.deliver(
-        "whatsapp",
-        &wa_delivery(from, vec![wa_text(from, "wamid.1", "hi")]),
-    )
-    .await;
-    let id = a.conversation_of("whatsapp", from).await.unwrap();
+    let id = a.says_hi("whatsapp", from).await;
     assert_eq!(visitor_texts(&a.detail(&id).await), ["hi", "not an email"]);
 }
 
@@ -450,12 +436,7 @@ async fn buttons_follow_each_channels_limits_and_a_tap_is_a_choice() {
     let a = app("demo", 0).await;
     // WhatsApp: three answers are reply buttons; tapping one answers the question.
     let from = "16315551184";
-    a.deliver(
-        "whatsapp",
-        &wa_delivery(from, vec![wa_text(from, "wamid.1", "hi")]),
-    )
-    .await;
-    let id = a.conversation_of("whatsapp", from).await.unwrap();
+    let id = a.says_hi("whatsapp", from).await;
     let sent = a.wait_sent(2).await;
     assert_eq!(sent[0].body["text"]["body"], "Hi, I'm Ava from Acme.");
     let q = &sent[1].body;
@@ -481,11 +462,7 @@ async fn buttons_follow_each_channels_limits_and_a_tap_is_a_choice() {
 
     // Messenger: quick replies, and their payload comes back as the choice.
     let psid = "6080000000001";
-    a.deliver(
-        "messenger",
-        &page_delivery("page", "4242", page_text(psid, "4242", "m_1", "hi")),
-    )
-    .await;
+    a.says_hi("messenger", psid).await;
     let sent = a.wait_sent(5).await;
     let q = &sent[4];
     assert_eq!(q.path, "/v21.0/4242/messages");
@@ -582,11 +559,7 @@ fn button_formats_per_channel_limits() {
 async fn a_failed_send_is_retried_and_sent_once() {
     let a = app("quick", 2).await;
     let from = "16315551185";
-    a.deliver(
-        "whatsapp",
-        &wa_delivery(from, vec![wa_text(from, "wamid.1", "hi")]),
-    )
-    .await;
+    a.says_hi("whatsapp", from).await;
     // Two 503s, then 200 after the backoff (1 s, 2 s).
     let sent = a.wait_sent(1).await;
     assert_eq!(sent[0].body["text"]["body"], "Your email?");
@@ -606,12 +579,7 @@ async fn jump(d: Duration) {
 async fn the_24_hour_window_holds_bot_messages_and_tags_agents_on_messenger() {
     let a = app("timeout", 0).await;
     let psid = "6080000000002";
-    a.deliver(
-        "messenger",
-        &page_delivery("page", "4242", page_text(psid, "4242", "m_1", "hi")),
-    )
-    .await;
-    let id = a.conversation_of("messenger", psid).await.unwrap();
+    let id = a.says_hi("messenger", psid).await;
     let sent = a.wait_sent(1).await;
     assert_eq!(sent[0].body["message"]["text"], "Connecting you...");
     assert_eq!(
@@ -834,12 +802,7 @@ async fn a_line_is_claimed_by_one_sender_and_taken_over_after_the_lease() {
     .await
     .unwrap();
     let from = "16315551191";
-    a.deliver(
-        "whatsapp",
-        &wa_delivery(from, vec![wa_text(from, "wamid.1", "hi")]),
-    )
-    .await;
-    let id = a.conversation_of("whatsapp", from).await.unwrap();
+    let id = a.says_hi("whatsapp", from).await;
     let store = a.state.store().clone();
     let link = tokio::task::spawn_blocking(move || store.channel_link_of(&id).unwrap())
         .await
@@ -851,17 +814,23 @@ impl App {
     /// A contact says "hi" on `channel` (the "timeout" playbook queues them at once) and ana
     /// picks the chat up: the conversation and how many messages went out by then.
     async fn picked_up(&self, channel: &'static str, contact: &str) -> (String, usize) {
-        let hi = match channel {
-            "whatsapp" => wa_delivery(contact, vec![wa_text(contact, "wamid.1", "hi")]),
-            _ => page_delivery("page", "4242", page_text(contact, "4242", "m_1", "hi")),
-        };
-        self.deliver(channel, &hi).await;
-        let id = self.conversation_of(channel, contact).await.unwrap();
+        let id = self.says_hi(channel, contact).await;
         self.wait_sent(1).await;
         let assign = format!("/api/agent/conversations/{id}/assign");
         assert_eq!(self.agent(&assign, json!({})).await, 200);
         let sent = self.wait_sent(2).await.len();
         (id, sent)
+    }
+
+    /// A contact's first message, "hi" (WhatsApp, else Messenger's page 4242): the
+    /// conversation it started.
+    async fn says_hi(&self, channel: &'static str, contact: &str) -> String {
+        let hi = match channel {
+            "whatsapp" => wa_delivery(contact, vec![wa_text(contact, "wamid.1", "hi")]),
+            _ => page_delivery("page", "4242", page_text(contact, "4242", "m_1", "hi")),
+        };
+        self.deliver(channel, &hi).await;
+        self.conversation_of(channel, contact).await.unwrap()
     }
 
     /// A visitor call: `(status, body)`.
