@@ -136,32 +136,53 @@ impl Social {
     }
 }
 
-/// One channel's settings, as the code needs them.
+/// One channel's settings, as the code needs them: WhatsApp's and a page's alike.
 struct Settings<'a> {
+    /// The phone number id or page id: the messages endpoint's, and our own id in events.
+    id: &'a str,
     verify_token: &'a str,
     app_secret: &'a [u8],
     playbook: &'a str,
+    base_url: &'a str,
+    token: &'a str,
+}
+
+/// A secret's text, empty when absent.
+fn secret(s: &Option<super::config::Secret>) -> &str {
+    s.as_ref().map(|s| s.0.as_str()).unwrap_or_default()
 }
 
 fn settings(state: &AppState, ch: Social) -> Option<Settings<'_>> {
     let c = &state.config().channels;
-    fn page(p: &Option<MetaPage>) -> Option<(&String, &Option<super::config::Secret>, &String)> {
-        p.as_ref()
-            .map(|p| (&p.verify_token, &p.app_secret, &p.playbook))
-    }
-    let (verify_token, secret, playbook) = match ch {
-        Social::WhatsApp => c
-            .whatsapp
-            .as_ref()
-            .map(|w| (&w.verify_token, &w.app_secret, &w.playbook)),
-        Social::Messenger => page(&c.messenger),
-        Social::Instagram => page(&c.instagram),
-    }?;
-    Some(Settings {
-        verify_token,
-        // A config parsed without `load` has no secret: nothing can be signed with it.
-        app_secret: secret.as_ref().map(|s| s.0.as_bytes()).unwrap_or_default(),
-        playbook,
+    // A config parsed without `load` has no secrets: nothing can be signed or sent with them.
+    Some(match ch {
+        Social::WhatsApp => {
+            let w = c.whatsapp.as_ref()?;
+            Settings {
+                id: &w.phone_number_id,
+                verify_token: &w.verify_token,
+                app_secret: secret(&w.app_secret).as_bytes(),
+                playbook: &w.playbook,
+                base_url: &w.base_url,
+                token: secret(&w.token),
+            }
+        }
+        Social::Messenger | Social::Instagram => {
+            let p = if ch == Social::Messenger {
+                &c.messenger
+            } else {
+                &c.instagram
+            };
+            let p: &MetaPage = p.as_ref()?;
+            Settings {
+                id: &p.page_id,
+                verify_token: &p.verify_token,
+                app_secret: secret(&p.app_secret).as_bytes(),
+                playbook: &p.playbook,
+                base_url: &p.base_url,
+                token: secret(&p.token),
+            }
+        }
     })
 }
 
@@ -459,13 +480,9 @@ pub fn parse_delivery(ch: Social, v: &Value, own_id: &str) -> (Vec<Inbound>, usi
 }
 
 fn own_id(state: &AppState, ch: Social) -> String {
-    let c = &state.config().channels;
-    match ch {
-        Social::WhatsApp => c.whatsapp.as_ref().map(|w| w.phone_number_id.clone()),
-        Social::Messenger => c.messenger.as_ref().map(|p| p.page_id.clone()),
-        Social::Instagram => c.instagram.as_ref().map(|p| p.page_id.clone()),
-    }
-    .unwrap_or_default()
+    settings(state, ch)
+        .map(|s| s.id.to_owned())
+        .unwrap_or_default()
 }
 
 /// `POST /api/channels/{channel}/webhook`: a delivery from Meta.
@@ -1226,44 +1243,12 @@ fn outbound(line: &Line) -> bool {
 }
 
 fn endpoint(state: &AppState, ch: Social) -> (String, String) {
-    let c = &state.config().channels;
-    let token =
-        |t: &Option<super::config::Secret>| t.as_ref().map(|s| s.0.clone()).unwrap_or_default();
-    match ch {
-        Social::WhatsApp => c
-            .whatsapp
-            .as_ref()
-            .map(|w| {
-                (
-                    format!(
-                        "{}/{}/messages",
-                        w.base_url.trim_end_matches('/'),
-                        w.phone_number_id
-                    ),
-                    token(&w.token),
-                )
-            })
-            .unwrap_or_default(),
-        Social::Messenger | Social::Instagram => {
-            let p = if ch == Social::Messenger {
-                &c.messenger
-            } else {
-                &c.instagram
-            };
-            p.as_ref()
-                .map(|p| {
-                    (
-                        format!(
-                            "{}/{}/messages",
-                            p.base_url.trim_end_matches('/'),
-                            p.page_id
-                        ),
-                        token(&p.token),
-                    )
-                })
-                .unwrap_or_default()
-        }
-    }
+    settings(state, ch)
+        .map(|s| {
+            let url = format!("{}/{}/messages", s.base_url.trim_end_matches('/'), s.id);
+            (url, s.token.to_owned())
+        })
+        .unwrap_or_default()
 }
 
 /// The request for one line, or why it is held (`since` = ms since the visitor's last
